@@ -1,0 +1,127 @@
+"""`AwsClients`: the typed boto3 clients tripstream uses, made for one endpoint and region.
+
+Nothing is created at import time: callers build one :class:`AwsClients` (the CLI, the local
+runtime, the tests, a Lambda handler on its cold start) and pass it, or single clients from it, in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_kinesis import KinesisClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sts import STSClient
+
+CONNECT_TIMEOUT_SECONDS: Final = 5.0
+# Long enough for a 5 MB PutRecords or a large GetRecords on a slow emulator, short enough that a
+# hung connection is retried well within a Lambda invocation.
+READ_TIMEOUT_SECONDS: Final = 60.0
+MAX_POOL_CONNECTIONS: Final = 32
+DEFAULT_TOTAL_MAX_ATTEMPTS: Final = 3  # botocore's own default for the "standard" retry mode
+
+
+class Credentials(NamedTuple):
+    """Explicit credentials, replacing boto3's credential chain."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+
+# Any fixed key pair will do for an emulator; moto maps this one to its default account 123456789012.
+EMULATOR_CREDENTIALS: Final = Credentials("testing", "testing")
+
+
+def client_config(max_attempts: int | None = None, *, path_style: bool = False) -> Config:
+    """The one botocore configuration of every tripstream client.
+
+    ``max_attempts`` is the *total* number of attempts of one call (1 = no retry at all). It is
+    passed as ``total_max_attempts``: botocore's ``max_attempts`` key counts retries, so
+    ``{"max_attempts": 1}`` would still retry once.
+    """
+    total_attempts = DEFAULT_TOTAL_MAX_ATTEMPTS if max_attempts is None else max_attempts
+    if total_attempts < 1:
+        raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        max_pool_connections=MAX_POOL_CONNECTIONS,
+        retries={"mode": "standard", "total_max_attempts": total_attempts},
+        tcp_keepalive=True,
+        s3={"addressing_style": "path"} if path_style else None,
+    )
+
+
+def _s3_endpoint_overridden(endpoint_url: str | None, environ: Mapping[str, str]) -> bool:
+    # Buckets as host names (bucket.127.0.0.1, bucket.localhost) do not reach an emulator.
+    return bool(endpoint_url or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL"))
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """The boto3 clients of one endpoint and region (boto3 clients are thread-safe)."""
+
+    region: str
+    endpoint_url: str | None
+    s3: S3Client
+    kinesis: KinesisClient
+    dynamodb: DynamoDBClient
+    cloudformation: CloudFormationClient
+    iam: IAMClient
+    lambda_: LambdaClient
+    sqs: SQSClient
+    sts: STSClient
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        endpoint_url: str | None,
+        region: str,
+        max_attempts: int | None = None,
+        credentials: Credentials | None = None,
+    ) -> AwsClients:
+        """Clients for ``endpoint_url`` (``None``: boto3's own resolution) in ``region``.
+
+        With ``endpoint_url=None`` boto3 applies ``AWS_ENDPOINT_URL`` /
+        ``AWS_ENDPOINT_URL_<SERVICE>`` (and the config file's ``endpoint_url``) itself, and real
+        AWS is used when none is set. ``max_attempts`` is the total attempts per call (see
+        :func:`client_config`). ``credentials`` replaces the standard credential chain, e.g.
+        :data:`EMULATOR_CREDENTIALS` for the embedded emulator.
+        """
+        # One session per AwsClients: sessions are not thread-safe, the clients made here are.
+        if credentials is None:
+            session = boto3.session.Session(region_name=region)
+        else:
+            session = boto3.session.Session(
+                aws_access_key_id=credentials.access_key_id,
+                aws_secret_access_key=credentials.secret_access_key,
+                aws_session_token=credentials.session_token,
+                region_name=region,
+            )
+        config = client_config(max_attempts)
+        s3_config = client_config(max_attempts, path_style=_s3_endpoint_overridden(endpoint_url, os.environ))
+        return cls(
+            region=region,
+            endpoint_url=endpoint_url,
+            s3=session.client("s3", endpoint_url=endpoint_url, config=s3_config),
+            kinesis=session.client("kinesis", endpoint_url=endpoint_url, config=config),
+            dynamodb=session.client("dynamodb", endpoint_url=endpoint_url, config=config),
+            cloudformation=session.client("cloudformation", endpoint_url=endpoint_url, config=config),
+            iam=session.client("iam", endpoint_url=endpoint_url, config=config),
+            lambda_=session.client("lambda", endpoint_url=endpoint_url, config=config),
+            sqs=session.client("sqs", endpoint_url=endpoint_url, config=config),
+            sts=session.client("sts", endpoint_url=endpoint_url, config=config),
+        )

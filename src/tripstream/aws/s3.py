@@ -1,0 +1,134 @@
+"""S3 calls: stream an object (as a `ByteSource`), and write rejects as JSON lines."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_RANGE_BUFFER = 8 << 20
+
+
+@dataclass
+class S3ObjectSource:
+    """An S3 object read by ranged GETs, pinned to one version (ETag) so a re-upload mid-read is noticed."""
+
+    s3: S3Client
+    bucket: str
+    key: str
+    etag: str | None = None
+    _size: int | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def _head(self) -> None:
+        head = self.s3.head_object(Bucket=self.bucket, Key=self.key, **self._match())
+        self._size = head["ContentLength"]
+        self.etag = self.etag or head["ETag"]
+
+    def _match(self) -> dict[str, Any]:
+        return {"IfMatch": self.etag} if self.etag else {}
+
+    def size(self) -> int:
+        if self._size is None:
+            self._head()
+        assert self._size is not None
+        return self._size
+
+    def read_range(self, start: int, length: int) -> bytes:
+        if length <= 0 or start >= self.size():
+            return b""
+        end = min(start + length, self.size()) - 1
+        body = self.s3.get_object(Bucket=self.bucket, Key=self.key, Range=f"bytes={start}-{end}", **self._match())
+        return body["Body"].read()
+
+    def open_stream(self, start: int = 0) -> IO[bytes]:
+        self.size()
+        extra: dict[str, Any] = self._match()
+        if start:
+            extra["Range"] = f"bytes={start}-"
+        body = self.s3.get_object(Bucket=self.bucket, Key=self.key, **extra)["Body"]
+        return io.BufferedReader(_StreamingBodyIO(body), buffer_size=1 << 20)
+
+    def open_seekable(self) -> IO[bytes]:
+        return io.BufferedReader(_RangeReader(self), buffer_size=_RANGE_BUFFER)
+
+
+class _StreamingBodyIO(io.RawIOBase):
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._body.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
+
+
+class _RangeReader(io.RawIOBase):
+    """Random access over ranged GETs (Parquet reads its footer first, then one row group at a time)."""
+
+    def __init__(self, source: S3ObjectSource) -> None:
+        self._source = source
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            self._position = offset
+        elif whence == io.SEEK_CUR:
+            self._position += offset
+        else:
+            self._position = self._source.size() + offset
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._source.read_range(self._position, len(buffer))
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+
+def put_json_lines(s3: S3Client, bucket: str, key: str, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Write rows as one JSON-lines object; returns the number of rows written."""
+    lines = [orjson.dumps(row) for row in rows]
+    if lines:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"\n".join(lines) + b"\n", ContentType="application/x-ndjson")
+    return len(lines)
+
+
+def read_json_lines(s3: S3Client, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    """Every JSON line under a prefix (for summaries and tests)."""
+    rows: list[dict[str, Any]] = []
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for entry in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+            rows.extend(orjson.loads(line) for line in body.splitlines() if line.strip())
+    return rows
+
+
+def upload_file(s3: S3Client, path: str, bucket: str, key: str) -> None:
+    s3.upload_file(path, bucket, key)

@@ -1,0 +1,150 @@
+"""Kinesis records -> the three analytics tables: the consumer's work, as a plain function.
+
+Per-record problems (undecodable, invalid) go to rejects and count as processed: retrying cannot fix them.
+Transient problems leave records unwritten; the first such record is reported so that Lambda re-delivers the
+batch from there. Every write is a put keyed by `trip_id`, so re-delivery never duplicates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tripstream.aws.dynamodb import Key, WriteStats, to_item, write_items
+from tripstream.aws.s3 import put_json_lines
+from tripstream.producer import new_backoff
+from tripstream.retry import is_transient
+from tripstream.settings import Settings
+from tripstream.trips.analytics import classify
+from tripstream.trips.normalise import RejectReason, RowError
+from tripstream.trips.records import decode_trip
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+_REJECT_TEXT = 2000
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    """One Kinesis record as the consumer needs it (parsed from the Lambda event by the handler)."""
+
+    sequence_number: str
+    shard_id: str
+    data: bytes | None  # None when the event's base64 could not be decoded
+    partition_key: str = ""
+
+
+@dataclass
+class ConsumerResult:
+    records_received: int = 0
+    trips_processed: int = 0
+    records_rejected: dict[str, int] = field(default_factory=dict)
+    items_written: dict[str, int] = field(default_factory=dict)
+    duration_categories: dict[str, int] = field(default_factory=dict)
+    write_calls: int = 0
+    unprocessed_retried: int = 0
+    calls_retried: int = 0
+    rejects_key: str | None = None
+    # The sequence number Lambda must re-deliver from (None: the whole batch is done).
+    first_failed_sequence: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def consume_records(
+    dynamodb: DynamoDBClient,
+    s3: S3Client,
+    settings: Settings,
+    records: list[StreamRecord],
+) -> ConsumerResult:
+    started = time.monotonic()
+    result = ConsumerResult(records_received=len(records))
+    rejects: list[dict[str, Any]] = []
+    requests: dict[Key, tuple[int, dict[str, Any]]] = {}
+    categories: list[str | None] = [None] * len(records)
+    reject_index: int | None = None
+    tables = (settings.high_value_table, settings.duration_table, settings.fare_ratio_table)
+    for index, record in enumerate(records):
+        try:
+            if record.data is None:
+                raise RowError(RejectReason.UNDECODABLE_RECORD, "the record's data is not valid base64")
+            trip = decode_trip(record.data)
+            try:
+                items = classify(trip, settings.thresholds)
+            except (ArithmeticError, ValueError, TypeError, OverflowError) as exc:
+                raise RowError(RejectReason.INVALID_RECORD, f"cannot classify: {exc}") from None
+        except RowError as error:
+            reject_index = index if reject_index is None else reject_index
+            rejects.append(_reject(index, record, error))
+            continue
+        for table, item in zip(tables, (items.high_value, items.duration, items.fare_ratio), strict=True):
+            if item is not None:
+                key = (table, item["trip_id"])
+                # BatchWriteItem refuses two requests for one key in a call; the same trip is the same item.
+                first = requests[key][0] if key in requests else index
+                requests[key] = (first, to_item(item))
+        if items.duration is not None:
+            categories[index] = items.duration["duration_category"]
+    failed_index: int | None = None
+    if rejects:
+        try:
+            result.rejects_key = _write_rejects(s3, settings, records, rejects)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            failed_index = reject_index
+    stats = WriteStats()
+    unwritten = write_items(
+        dynamodb,
+        ((table, item) for (table, _), (_, item) in requests.items()),
+        new_backoff(settings),
+        stats,
+        settings.max_in_flight,
+    )
+    for key in unwritten:
+        index = requests[key][0]
+        failed_index = index if failed_index is None else min(failed_index, index)
+    done = len(records) if failed_index is None else failed_index
+    rejected_before_done = [r for r in rejects if r["index"] < done]
+    result.trips_processed = done - len(rejected_before_done)
+    result.records_rejected = dict(Counter(r["reason"] for r in rejected_before_done))
+    result.duration_categories = dict(Counter(c for c in categories[:done] if c is not None))
+    result.items_written = dict(Counter(table for (table, _), (first, _) in requests.items() if first < done))
+    result.write_calls, result.unprocessed_retried, result.calls_retried = (
+        stats.calls,
+        stats.unprocessed_retried,
+        stats.calls_retried,
+    )
+    if failed_index is not None:
+        result.first_failed_sequence = records[failed_index].sequence_number
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _reject(index: int, record: StreamRecord, error: RowError) -> dict[str, Any]:
+    text = "" if record.data is None else record.data[:_REJECT_TEXT].decode("utf-8", "replace")
+    return {
+        "sequence_number": record.sequence_number,
+        "shard_id": record.shard_id,
+        "partition_key": record.partition_key,
+        "reason": str(error.reason),
+        "column": error.column,
+        "detail": error.detail,
+        "text": text,
+        "index": index,
+    }
+
+
+def _write_rejects(s3: S3Client, settings: Settings, records: list[StreamRecord], rejects: list[dict[str, Any]]) -> str:
+    if not settings.rejects_bucket:
+        raise RuntimeError("REJECTS_BUCKET is not set: the consumer has nowhere to keep rejected records")
+    first = rejects[0]
+    key = f"{settings.rejects_prefix}consumer/{first['shard_id']}/{first['sequence_number']}.jsonl"
+    put_json_lines(s3, settings.rejects_bucket, key, ({k: v for k, v in r.items() if k != "index"} for r in rejects))
+    return key

@@ -1,0 +1,70 @@
+"""Lambda `lambda-kinesis-consumer`: a Kinesis batch -> the three tables, with partial batch responses."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from tripstream.consumer import ConsumerResult, StreamRecord, consume_records
+from tripstream.handlers.dependencies import Dependencies
+
+logger = Logger(service="tripstream-consumer")
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def records_from_event(event: dict[str, Any]) -> list[StreamRecord]:
+    records = []
+    for record in event.get("Records", []):
+        kinesis = record["kinesis"]
+        try:
+            data: bytes | None = base64.b64decode(kinesis["data"], validate=True)
+        except (binascii.Error, ValueError):
+            data = None
+        records.append(
+            StreamRecord(
+                sequence_number=kinesis["sequenceNumber"],
+                shard_id=str(record.get("eventID", "")).split(":", 1)[0],
+                data=data,
+                partition_key=kinesis.get("partitionKey", ""),
+            )
+        )
+    return records
+
+
+def make_handler(
+    get_dependencies: Callable[[], Dependencies], on_result: Callable[[ConsumerResult], None] | None = None
+) -> Handler:
+    """The handler; `on_result` lets the local runtime collect the figures of each batch."""
+
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        deps = get_dependencies()
+        records = records_from_event(event)
+        result = consume_records(deps.clients.dynamodb, deps.clients.s3, deps.settings, records)
+        logger.info("batch processed", extra={"result": result.to_dict()})
+        failures = []
+        if result.first_failed_sequence is not None:
+            failures.append({"itemIdentifier": result.first_failed_sequence})
+        if on_result is not None:
+            on_result(result)
+        # Exactly the partial batch response shape Lambda expects (ReportBatchItemFailures).
+        return {"batchItemFailures": failures}
+
+    return handle
+
+
+_dependencies: Dependencies | None = None
+
+
+def _lambda_dependencies() -> Dependencies:
+    global _dependencies  # noqa: PLW0603 - one set of clients per execution environment, reused across invocations
+    if _dependencies is None:
+        _dependencies = Dependencies.from_environment()
+    return _dependencies
+
+
+handler = logger.inject_lambda_context(make_handler(_lambda_dependencies))

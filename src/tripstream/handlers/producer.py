@@ -1,0 +1,99 @@
+"""Lambda `lambda-kinesis-producer`: an S3 ObjectCreated event (or a continuation) -> Kinesis records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools import Logger
+
+from tripstream.handlers.dependencies import Dependencies
+from tripstream.producer import ProducerResult, produce_object
+from tripstream.trips.readers import ResumePoint
+
+logger = Logger(service="tripstream-producer")
+CONTINUATION = "tripstream_continuation"
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def jobs_from_event(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every object of the event: all S3 records (keys arrive URL-encoded), or a continuation's jobs."""
+    if CONTINUATION in event:
+        return list(event[CONTINUATION])
+    jobs = []
+    for record in event.get("Records", []):
+        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+            continue
+        s3 = record["s3"]
+        jobs.append(
+            {
+                "bucket": s3["bucket"]["name"],
+                "key": unquote_plus(s3["object"]["key"]),
+                "etag": s3["object"].get("eTag"),
+            }
+        )
+    return jobs
+
+
+def make_handler(get_dependencies: Callable[[], Dependencies]) -> Handler:
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        deps = get_dependencies()
+        settings, clients = deps.settings, deps.clients
+        jobs = jobs_from_event(event)
+        results: list[ProducerResult] = []
+        pending: list[dict[str, Any]] = []
+        for job in jobs:
+            if pending:  # time already ran out: the rest goes to the follow-up untouched
+                pending.append(job)
+                continue
+            resume = job.get("resume")
+            etag = job.get("etag")
+            logger.append_keys(source_key=job["key"], bucket=job["bucket"])
+            result = produce_object(
+                clients.s3,
+                clients.kinesis,
+                settings,
+                job["bucket"],
+                job["key"],
+                etag=f'"{etag.strip(chr(34))}"' if etag else None,
+                resume=ResumePoint(**resume) if resume else None,
+                remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
+            )
+            results.append(result)
+            log = logger.error if result.refused else logger.info
+            log(
+                "object processed" if not result.refused else "file refused",
+                extra={"result": result.to_dict()},
+            )
+            if result.resume is not None:
+                pending.append({**job, "etag": result.etag, "resume": result.resume})
+        response: dict[str, Any] = {"results": [r.to_dict() for r in results]}
+        if pending:
+            continuation = {CONTINUATION: pending}
+            if settings.continuation_mode == "invoke":
+                clients.lambda_.invoke(
+                    FunctionName=context.invoked_function_arn,
+                    InvocationType="Event",
+                    Payload=json.dumps(continuation).encode(),
+                )
+                logger.info("continuing in a follow-up invocation", extra={"jobs": len(pending)})
+            response["continuation"] = continuation
+        return response
+
+    return handle
+
+
+_dependencies: Dependencies | None = None
+
+
+def _lambda_dependencies() -> Dependencies:
+    global _dependencies  # noqa: PLW0603 - one set of clients per execution environment, reused across invocations
+    if _dependencies is None:
+        _dependencies = Dependencies.from_environment()
+    return _dependencies
+
+
+handler = logger.inject_lambda_context(make_handler(_lambda_dependencies))

@@ -1,0 +1,353 @@
+"""The local runtime: what AWS Lambda does for tripstream, done on this machine against any endpoint.
+
+- The S3 notification: after an upload, the producer handler is invoked with an ObjectCreated event.
+- Async invocation: a failed producer invocation is retried (twice, as Lambda does for S3 events), and a
+  continuation (a large file finished in several invocations) is invoked in turn.
+- The Kinesis event source mapping: one poller per shard from TRIM_HORIZON (or its checkpoint), batches
+  delivered with the mapping's settings read from the template, `batchItemFailures` honoured by re-delivering
+  from the first failed record, bisect on function errors, bounded retries, record age, and the on-failure
+  SQS destination.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from tripstream.aws.clients import AwsClients
+from tripstream.aws.kinesis import get_records, list_shard_ids, shard_iterator
+from tripstream.consumer import ConsumerResult
+from tripstream.infra import EventSourceMappingSettings
+from tripstream.local.checkpoints import CheckpointStore
+from tripstream.local.context import LocalLambdaContext
+from tripstream.local.events import kinesis_event
+
+log = logging.getLogger(__name__)
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+# Lambda retries a failed asynchronous invocation (such as an S3 notification) twice.
+ASYNC_RETRY_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    name: str
+    arn: str
+    role_arn: str
+    timeout_seconds: int
+    memory_mb: int
+    environment: dict[str, str]
+
+
+def function_info(clients: AwsClients, name: str) -> FunctionInfo:
+    config = clients.lambda_.get_function_configuration(FunctionName=name)
+    return FunctionInfo(
+        name=config["FunctionName"],
+        arn=config["FunctionArn"],
+        role_arn=config["Role"],
+        timeout_seconds=config.get("Timeout", 3),
+        memory_mb=config.get("MemorySize", 128),
+        environment=dict(config.get("Environment", {}).get("Variables", {})),
+    )
+
+
+# ---------------------------------------------------------------- producer side
+
+
+@dataclass
+class ProducerRun:
+    results: list[dict[str, Any]] = field(default_factory=list)
+    invocations: int = 0
+    failed_invocations: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def invoke_producer(
+    handler: Handler,
+    event: dict[str, Any],
+    function: FunctionInfo,
+    *,
+    timeout_seconds: float | None = None,
+    retry_attempts: int = ASYNC_RETRY_ATTEMPTS,
+) -> ProducerRun:
+    """Invoke the producer as Lambda would for an S3 event, following continuations until the file is done."""
+    run = ProducerRun()
+    pending: dict[str, Any] | None = event
+    while pending is not None:
+        attempt = 0
+        while True:
+            context = LocalLambdaContext(
+                function_name=function.name,
+                invoked_function_arn=function.arn,
+                memory_limit_in_mb=function.memory_mb,
+                timeout_seconds=timeout_seconds if timeout_seconds is not None else function.timeout_seconds,
+            )
+            run.invocations += 1
+            try:
+                response = handler(pending, context)
+            except Exception as error:
+                run.failed_invocations += 1
+                run.errors.append(f"{type(error).__name__}: {error}")
+                log.warning("producer invocation failed (attempt %d): %s", attempt + 1, error)
+                attempt += 1
+                if attempt > retry_attempts:
+                    return run
+                continue
+            run.results.extend(response.get("results", []))
+            pending = response.get("continuation")
+            break
+    return run
+
+
+# ---------------------------------------------------------------- consumer side
+
+
+@dataclass
+class ConsumerStats:
+    invocations: int = 0
+    function_errors: int = 0
+    partial_failures: int = 0
+    records_delivered: int = 0
+    records_done: int = 0
+    batches_to_on_failure: int = 0
+    records_to_on_failure: int = 0
+    results: list[ConsumerResult] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def record(self, result: ConsumerResult) -> None:
+        with self._lock:
+            self.results.append(result)
+
+
+@dataclass
+class StreamInfo:
+    name: str
+    arn: str
+    created: str
+
+
+class EventSourceMapping:
+    """The local stand-in for the consumer's Kinesis event source mapping."""
+
+    def __init__(
+        self,
+        clients: AwsClients,
+        stream: StreamInfo,
+        handler: Handler,
+        function: FunctionInfo,
+        settings: EventSourceMappingSettings,
+        checkpoints: CheckpointStore,
+        *,
+        on_failure_queue_url: str | None,
+        poll_interval: float = 0.05,
+        retry_delay: float = 0.05,
+        on_records_done: Callable[[int], None] | None = None,
+    ) -> None:
+        self._clients = clients
+        self._stream = stream
+        self._handler = handler
+        self._function = function
+        self._settings = settings
+        self._checkpoints = checkpoints
+        self._queue_url = on_failure_queue_url
+        self._poll_interval = poll_interval
+        self._retry_delay = retry_delay
+        self._on_records_done = on_records_done
+        self._producer_done = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._errors: list[BaseException] = []
+        self.stats = ConsumerStats()
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        for shard_id in list_shard_ids(self._clients.kinesis, self._stream.name):
+            thread = threading.Thread(target=self._run_shard, args=(shard_id,), name=f"esm-{shard_id}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def producer_finished(self) -> None:
+        """From now on, a shard that reads empty and is not behind is drained."""
+        self._producer_done.set()
+
+    def wait_drained(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if self._errors:
+            raise RuntimeError(f"event source mapping failed: {self._errors[0]}") from self._errors[0]
+        return not any(thread.is_alive() for thread in self._threads)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(10)
+
+    # -- one shard
+
+    def _run_shard(self, shard_id: str) -> None:
+        try:
+            self._poll(shard_id)
+        except BaseException as error:  # surfaced by wait_drained
+            log.exception("poller of %s failed", shard_id)
+            self._errors.append(error)
+
+    def _poll(self, shard_id: str) -> None:
+        kinesis = self._clients.kinesis
+        batch_size = self._settings["BatchSize"]
+        window = self._settings["MaximumBatchingWindowInSeconds"]
+        position = self._checkpoints.get(shard_id)
+        iterator: str | None = shard_iterator(kinesis, self._stream.name, shard_id, position)
+        while not self._stop.is_set() and iterator is not None:
+            producer_done = self._producer_done.is_set()
+            batch: list[dict[str, Any]] = []
+            window_ends = time.monotonic() + window
+            behind = 0
+            while iterator is not None and len(batch) < batch_size:
+                page = get_records(kinesis, iterator, batch_size - len(batch))
+                iterator = page.next_iterator
+                batch.extend(page.records)
+                behind = page.millis_behind_latest
+                if page.records and len(batch) < batch_size and not producer_done and time.monotonic() < window_ends:
+                    continue
+                if not page.records and not batch and not producer_done and time.monotonic() < window_ends:
+                    time.sleep(self._poll_interval)
+                    producer_done = self._producer_done.is_set()
+                    continue
+                break
+            if batch:
+                self._deliver(shard_id, batch)
+                # Re-read from the checkpoint: after a partial failure Lambda re-delivers from there.
+                iterator = shard_iterator(kinesis, self._stream.name, shard_id, self._checkpoints.get(shard_id))
+            elif producer_done and behind == 0:
+                return
+            else:
+                time.sleep(self._poll_interval)
+
+    def _deliver(self, shard_id: str, records: list[dict[str, Any]]) -> None:
+        """Deliver one batch until done, retried/bisected/sent to the on-failure destination as configured."""
+        max_retries = self._settings["MaximumRetryAttempts"]
+        max_age = self._settings["MaximumRecordAgeInSeconds"]
+        retries = 0
+        while records:
+            if max_age >= 0 and self._age_seconds(records[0]) > max_age:
+                self._to_on_failure(shard_id, records, "RecordAgeExceeded", retries)
+                return
+            failed_from = self._invoke(shard_id, records)
+            if failed_from == len(records):
+                self._done(shard_id, records)
+                return
+            if failed_from > 0:
+                self._done(shard_id, records[:failed_from])
+                records = records[failed_from:]
+            retries += 1
+            if max_retries >= 0 and retries > max_retries:
+                self._to_on_failure(shard_id, records, "RetryAttemptsExhausted", retries)
+                return
+            if failed_from < 0 and self._settings["BisectBatchOnFunctionError"] and len(records) > 1:
+                middle = len(records) // 2
+                self._deliver(shard_id, records[:middle])
+                self._deliver(shard_id, records[middle:])
+                return
+            time.sleep(self._retry_delay * min(retries, 20))
+
+    def _invoke(self, shard_id: str, records: list[dict[str, Any]]) -> int:
+        """Returns how many leading records are done: len(records) all, -1 on a function error."""
+        event = kinesis_event(
+            records,
+            shard_id=shard_id,
+            stream_arn=self._stream.arn,
+            region=self._clients.region,
+            role_arn=self._function.role_arn,
+        )
+        context = LocalLambdaContext(
+            function_name=self._function.name,
+            invoked_function_arn=self._function.arn,
+            memory_limit_in_mb=self._function.memory_mb,
+            timeout_seconds=self._function.timeout_seconds,
+        )
+        self.stats.add(invocations=1, records_delivered=len(records))
+        try:
+            response = self._handler(event, context)
+        except Exception as error:
+            log.warning("consumer invocation failed on %s: %s", shard_id, error)
+            self.stats.add(function_errors=1)
+            return -1
+        failures = (response or {}).get("batchItemFailures") or []
+        if not failures:
+            return len(records)
+        self.stats.add(partial_failures=1)
+        failed = min(int(f["itemIdentifier"]) for f in failures)
+        for index, record in enumerate(records):
+            if int(record["SequenceNumber"]) >= failed:
+                return index
+        return len(records)
+
+    def _done(self, shard_id: str, records: list[dict[str, Any]]) -> None:
+        self._checkpoints.put(shard_id, records[-1]["SequenceNumber"])
+        self.stats.add(records_done=len(records))
+        if self._on_records_done is not None:
+            self._on_records_done(len(records))
+
+    def _to_on_failure(self, shard_id: str, records: list[dict[str, Any]], condition: str, retries: int) -> None:
+        """What Lambda sends to an on-failure destination for a Kinesis batch it gives up on."""
+        self.stats.add(batches_to_on_failure=1, records_to_on_failure=len(records))
+        message = {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": self._function.arn,
+                "condition": condition,
+                "approximateInvokeCount": retries + 1,
+            },
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "Unhandled",
+            },
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "KinesisBatchInfo": {
+                "shardId": shard_id,
+                "startSequenceNumber": records[0]["SequenceNumber"],
+                "endSequenceNumber": records[-1]["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": _iso(records[0].get("ApproximateArrivalTimestamp")),
+                "approximateArrivalOfLastRecord": _iso(records[-1].get("ApproximateArrivalTimestamp")),
+                "batchSize": len(records),
+                "streamArn": self._stream.arn,
+            },
+        }
+        if self._queue_url:
+            self._clients.sqs.send_message(QueueUrl=self._queue_url, MessageBody=orjson.dumps(message).decode())
+        log.error(
+            "batch of %d records on %s sent to the on-failure destination (%s)",
+            len(records),
+            shard_id,
+            condition,
+        )
+        self._checkpoints.put(shard_id, records[-1]["SequenceNumber"])
+
+    @staticmethod
+    def _age_seconds(record: dict[str, Any]) -> float:
+        arrived = record.get("ApproximateArrivalTimestamp")
+        if isinstance(arrived, datetime):
+            return (datetime.now(arrived.tzinfo or UTC) - arrived).total_seconds()
+        return 0.0
+
+
+def _iso(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None

@@ -1,0 +1,131 @@
+"""Every knob of tripstream, read once from environment variables into one typed object.
+
+The Lambda functions get these variables from the CloudFormation template; the local runtime passes the
+same variables to the handlers it invokes, so both read their configuration the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+STREAM_NAME = "taxi_trips"
+HIGH_VALUE_TABLE = "high_value_trips"
+DURATION_TABLE = "trip_duration_analysis"
+FARE_RATIO_TABLE = "distance_to_fare_ratio"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value tripstream cannot use."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The analytics rules of ARCHITECTURE.md; each one is a template parameter."""
+
+    high_value_threshold: Decimal = Decimal("50.00")
+    short_trip_minutes: Decimal = Decimal("10")
+    long_trip_minutes: Decimal = Decimal("30")
+    max_duration_hours: Decimal = Decimal("24")
+    low_fare_per_mile: Decimal = Decimal("3.00")
+    high_fare_per_mile: Decimal = Decimal("6.00")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration shared by the producer, the consumer and the local runtime."""
+
+    stream_name: str = STREAM_NAME
+    high_value_table: str = HIGH_VALUE_TABLE
+    duration_table: str = DURATION_TABLE
+    fare_ratio_table: str = FARE_RATIO_TABLE
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    # Where rejected rows and records go; the producer defaults to the source object's bucket.
+    rejects_bucket: str | None = None
+    rejects_prefix: str = "rejects/"
+    # Transient-failure retries (PutRecords entries, BatchWriteItem UnprocessedItems, throttling, 5xx).
+    retry_max_attempts: int = 8
+    retry_base_delay: float = 0.05
+    retry_max_delay: float = 2.0
+    retry_max_elapsed: float = 60.0
+    # Concurrent PutRecords / BatchWriteItem calls in one invocation.
+    max_in_flight: int = 4
+    # Producer: stop this many seconds before the invocation's deadline and continue in a follow-up.
+    deadline_margin_seconds: float = 30.0
+    # "invoke": continue a large file by invoking the producer again (AWS); "return": hand the
+    # continuation back to the caller (the local runtime).
+    continuation_mode: str = "invoke"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        thresholds = Thresholds(
+            **{f.name: _decimal(env, f.name.upper(), getattr(defaults.thresholds, f.name)) for f in fields(Thresholds)}
+        )
+        return cls(
+            stream_name=env.get("STREAM_NAME", defaults.stream_name),
+            high_value_table=env.get("HIGH_VALUE_TABLE", defaults.high_value_table),
+            duration_table=env.get("DURATION_TABLE", defaults.duration_table),
+            fare_ratio_table=env.get("FARE_RATIO_TABLE", defaults.fare_ratio_table),
+            thresholds=thresholds,
+            rejects_bucket=env.get("REJECTS_BUCKET") or None,
+            rejects_prefix=env.get("REJECTS_PREFIX", defaults.rejects_prefix),
+            retry_max_attempts=_int(env, "RETRY_MAX_ATTEMPTS", defaults.retry_max_attempts),
+            retry_base_delay=_float(env, "RETRY_BASE_DELAY", defaults.retry_base_delay),
+            retry_max_delay=_float(env, "RETRY_MAX_DELAY", defaults.retry_max_delay),
+            retry_max_elapsed=_float(env, "RETRY_MAX_ELAPSED", defaults.retry_max_elapsed),
+            max_in_flight=_int(env, "MAX_IN_FLIGHT", defaults.max_in_flight),
+            deadline_margin_seconds=_float(env, "DEADLINE_MARGIN_SECONDS", defaults.deadline_margin_seconds),
+            continuation_mode=_choice(env, "CONTINUATION_MODE", defaults.continuation_mode, ("invoke", "return")),
+        )
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def table_names(self) -> tuple[str, str, str]:
+        return (self.high_value_table, self.duration_table, self.fare_ratio_table)
+
+
+def _decimal(env: Mapping[str, str], name: str, default: Decimal) -> Decimal:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise SettingsError(f"{name}={raw!r} is not a decimal number") from None
+    if not value.is_finite():
+        raise SettingsError(f"{name}={raw!r} is not a finite number")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, default).strip().lower()
+    if raw not in choices:
+        raise SettingsError(f"{name}={raw!r} must be one of {', '.join(choices)}")
+    return raw

@@ -1,0 +1,1 @@
+"""The trip logic: schemas, normalisation, analytics. Pure Python, no AWS."""
