@@ -77,13 +77,13 @@ def run(
     with tempfile.TemporaryDirectory(prefix="tripstream-") as scratch:
         if file is None:
             file = write_sample(Path(scratch) / "taxi_trips.csv", rows, seed=seed)
-            _note(as_json, f"generated {rows:,} trips (seed {seed}) in {file}")
+            _note(f"generated {rows:,} trips (seed {seed}) in {file}")
         with open_endpoint(endpoint_url, region=region, emulator_log=Path(scratch) / "emulator.log") as endpoint:
-            _note(as_json, f"endpoint: {endpoint.description}")
+            _note(f"endpoint: {endpoint.description}")
             stack, deployed = deploy_for_local_runtime(
                 endpoint.clients, stack_name=stack_name, parameters=template_parameters
             )
-            _note(as_json, f"stack {stack_name}: {'deployed' if deployed.changed else 'up to date'}")
+            _note(f"stack {stack_name}: {'deployed' if deployed.changed else 'up to date'}")
             if state_dir is None and not endpoint.embedded:
                 state_dir = Path(".tripstream")
             summary = run_file(endpoint.clients, endpoint.handler_clients, stack, file, key=key, state_dir=state_dir)
@@ -114,9 +114,9 @@ def _quiet_handler_logs() -> None:
         handler_module.logger.setLevel("WARNING")
 
 
-def _note(quiet: bool, message: str) -> None:
-    if not quiet:
-        click.echo(message, err=True)
+def _note(message: str) -> None:
+    # Notes go to stderr, so that stdout stays the summary alone (plain or --json).
+    click.echo(message, err=True)
 
 
 def format_summary(summary: RunSummary) -> str:
@@ -147,3 +147,7 @@ def format_summary(summary: RunSummary) -> str:
     if summary.records_to_on_failure:
         lines.append(f"ON-FAILURE      {summary.records_to_on_failure:,} records sent to the on-failure queue")
     return "\n".join(line for line in lines if line)
+
+
+if __name__ == "__main__":
+    main()

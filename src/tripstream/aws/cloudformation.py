@@ -366,8 +366,12 @@ def _deploy(
     existing = _settled_stack(cfn, stack_name, timeout)
     use_change_set = method == "change_set" or (method == "auto" and change_sets_work(cfn))
     used: Literal["change_set", "direct"] = "change_set" if use_change_set else "direct"
+    # Every parameter is passed, the defaults too: "left out" then means "the default" on every
+    # endpoint (moto only re-resolves the parameters passed, so a value reverting to its default
+    # by being left out would never reach the resources there).
+    effective = _effective_parameters(cfn, template_body, parameters)
     parameter_list: list[ParameterTypeDef] = [
-        {"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()
+        {"ParameterKey": key, "ParameterValue": value} for key, value in effective.items()
     ]
     operation: Operation = "CREATE" if existing is None or existing["StackStatus"] == "REVIEW_IN_PROGRESS" else "UPDATE"
     if use_change_set:
@@ -527,20 +531,29 @@ def _deploy_directly(
 def _deployed_as(
     cfn: CloudFormationClient, stack: StackTypeDef, template_body: str, parameters: Mapping[str, str]
 ) -> bool:
-    """Whether the stack already runs this exact template with these parameters (others at their defaults)."""
+    """Whether the stack already runs this exact template with exactly these parameter values."""
     # Typed as a dict (botocore parses JSON templates); a YAML template comes back as its text.
     deployed_body: object = cfn.get_template(StackName=stack["StackName"]).get("TemplateBody")
     if deployed_body != template_body:
         return False
     deployed = {p["ParameterKey"]: str(p.get("ParameterValue", "")) for p in stack.get("Parameters", [])}
-    summary = cfn.get_template_summary(TemplateBody=template_body)
-    defaults = {
-        p["ParameterKey"]: str(p["DefaultValue"])
-        for p in summary.get("Parameters", [])
-        if "ParameterKey" in p and p.get("DefaultValue") is not None
+    return all(deployed.get(key) == value for key, value in parameters.items())
+
+
+def _effective_parameters(
+    cfn: CloudFormationClient, template_body: str, parameters: Mapping[str, str]
+) -> dict[str, str]:
+    """``parameters`` over the template's defaults (as the endpoint reads the template)."""
+    declared = {
+        p["ParameterKey"]: p.get("DefaultValue")
+        for p in cfn.get_template_summary(TemplateBody=template_body).get("Parameters", [])
+        if "ParameterKey" in p
     }
-    wanted = {**defaults, **parameters}
-    return all(deployed.get(key) == value for key, value in wanted.items())
+    unknown = sorted(set(parameters) - set(declared))
+    if unknown:
+        raise ValueError(f"the template has no parameter(s) {', '.join(unknown)}")
+    defaults = {key: str(value) for key, value in declared.items() if value is not None}
+    return {**defaults, **parameters}
 
 
 # --- delete -----------------------------------------------------------------------------------

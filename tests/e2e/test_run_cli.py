@@ -1,0 +1,96 @@
+"""End-to-end runs of the `tripstream` command line (the README's main job)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tripstream.aws.dynamodb import scan_all
+from tripstream.infra import load_template, resource_names
+
+pytestmark = pytest.mark.e2e
+
+TABLES = ("high_value_trips", "trip_duration_analysis", "distance_to_fare_ratio")
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tripstream.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_template_names_are_the_fixed_ones() -> None:
+    names = set(resource_names(load_template()).values())
+    assert {"taxi_trips", *TABLES, "lambda-kinesis-producer", "lambda-kinesis-consumer"} <= names
+
+
+def test_run_without_a_file_generates_a_sample_and_accounts_for_every_trip(aws_env: None) -> None:
+    """The README's first command, on the embedded emulator it starts and stops itself."""
+    result = run_cli("run", "--rows", "400", "--seed", "7", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["rows_read"] == 400
+    assert summary["records_sent"] + sum(summary["rows_rejected"].values()) == summary["rows_read"]
+    assert summary["records_consumed"] == summary["records_sent"]
+    assert summary["trips_processed"] == summary["records_sent"]
+    # The generator writes 0.2% of dropoffs before the pickup and 0.1% over a day: not every trip has a duration.
+    assert 0 < summary["table_items"]["trip_duration_analysis"] <= 400
+    assert sum(summary["duration_categories"].values()) == summary["table_items"]["trip_duration_analysis"]
+    assert "embedded emulator" in result.stderr
+
+
+def test_the_generated_sample_is_reproducible(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert run_cli("generate", str(first), "--rows", "50", "--seed", "3").returncode == 0
+    assert run_cli("generate", str(second), "--rows", "50", "--seed", "3").returncode == 0
+    assert first.read_bytes() == second.read_bytes()
+    assert len(first.read_text().splitlines()) == 51
+
+
+def test_endpoint_url_leaves_resources_and_data_and_redeploys(fresh_endpoint: str, tmp_path: Path) -> None:
+    """Against an endpoint that is already running, the tables keep what the run wrote; a second run of the
+    same file deploys nothing new and duplicates nothing."""
+    sample = tmp_path / "trips.csv"
+    assert run_cli("generate", str(sample), "--rows", "200", "--seed", "11").returncode == 0
+    state = tmp_path / "state"
+    first = run_cli("run", str(sample), "--endpoint-url", fresh_endpoint, "--state-dir", str(state), "--json")
+    assert first.returncode == 0, first.stderr
+    assert "deployed" in first.stderr
+    second = run_cli("run", str(sample), "--endpoint-url", fresh_endpoint, "--state-dir", str(state), "--json")
+    assert second.returncode == 0, second.stderr
+    assert "up to date" in second.stderr
+
+    dynamodb = boto3.client("dynamodb", endpoint_url=fresh_endpoint, region_name="us-east-1")
+    summary = json.loads(second.stdout)
+    for table in TABLES:
+        items = scan_all(dynamodb, table)
+        assert len(items) == len({item["trip_id"] for item in items})
+        assert len(items) == summary["table_items"][table] == json.loads(first.stdout)["table_items"][table]
+    statement = "SELECT trip_id FROM high_value_trips WHERE total_amount > 50"
+    found = dynamodb.execute_statement(Statement=statement)["Items"]
+    assert len(found) == summary["table_items"]["high_value_trips"] > 0
+
+
+def test_a_file_without_time_columns_is_refused_with_exit_code_3(fresh_endpoint: str, tmp_path: Path) -> None:
+    bad = tmp_path / "no_times.csv"
+    bad.write_text("VendorID,trip_distance,fare_amount\n1,2.5,10\n")
+    result = run_cli("run", str(bad), "--endpoint-url", fresh_endpoint, "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "no_times.csv" in result.stdout and "pickup" in result.stdout and "dropoff" in result.stdout
+    kinesis = boto3.client("kinesis", endpoint_url=fresh_endpoint, region_name="us-east-1")
+    for shard in kinesis.list_shards(StreamName="taxi_trips")["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName="taxi_trips", ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        assert kinesis.get_records(ShardIterator=iterator)["Records"] == []
