@@ -1,7 +1,8 @@
 """Exponential backoff with full jitter, bounded by attempts and by elapsed time.
 
 Used for the transient failures that AWS expects callers to retry themselves: failed PutRecords entries,
-UnprocessedItems, throttling and 5xx answers, dropped connections.
+UnprocessedItems, throttling and 5xx answers, dropped connections. The handlers' clients have botocore's
+own retries switched off, so every retry of a data-plane call is one of these, counted and bounded here.
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
+from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, HTTPClientError
+
+if TYPE_CHECKING:
+    from tripstream.settings import Settings
 
 # Error codes of a whole call that mean "try again later" (throttling, AWS-side faults).
 TRANSIENT_ERROR_CODES = frozenset(
@@ -30,6 +29,7 @@ TRANSIENT_ERROR_CODES = frozenset(
         "LimitExceededException",
         "TooManyRequestsException",
         "RequestThrottled",
+        "RequestThrottledException",
         "SlowDown",
         "InternalFailure",
         "InternalServerError",
@@ -38,9 +38,13 @@ TRANSIENT_ERROR_CODES = frozenset(
         "ServiceUnavailableException",
         "KMSThrottlingException",
         "TransactionInProgressException",
+        "RequestTimeout",
+        "RequestTimeoutException",
     }
 )
-TRANSIENT_EXCEPTIONS = (ConnectionClosedError, EndpointConnectionError, ReadTimeoutError, ConnectTimeoutError)
+# Connection reset or closed, read timeout, broken response stream (HTTPClientError), endpoint unreachable,
+# connect timeout: no answer from the service, so the call may be repeated.
+TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (HTTPClientError, EndpointConnectionError, ConnectTimeoutError)
 
 
 def is_transient(error: BaseException) -> bool:
@@ -56,7 +60,11 @@ def is_transient(error: BaseException) -> bool:
 
 @dataclass
 class Backoff:
-    """One retry sequence: call `wait()` before each retry; it says False when the budget is spent."""
+    """One retry sequence: call `wait()` before each retry; it says False when the budget is spent.
+
+    `max_attempts` counts every attempt, the first included (1 = never retry). `max_elapsed` bounds the
+    time from the creation of the Backoff (just before the first attempt) to the start of the last retry.
+    """
 
     max_attempts: int = 8
     base_delay: float = 0.05
@@ -66,12 +74,18 @@ class Backoff:
     clock: Callable[[], float] = time.monotonic
     rng: random.Random = field(default_factory=random.Random)
     attempts: int = 1
-    _started: float | None = None
+    slept: float = 0.0
+    _started: float = field(default=0.0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._started = self.clock()
+
+    @property
+    def retries(self) -> int:
+        return self.attempts - 1
 
     def wait(self) -> bool:
         """Sleep before the next attempt; False (without sleeping) once attempts or time are used up."""
-        if self._started is None:
-            self._started = self.clock()
         if self.attempts >= self.max_attempts:
             return False
         # Full jitter: uniform in [0, min(cap, base * 2^n)] (AWS Architecture Blog, "Exponential Backoff And Jitter").
@@ -79,5 +93,16 @@ class Backoff:
         if self.clock() - self._started + delay > self.max_elapsed:
             return False
         self.sleep(delay)
+        self.slept += delay
         self.attempts += 1
         return True
+
+
+def backoff_factory(settings: Settings) -> Callable[[], Backoff]:
+    """New retry sequences with the RETRY_* settings (one per call that may need retrying)."""
+    return lambda: Backoff(
+        max_attempts=settings.retry_max_attempts,
+        base_delay=settings.retry_base_delay,
+        max_delay=settings.retry_max_delay,
+        max_elapsed=settings.retry_max_elapsed,
+    )

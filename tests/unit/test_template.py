@@ -26,7 +26,7 @@ SPEC_STREAM = "taxi_trips"
 SPEC_TABLES = {"high_value_trips", "trip_duration_analysis", "distance_to_fare_ratio"}
 SPEC_PRODUCER = "lambda-kinesis-producer"
 SPEC_CONSUMER = "lambda-kinesis-consumer"
-SPEC_POLICIES = {
+SPEC_POLICIES: dict[str, dict[str, Any]] = {
     "kinesis-write-records-policy": {
         "actions": {
             "kinesis:PutRecord",
@@ -52,7 +52,7 @@ SPEC_POLICIES = {
         "role": "lambda-kinesis-streams-consumer-role",
     },
 }
-SPEC_ROLES = {
+SPEC_ROLES: dict[str, dict[str, set[str]]] = {
     "lambda-producer-kinesis-role": {
         "customer": {"kinesis-write-records-policy"},
         "aws": {"AmazonS3ReadOnlyAccess", "service-role/AWSLambdaBasicExecutionRole"},

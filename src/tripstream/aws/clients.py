@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 import boto3
@@ -64,6 +64,9 @@ def client_config(max_attempts: int | None = None, *, path_style: bool = False) 
     )
 
 
+_SERVICES: Final = frozenset({"s3", "kinesis", "dynamodb", "cloudformation", "iam", "lambda", "sqs", "sts"})
+
+
 def _s3_endpoint_overridden(endpoint_url: str | None, environ: Mapping[str, str]) -> bool:
     # Buckets as host names (bucket.127.0.0.1, bucket.localhost) do not reach an emulator.
     return bool(endpoint_url or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL"))
@@ -83,6 +86,8 @@ class AwsClients:
     lambda_: LambdaClient
     sqs: SQSClient
     sts: STSClient
+    # Services whose endpoint differs from ``endpoint_url`` (boto3 service name -> URL).
+    service_endpoints: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -92,6 +97,7 @@ class AwsClients:
         region: str,
         max_attempts: int | None = None,
         credentials: Credentials | None = None,
+        service_endpoints: Mapping[str, str] | None = None,
     ) -> AwsClients:
         """Clients for ``endpoint_url`` (``None``: boto3's own resolution) in ``region``.
 
@@ -99,7 +105,9 @@ class AwsClients:
         ``AWS_ENDPOINT_URL_<SERVICE>`` (and the config file's ``endpoint_url``) itself, and real
         AWS is used when none is set. ``max_attempts`` is the total attempts per call (see
         :func:`client_config`). ``credentials`` replaces the standard credential chain, e.g.
-        :data:`EMULATOR_CREDENTIALS` for the embedded emulator.
+        :data:`EMULATOR_CREDENTIALS` for the embedded emulator. ``service_endpoints`` overrides
+        the endpoint of single services by their boto3 name (``{"dynamodb": url}``: DynamoDB Local
+        beside the embedded emulator).
         """
         # One session per AwsClients: sessions are not thread-safe, the clients made here are.
         if credentials is None:
@@ -112,16 +120,25 @@ class AwsClients:
                 region_name=region,
             )
         config = client_config(max_attempts)
-        s3_config = client_config(max_attempts, path_style=_s3_endpoint_overridden(endpoint_url, os.environ))
+        overrides = dict(service_endpoints or {})
+        unknown = sorted(set(overrides) - _SERVICES)
+        if unknown:
+            raise ValueError(f"no tripstream client for service(s) {', '.join(unknown)}")
+
+        def url(service: str) -> str | None:
+            return overrides.get(service, endpoint_url)
+
+        s3_config = client_config(max_attempts, path_style=_s3_endpoint_overridden(url("s3"), os.environ))
         return cls(
             region=region,
             endpoint_url=endpoint_url,
-            s3=session.client("s3", endpoint_url=endpoint_url, config=s3_config),
-            kinesis=session.client("kinesis", endpoint_url=endpoint_url, config=config),
-            dynamodb=session.client("dynamodb", endpoint_url=endpoint_url, config=config),
-            cloudformation=session.client("cloudformation", endpoint_url=endpoint_url, config=config),
-            iam=session.client("iam", endpoint_url=endpoint_url, config=config),
-            lambda_=session.client("lambda", endpoint_url=endpoint_url, config=config),
-            sqs=session.client("sqs", endpoint_url=endpoint_url, config=config),
-            sts=session.client("sts", endpoint_url=endpoint_url, config=config),
+            s3=session.client("s3", endpoint_url=url("s3"), config=s3_config),
+            kinesis=session.client("kinesis", endpoint_url=url("kinesis"), config=config),
+            dynamodb=session.client("dynamodb", endpoint_url=url("dynamodb"), config=config),
+            cloudformation=session.client("cloudformation", endpoint_url=url("cloudformation"), config=config),
+            iam=session.client("iam", endpoint_url=url("iam"), config=config),
+            lambda_=session.client("lambda", endpoint_url=url("lambda"), config=config),
+            sqs=session.client("sqs", endpoint_url=url("sqs"), config=config),
+            sts=session.client("sts", endpoint_url=url("sts"), config=config),
+            service_endpoints=overrides,
         )

@@ -389,7 +389,7 @@ def _deploy(
             cfn,
             stack_name=stack_name,
             template_body=template_body,
-            parameters=parameters,
+            parameters=effective,
             parameter_list=parameter_list,
             capabilities=capabilities,
             existing=existing,

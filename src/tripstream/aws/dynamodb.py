@@ -73,7 +73,13 @@ class WriteStats:
 def batch_write(
     dynamodb: DynamoDBClient, requests: list[tuple[str, dict[str, Any]]], backoff: Backoff, stats: WriteStats
 ) -> list[Key]:
-    """Put up to 25 items (table, serialised item); returns the keys still unwritten after retries."""
+    """Put up to 25 items (table, serialised item); returns the keys still unwritten after retries.
+
+    UnprocessedItems are sent again alone, a throttled or failed call (or a dropped connection) whole, both
+    with the same backoff. A non-transient error is raised.
+    """
+    if len(requests) > MAX_REQUESTS_PER_CALL:
+        raise ValueError(f"BatchWriteItem takes at most {MAX_REQUESTS_PER_CALL} requests, not {len(requests)}")
     pending: dict[str, list[dict[str, Any]]] = {}
     for table, item in requests:
         pending.setdefault(table, []).append({"PutRequest": {"Item": item}})
@@ -83,19 +89,24 @@ def batch_write(
         except Exception as error:
             if not is_transient(error):
                 raise
-            stats.add(calls=1, calls_retried=1)
+            stats.add(calls=1)
             if not backoff.wait():
                 return _keys(pending)
+            stats.add(calls_retried=1)
             continue
         stats.add(calls=1)
-        unprocessed: dict[str, list[dict[str, Any]]] = dict(response.get("UnprocessedItems") or {})  # type: ignore[arg-type]
+        unprocessed: dict[str, list[dict[str, Any]]] = {
+            table: list(table_requests)
+            for table, table_requests in (response.get("UnprocessedItems") or {}).items()
+            if table_requests
+        }
         for table, table_requests in pending.items():
             stats.written(table, len(table_requests) - len(unprocessed.get(table, [])))
         if not unprocessed:
             return []
-        stats.add(unprocessed_retried=sum(len(v) for v in unprocessed.values()))
         if not backoff.wait():
             return _keys(unprocessed)
+        stats.add(unprocessed_retried=sum(len(v) for v in unprocessed.values()))
         pending = unprocessed
     return []
 

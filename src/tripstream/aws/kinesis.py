@@ -21,12 +21,17 @@ Entry = tuple[bytes, str]  # (data, partition key)
 
 
 class RecordsNotSent(RuntimeError):
-    """Records that still failed after every retry: the invocation must fail so that it is retried."""
+    """Records that still failed after every retry: the invocation must fail so that it is retried.
 
-    def __init__(self, count: int, reason: str) -> None:
+    `count` is how many records were not accepted by Kinesis; `sent` (set by the producer) how many records the
+    failed invocation did get into the stream before it gave up (they will be sent again by the retry).
+    """
+
+    def __init__(self, count: int, reason: str, *, sent: int = 0) -> None:
         super().__init__(f"{count} records not sent to Kinesis after retries ({reason})")
         self.count = count
         self.reason = reason
+        self.sent = sent
 
 
 @dataclass
@@ -46,7 +51,11 @@ class PutStats:
 def put_records(
     kinesis: KinesisClient, stream_name: str, entries: list[Entry], backoff: Backoff, stats: PutStats
 ) -> None:
-    """Send one batch; entries that come back with an ErrorCode are retried alone, with backoff."""
+    """Send one batch; entries that come back with an ErrorCode are retried alone, with backoff.
+
+    A throttled or failed call (or a dropped connection) is retried whole, with the same backoff. Raises
+    `RecordsNotSent` when the backoff is spent with entries still unsent; never returns with entries missing.
+    """
     pending = entries
     while pending:
         try:
@@ -56,25 +65,32 @@ def put_records(
         except Exception as error:
             if not is_transient(error):
                 raise
-            stats.add(calls=1, calls_retried=1)
+            stats.add(calls=1)
             if not backoff.wait():
                 raise RecordsNotSent(len(pending), f"{type(error).__name__}: {error}") from error
+            stats.add(calls_retried=1)
             continue
         stats.add(calls=1)
-        if response.get("FailedRecordCount", 0) == 0:
-            stats.add(records_sent=len(pending))
-            return
         results = response["Records"]
+        if len(results) != len(pending):
+            raise RuntimeError(f"PutRecords answered {len(results)} results for {len(pending)} records")
         failed = [entry for entry, result in zip(pending, results, strict=True) if result.get("ErrorCode")]
-        stats.add(records_sent=len(pending) - len(failed), entries_retried=len(failed))
+        stats.add(records_sent=len(pending) - len(failed))
+        if not failed:
+            return
         if not backoff.wait():
             codes = sorted({result["ErrorCode"] for result in results if result.get("ErrorCode")})
             raise RecordsNotSent(len(failed), ", ".join(codes))
+        stats.add(entries_retried=len(failed))
         pending = failed
 
 
 class KinesisSender:
-    """Packs entries into PutRecords calls (≤ 500 records, ≤ 5 MiB) and keeps up to N calls in flight."""
+    """Packs entries into PutRecords calls (≤ 500 records, ≤ 5 MiB) and keeps up to N calls in flight.
+
+    The first failure stops the sender: `add` and `flush` then wait for the calls in flight, cancel the
+    queued ones and raise one `RecordsNotSent` that counts every record not accepted by Kinesis.
+    """
 
     def __init__(
         self,
@@ -91,7 +107,7 @@ class KinesisSender:
         self._batch_bytes = 0
         self._pool = ThreadPoolExecutor(max_workers=max(1, max_in_flight), thread_name_prefix="put-records")
         self._slots = threading.BoundedSemaphore(max(1, max_in_flight) * 2)
-        self._futures: list[Future[None]] = []
+        self._futures: list[tuple[Future[None], int]] = []
 
     def add(self, data: bytes, partition_key: str) -> None:
         size = len(data) + len(partition_key.encode())
@@ -102,32 +118,51 @@ class KinesisSender:
         self._batch.append((data, partition_key))
         self._batch_bytes += size
 
+    def _send(self, batch: list[Entry]) -> None:
+        # The backoff is made here, in the worker: its time bound starts with the call's first attempt.
+        put_records(self._kinesis, self._stream, batch, self._new_backoff(), self.stats)
+
     def _submit(self) -> None:
         if not self._batch:
             return
         batch, self._batch, self._batch_bytes = self._batch, [], 0
-        self._raise_first_error(done_only=True)
+        if any(future.done() and future.exception() is not None for future, _ in self._futures):
+            self._batch = batch  # counted as not sent by _raise_failures
+            self._raise_failures()
         self._slots.acquire()
-        future = self._pool.submit(put_records, self._kinesis, self._stream, batch, self._new_backoff(), self.stats)
+        future = self._pool.submit(self._send, batch)
         future.add_done_callback(lambda _: self._slots.release())
-        self._futures.append(future)
+        self._futures.append((future, len(batch)))
+        self._futures = [(f, n) for f, n in self._futures if not (f.done() and f.exception() is None)]
 
-    def _raise_first_error(self, *, done_only: bool) -> None:
-        remaining: list[Future[None]] = []
-        for future in self._futures:
-            if done_only and not future.done():
-                remaining.append(future)
+    def _raise_failures(self) -> None:
+        """Wait for every call, then raise what failed (one RecordsNotSent for all, or the first other error)."""
+        not_sent = len(self._batch)
+        self._batch, self._batch_bytes = [], 0
+        reasons: list[str] = []
+        other: BaseException | None = None
+        for future, size in self._futures:
+            if future.cancel():
+                not_sent += size
                 continue
-            future.result()  # re-raises RecordsNotSent or a non-transient error
-        self._futures = remaining
+            error = future.exception()
+            if isinstance(error, RecordsNotSent):
+                not_sent += error.count
+                reasons.append(error.reason)
+            elif error is not None and other is None:
+                other = error
+        self._futures = []
+        if other is not None:
+            raise other
+        if not_sent or reasons:
+            raise RecordsNotSent(not_sent, "; ".join(sorted(set(reasons))) or "an earlier call failed")
 
     def flush(self) -> None:
-        """Send what is batched and wait for every call; raises the first failure."""
+        """Send what is batched and wait for every call; raises when any record was not accepted."""
         self._submit()
-        try:
-            self._raise_first_error(done_only=False)
-        finally:
-            self._futures = [f for f in self._futures if not f.done()]
+        if any(future.exception() is not None for future, _ in self._futures):  # waits for each call
+            self._raise_failures()
+        self._futures = []
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,17 +1,31 @@
-"""Which AWS endpoint a local command talks to: the embedded emulator, or one that is already running."""
+"""Which AWS endpoint a local command talks to: the embedded emulator, or one that is already running.
+
+Backends: ``moto`` (the default) serves every service from the embedded emulator. ``dynamodb-local``
+sends the DynamoDB calls to Amazon DynamoDB Local, started here (see
+:mod:`tripstream.local.dynamodb_local`), while S3, Kinesis and the rest stay where they are. The
+standard ``AWS_ENDPOINT_URL_DYNAMODB`` variable also sends DynamoDB elsewhere (e.g. to a DynamoDB
+Local that is already running), with either backend; on its own it does not turn the embedded
+emulator off for the other services.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, Literal, get_args
 
-from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
+from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients, Credentials
 from tripstream.local.emulator import Emulator
 
 DEFAULT_REGION = "us-east-1"
+
+Backend = Literal["moto", "dynamodb-local"]
+BACKENDS: Final[tuple[Backend, ...]] = get_args(Backend)
+DEFAULT_BACKEND: Final[Backend] = "moto"
+DYNAMODB_ENDPOINT_VARIABLE: Final = "AWS_ENDPOINT_URL_DYNAMODB"
 
 
 @dataclass(frozen=True)
@@ -20,47 +34,103 @@ class Endpoint:
     handler_clients: AwsClients  # what the handlers get: retries are tripstream's own, as in Lambda
     embedded: bool
     description: str
+    backend: Backend = DEFAULT_BACKEND
+    # Where DynamoDB is when it is not where the other services are (None: with them).
+    dynamodb_endpoint_url: str | None = None
 
 
 def configured_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
-    """An endpoint the user already set with the standard boto3 variables, if any."""
+    """An endpoint the user already set with the standard boto3 variables, if any.
+
+    ``AWS_ENDPOINT_URL_DYNAMODB`` alone is not one: it moves DynamoDB only, and the embedded
+    emulator still serves the rest (see :func:`configured_dynamodb_endpoint`).
+    """
     env = os.environ if environ is None else environ
     if env.get("AWS_ENDPOINT_URL"):
         return env["AWS_ENDPOINT_URL"]
     per_service = [name for name in env if name.startswith("AWS_ENDPOINT_URL_") and env[name]]
-    return "per-service endpoints (" + ", ".join(sorted(per_service)) + ")" if per_service else None
+    if not [name for name in per_service if name != DYNAMODB_ENDPOINT_VARIABLE]:
+        return None
+    return "per-service endpoints (" + ", ".join(sorted(per_service)) + ")"
+
+
+def configured_dynamodb_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
+    """``AWS_ENDPOINT_URL_DYNAMODB``, if set."""
+    env = os.environ if environ is None else environ
+    return env.get(DYNAMODB_ENDPOINT_VARIABLE) or None
 
 
 def region_from_env(region: str | None = None) -> str:
     return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
 
 
+def check_backend(backend: str) -> Backend:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
 @contextmanager
 def open_endpoint(
-    endpoint_url: str | None, *, region: str | None = None, emulator_log: Path | None = None
+    endpoint_url: str | None,
+    *,
+    region: str | None = None,
+    emulator_log: Path | None = None,
+    backend: str = DEFAULT_BACKEND,
+    state_dir: Path | None = None,
+    dynamodb_local_log: Path | None = None,
 ) -> Iterator[Endpoint]:
-    """`--endpoint-url`, else the AWS_ENDPOINT_URL* variables, else a new embedded emulator (stopped on exit)."""
+    """`--endpoint-url`, else the AWS_ENDPOINT_URL* variables, else a new embedded emulator (stopped on exit).
+
+    ``backend="dynamodb-local"`` starts DynamoDB Local (in memory; with ``state_dir``, its tables
+    are kept in ``state_dir/dynamodb-local``) and points the DynamoDB clients at it, unless
+    ``AWS_ENDPOINT_URL_DYNAMODB`` names a DynamoDB endpoint already. Both are stopped on exit.
+    """
+    checked_backend = check_backend(backend)
     region = region_from_env(region)
-    if endpoint_url or configured_endpoint():
-        credentials = None if _has_credentials() else EMULATOR_CREDENTIALS
+    with ExitStack() as stack:
+        dynamodb_url = configured_dynamodb_endpoint()
+        dynamodb_description = f"DynamoDB at {dynamodb_url} ({DYNAMODB_ENDPOINT_VARIABLE})" if dynamodb_url else ""
+        if dynamodb_url is None and checked_backend == "dynamodb-local":
+            from tripstream.local.dynamodb_local import DynamoDBLocal
+
+            dynamodb_local = stack.enter_context(
+                DynamoDBLocal(
+                    state_dir=state_dir / "dynamodb-local" if state_dir is not None else None,
+                    log_path=dynamodb_local_log,
+                )
+            )
+            dynamodb_url = dynamodb_local.endpoint_url
+            dynamodb_description = dynamodb_local.description
+        service_endpoints = {"dynamodb": dynamodb_url} if dynamodb_url else {}
+
+        base_url: str | None
+        credentials: Credentials | None
+        if endpoint_url or configured_endpoint():
+            base_url, embedded = endpoint_url, False
+            credentials = None if _has_credentials() else EMULATOR_CREDENTIALS
+            description = endpoint_url or configured_endpoint() or ""
+        else:
+            emulator = stack.enter_context(Emulator(log_path=emulator_log))
+            base_url, embedded, credentials = emulator.endpoint_url, True, EMULATOR_CREDENTIALS
+            description = f"embedded emulator at {base_url}"
+        if dynamodb_description:
+            description = f"{description}; {dynamodb_description}"
         yield Endpoint(
-            clients=AwsClients.create(endpoint_url=endpoint_url, region=region, credentials=credentials),
-            handler_clients=AwsClients.create(
-                endpoint_url=endpoint_url, region=region, max_attempts=1, credentials=credentials
+            clients=AwsClients.create(
+                endpoint_url=base_url, region=region, credentials=credentials, service_endpoints=service_endpoints
             ),
-            embedded=False,
-            description=endpoint_url or configured_endpoint() or "",
-        )
-        return
-    with Emulator(log_path=emulator_log) as emulator:
-        url = emulator.endpoint_url
-        yield Endpoint(
-            clients=AwsClients.create(endpoint_url=url, region=region, credentials=EMULATOR_CREDENTIALS),
             handler_clients=AwsClients.create(
-                endpoint_url=url, region=region, max_attempts=1, credentials=EMULATOR_CREDENTIALS
+                endpoint_url=base_url,
+                region=region,
+                max_attempts=1,
+                credentials=credentials,
+                service_endpoints=service_endpoints,
             ),
-            embedded=True,
-            description=f"embedded emulator at {url}",
+            embedded=embedded,
+            description=description,
+            backend=checked_backend,
+            dynamodb_endpoint_url=dynamodb_url,
         )
 
 

@@ -5,32 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tripstream.aws.clients import AwsClients
-from tripstream.aws.cloudformation import DeployResult, deploy_stack
-from tripstream.infra import template_body
-from tripstream.infra.artifacts import artifact_key, build_source_zip, upload_artifact
+from tripstream.aws.cloudformation import DeployResult
+from tripstream.infra import DEFAULT_STACK_NAME, deploy_tripstream, load_template
 from tripstream.local.pipeline import DeployedStack, read_stack
+from tripstream.local.tables import ensure_tables, table_definitions
 
-DEFAULT_STACK_NAME = "tripstream"
+__all__ = ["DEFAULT_STACK_NAME", "deploy_for_local_runtime"]
 
 
 def deploy_for_local_runtime(
     clients: AwsClients, *, stack_name: str = DEFAULT_STACK_NAME, parameters: Mapping[str, str] | None = None
 ) -> tuple[DeployedStack, DeployResult]:
     """Deploy (or update) the stack with LocalRuntime=true; the handlers then run in this process."""
-    account_id = clients.sts.get_caller_identity()["Account"]
-    artifact_bucket = f"tripstream-artifacts-{account_id}-{clients.region}"
-    body = build_source_zip()
-    key = artifact_key(body)
-    upload_artifact(clients.s3, bucket=artifact_bucket, key=key, body=body, region=clients.region)
-    result = deploy_stack(
-        clients.cloudformation,
-        stack_name=stack_name,
-        template_body=template_body(),
-        parameters={
-            "LocalRuntime": "true",
-            "ArtifactBucket": artifact_bucket,
-            "ArtifactKey": key,
-            **(parameters or {}),
-        },
-    )
-    return read_stack(clients, stack_name), result
+    result = deploy_tripstream(clients, local_runtime=True, stack_name=stack_name, parameters=parameters)
+    stack = read_stack(clients, stack_name)
+    if "dynamodb" in clients.service_endpoints:
+        # DynamoDB is elsewhere (DynamoDB Local): CloudFormation made the tables where it runs, not there.
+        ensure_tables(clients.dynamodb, table_definitions(load_template(), stack.parameters))
+    return stack, result

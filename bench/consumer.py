@@ -1,0 +1,105 @@
+"""Benchmark 2: consumer throughput (Kinesis records -> the three tables) against put_item per item and a bare loop.
+
+All three run side by side on one emulator:
+  consumer : tripstream.consumer.consume_records on 500-record batches (the mapping's BatchSize), one batch at a time
+  naive    : classify each trip, then one put_item per item
+  ceiling  : a bare loop of BatchWriteItem calls (25 pre-built items each), one call at a time
+Rates are in trips/s; the ceiling's items/s is divided by the measured items per trip.
+
+Usage: .venv/bin/python bench/consumer.py [--rows 20000] [--naive-rows 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import deployed, encoded_trips, report, sample, timed, verdict  # noqa: E402
+
+from tripstream.aws.dynamodb import to_item  # noqa: E402
+from tripstream.consumer import StreamRecord, consume_records  # noqa: E402
+from tripstream.trips.analytics import classify  # noqa: E402
+from tripstream.trips.records import decode_trip  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--naive-rows", type=int, default=2_000)
+    parser.add_argument("--batch", type=int, default=500, help="records per consumer invocation")
+    args = parser.parse_args()
+    entries = encoded_trips(sample(args.rows))
+    records = [StreamRecord(str(i + 1), "shardId-000000000000", data, key) for i, (data, key) in enumerate(entries)]
+    with deployed() as bench:
+        settings = bench.consumer_settings()
+        tables = (settings.high_value_table, settings.duration_table, settings.fare_ratio_table)
+        items: list[tuple[str, dict]] = []  # type: ignore[type-arg]
+        for data, _ in entries:
+            classified = classify(decode_trip(data), settings.thresholds)
+            for table, item in zip(
+                tables, (classified.high_value, classified.duration, classified.fare_ratio), strict=True
+            ):
+                if item is not None:
+                    items.append((table, to_item(item)))
+        per_trip = len(items) / len(entries)
+        dynamodb = bench.clients.dynamodb
+
+        def bare() -> int:
+            for start in range(0, len(items), 25):
+                chunk = items[start : start + 25]
+                request: dict[str, list[dict]] = {}  # type: ignore[type-arg]
+                for table, item in chunk:
+                    request.setdefault(table, []).append({"PutRequest": {"Item": item}})
+                dynamodb.batch_write_item(RequestItems=request)
+            return len(items)
+
+        def consumer() -> int:
+            done = 0
+            for start in range(0, len(records), args.batch):
+                result = consume_records(
+                    bench.handler_clients.dynamodb, bench.handler_clients.s3, settings,
+                    records[start : start + args.batch],
+                )
+                assert result.first_failed_sequence is None
+                done += result.trips_processed
+            return done
+
+        def naive() -> int:
+            for data, _ in entries[: args.naive_rows]:
+                classified = classify(decode_trip(data), settings.thresholds)
+                for table, item in zip(
+                    tables, (classified.high_value, classified.duration, classified.fare_ratio), strict=True
+                ):
+                    if item is not None:
+                        dynamodb.put_item(TableName=table, Item=to_item(item))
+            return min(args.naive_rows, len(entries))
+
+        timed(lambda: dynamodb.batch_write_item(RequestItems={tables[0]: [{"PutRequest": {"Item": items[0][1]}}]}))
+        ceiling_s, n_items = timed(bare)
+        consumer_s, n_trips = timed(consumer)
+        naive_s, n_naive = timed(naive)
+    ceiling = n_items / per_trip / ceiling_s
+    rate = n_trips / consumer_s
+    naive_rate = n_naive / naive_s
+    report(
+        "2 consumer",
+        {
+            "rows": len(entries),
+            "items_per_trip": round(per_trip, 3),
+            "consumer_trips_per_s": round(rate),
+            "naive_trips_per_s": round(naive_rate),
+            "ceiling_items_per_s": round(n_items / ceiling_s),
+            "ceiling_trips_per_s": round(ceiling),
+            "vs_naive": round(rate / naive_rate, 2),
+            "vs_naive_target": ">= 10 (" + verdict(rate / naive_rate, 10) + ")",
+            "vs_ceiling": round(rate / ceiling, 2),
+            "vs_ceiling_target": ">= 0.8 (" + verdict(rate / ceiling, 0.8) + ")",
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
