@@ -6,29 +6,33 @@ All three run side by side on one emulator:
   ceiling  : a bare loop of BatchWriteItem calls (25 pre-built items each), one call at a time
 Rates are in trips/s; the ceiling's items/s is divided by the measured items per trip.
 
-Usage: .venv/bin/python bench/consumer.py [--rows 20000] [--naive-rows 2000]
+Each side runs --rounds times, interleaved with alternating order; the figures are medians.
+
+Usage: .venv/bin/python bench/consumer.py [--rows 20000] [--naive-rows 1000] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import deployed, encoded_trips, report, sample, timed, verdict  # noqa: E402
+from _common import deployed, encoded_trips, report, sample, timed, verdict
 
-from tripstream.aws.dynamodb import to_item  # noqa: E402
-from tripstream.consumer import StreamRecord, consume_records  # noqa: E402
-from tripstream.trips.analytics import classify  # noqa: E402
-from tripstream.trips.records import decode_trip  # noqa: E402
+from tripstream.aws.dynamodb import to_item
+from tripstream.consumer import StreamRecord, consume_records
+from tripstream.trips.analytics import classify
+from tripstream.trips.records import decode_trip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=20_000)
-    parser.add_argument("--naive-rows", type=int, default=2_000)
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--naive-rows", type=int, default=1_000)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     parser.add_argument("--batch", type=int, default=500, help="records per consumer invocation")
     args = parser.parse_args()
     entries = encoded_trips(sample(args.rows))
@@ -60,7 +64,9 @@ def main() -> None:
             done = 0
             for start in range(0, len(records), args.batch):
                 result = consume_records(
-                    bench.handler_clients.dynamodb, bench.handler_clients.s3, settings,
+                    bench.handler_clients.dynamodb,
+                    bench.handler_clients.s3,
+                    settings,
                     records[start : start + args.batch],
                 )
                 assert result.first_failed_sequence is None
@@ -78,12 +84,16 @@ def main() -> None:
             return min(args.naive_rows, len(entries))
 
         timed(lambda: dynamodb.batch_write_item(RequestItems={tables[0]: [{"PutRequest": {"Item": items[0][1]}}]}))
-        ceiling_s, n_items = timed(bare)
-        consumer_s, n_trips = timed(consumer)
-        naive_s, n_naive = timed(naive)
-    ceiling = n_items / per_trip / ceiling_s
-    rate = n_trips / consumer_s
-    naive_rate = n_naive / naive_s
+        ceiling_rates, consumer_rates, naive_rates = [], [], []
+        # Interleaved rounds (order alternating), so that load drift on a shared machine hits every side alike.
+        for round_ in range(args.rounds):
+            steps = [(bare, ceiling_rates, per_trip), (consumer, consumer_rates, 1.0), (naive, naive_rates, 1.0)]
+            for function, rates, divisor in steps if round_ % 2 == 0 else reversed(steps):
+                seconds, count = timed(function)
+                rates.append(count / divisor / seconds)
+    ceiling = statistics.median(ceiling_rates)
+    rate = statistics.median(consumer_rates)
+    naive_rate = statistics.median(naive_rates)
     report(
         "2 consumer",
         {
@@ -91,12 +101,15 @@ def main() -> None:
             "items_per_trip": round(per_trip, 3),
             "consumer_trips_per_s": round(rate),
             "naive_trips_per_s": round(naive_rate),
-            "ceiling_items_per_s": round(n_items / ceiling_s),
+            "ceiling_items_per_s": round(ceiling * per_trip),
             "ceiling_trips_per_s": round(ceiling),
             "vs_naive": round(rate / naive_rate, 2),
             "vs_naive_target": ">= 10 (" + verdict(rate / naive_rate, 10) + ")",
             "vs_ceiling": round(rate / ceiling, 2),
             "vs_ceiling_target": ">= 0.8 (" + verdict(rate / ceiling, 0.8) + ")",
+            "rounds": args.rounds,
+            "per_round_vs_ceiling": [round(r / c, 2) for r, c in zip(consumer_rates, ceiling_rates, strict=True)],
+            "per_round_vs_naive": [round(r / n, 1) for r, n in zip(consumer_rates, naive_rates, strict=True)],
         },
     )
 

@@ -21,9 +21,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import CACHE, peak_rss_mib, report, verdict  # noqa: E402
+from _common import CACHE, peak_rss_mib, report, verdict
 
-from tripstream.trips.generate import write_sample  # noqa: E402
+from tripstream.trips.generate import write_sample
 
 
 class _Body:

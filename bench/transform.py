@@ -16,11 +16,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REAL_SAMPLE, report, verdict  # noqa: E402
+from _common import REAL_SAMPLE, report, verdict
 
-from tripstream.trips.normalise import RowError, TripNormaliser  # noqa: E402
-from tripstream.trips.readers import LocalFileSource, open_trip_file  # noqa: E402
-from tripstream.trips.records import encode_trip  # noqa: E402
+from tripstream.trips.normalise import RowError, TripNormaliser
+from tripstream.trips.readers import LocalFileSource, open_trip_file
+from tripstream.trips.records import encode_trip
 
 
 def transform(path: Path) -> tuple[int, int]:

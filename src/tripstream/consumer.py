@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tripstream.aws.dynamodb import Key, WriteStats, to_item, write_items
 from tripstream.aws.s3 import put_json_lines
-from tripstream.producer import new_backoff
-from tripstream.retry import is_transient
+from tripstream.retry import Backoff, backoff_factory, is_transient
 from tripstream.settings import Settings
 from tripstream.trips.analytics import classify
 from tripstream.trips.normalise import RejectReason, RowError
@@ -62,13 +62,17 @@ def consume_records(
     s3: S3Client,
     settings: Settings,
     records: list[StreamRecord],
+    *,
+    remaining_seconds: Callable[[], float] | None = None,
 ) -> ConsumerResult:
+    """Decode, classify and write `records`; `remaining_seconds` (the invocation's remaining time) bounds the
+    DynamoDB retries: none starts later than `consumer_deadline_margin_seconds` before the deadline, and what is
+    unwritten then is reported (`first_failed_sequence`) for Lambda to re-deliver, instead of a timeout."""
     started = time.monotonic()
     result = ConsumerResult(records_received=len(records))
     rejects: list[dict[str, Any]] = []
     requests: dict[Key, tuple[int, dict[str, Any]]] = {}
     categories: list[str | None] = [None] * len(records)
-    reject_index: int | None = None
     tables = (settings.high_value_table, settings.duration_table, settings.fare_ratio_table)
     for index, record in enumerate(records):
         try:
@@ -80,7 +84,6 @@ def consume_records(
             except (ArithmeticError, ValueError, TypeError, OverflowError) as exc:
                 raise RowError(RejectReason.INVALID_RECORD, f"cannot classify: {exc}") from None
         except RowError as error:
-            reject_index = index if reject_index is None else reject_index
             rejects.append(_reject(index, record, error))
             continue
         for table, item in zip(tables, (items.high_value, items.duration, items.fare_ratio), strict=True):
@@ -92,18 +95,11 @@ def consume_records(
         if items.duration is not None:
             categories[index] = items.duration["duration_category"]
     failed_index: int | None = None
-    if rejects:
-        try:
-            result.rejects_key = _write_rejects(s3, settings, records, rejects)
-        except Exception as error:
-            if not is_transient(error):
-                raise
-            failed_index = reject_index
     stats = WriteStats()
     unwritten = write_items(
         dynamodb,
         ((table, item) for (table, _), (_, item) in requests.items()),
-        new_backoff(settings),
+        _bounded_backoff(settings, remaining_seconds),
         stats,
         settings.max_in_flight,
     )
@@ -111,7 +107,18 @@ def consume_records(
         index = requests[key][0]
         failed_index = index if failed_index is None else min(failed_index, index)
     done = len(records) if failed_index is None else failed_index
+    # Rejects are written last and only for the records this invocation completes: the records after a
+    # failure are delivered again, and their rejects then go out with that delivery (each reject once).
     rejected_before_done = [r for r in rejects if r["index"] < done]
+    if rejected_before_done:
+        try:
+            result.rejects_key = _write_rejects(s3, settings, records, rejected_before_done)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            done = rejected_before_done[0]["index"]
+            failed_index = done
+            rejected_before_done = []
     result.trips_processed = done - len(rejected_before_done)
     result.records_rejected = dict(Counter(r["reason"] for r in rejected_before_done))
     result.duration_categories = dict(Counter(c for c in categories[:done] if c is not None))
@@ -125,6 +132,22 @@ def consume_records(
         result.first_failed_sequence = records[failed_index].sequence_number
     result.seconds = time.monotonic() - started
     return result
+
+
+def _bounded_backoff(settings: Settings, remaining_seconds: Callable[[], float] | None) -> Callable[[], Backoff]:
+    """The RETRY_* backoff, its time bound cut to the invocation's remaining time less the safety margin (read
+    when each write starts, so a chunk that starts late gets what is left then)."""
+    new_backoff = backoff_factory(settings)
+    if remaining_seconds is None:
+        return new_backoff
+
+    def bounded() -> Backoff:
+        backoff = new_backoff()
+        left = remaining_seconds() - settings.consumer_deadline_margin_seconds
+        backoff.max_elapsed = max(0.0, min(backoff.max_elapsed, left))
+        return backoff
+
+    return bounded
 
 
 def _reject(index: int, record: StreamRecord, error: RowError) -> dict[str, Any]:

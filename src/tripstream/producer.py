@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tripstream.aws.kinesis import KinesisSender
+from tripstream.aws.kinesis import KinesisSender, RecordsNotSent
 from tripstream.aws.s3 import S3ObjectSource, put_json_lines
-from tripstream.retry import Backoff
+from tripstream.retry import Backoff, backoff_factory
 from tripstream.settings import Settings
 from tripstream.trips.normalise import FileRefused, RowError, TripNormaliser
 from tripstream.trips.readers import ResumePoint, open_trip_file
@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
     from mypy_boto3_s3 import S3Client
 
-# How often (in rows) the producer looks at the clock.
-_DEADLINE_CHECK_EVERY = 2000
+# How often (in rows) the producer looks at the clock (cheap), and reports progress.
+_DEADLINE_CHECK_EVERY = 200
+_PROGRESS_EVERY = 2000
 # Rejects are written in parts so that a file of garbage never fills memory.
 _REJECTS_PER_PART = 10_000
 
@@ -57,12 +58,7 @@ class ProducerResult:
 
 
 def new_backoff(settings: Settings) -> Callable[[], Backoff]:
-    return lambda: Backoff(
-        max_attempts=settings.retry_max_attempts,
-        base_delay=settings.retry_base_delay,
-        max_delay=settings.retry_max_delay,
-        max_elapsed=settings.retry_max_elapsed,
-    )
+    return backoff_factory(settings)
 
 
 def rejects_key(settings: Settings, key: str, etag: str | None, first_row: int) -> str:
@@ -84,7 +80,8 @@ def produce_object(
 ) -> ProducerResult:
     """Stream one object into the stream. Stops early (with `result.resume`) when time runs short.
 
-    Raises `RecordsNotSent` when records still fail after retries: the caller must not report success.
+    Raises `RecordsNotSent` when records still fail after retries: the caller must not report success. Every
+    record of the rows before `result.resume` (or of the whole file) is in the stream when this returns.
     """
     started = time.monotonic()
     source = S3ObjectSource(s3, bucket, key, etag)
@@ -142,14 +139,21 @@ def produce_object(
                     )
                     part_start, rejects = row.row_number + 1, []
             last_row, last_offset = row.row_number, row.end_offset
-            if result.rows_read % _DEADLINE_CHECK_EVERY == 0:
-                if on_progress is not None:
-                    on_progress(result.rows_read, sender.stats.records_sent - sent_before)
-                    sent_before = sender.stats.records_sent
-                if remaining_seconds is not None and remaining_seconds() < settings.deadline_margin_seconds:
-                    result.resume = {"row_number": last_row, "byte_offset": last_offset}
-                    break
+            if on_progress is not None and result.rows_read % _PROGRESS_EVERY == 0:
+                on_progress(result.rows_read, sender.stats.records_sent - sent_before)
+                sent_before = sender.stats.records_sent
+            if (
+                remaining_seconds is not None
+                and result.rows_read % _DEADLINE_CHECK_EVERY == 0
+                and remaining_seconds() < settings.deadline_margin_seconds
+            ):
+                # A row boundary: everything up to last_row is sent (flush below) or rejected.
+                result.resume = {"row_number": last_row, "byte_offset": last_offset}
+                break
         sender.flush()
+    except RecordsNotSent as error:
+        error.sent, error.rows_read = sender.stats.records_sent, result.rows_read
+        raise
     finally:
         sender.close()
         result.blank_lines = trip_file.stats.blank_lines

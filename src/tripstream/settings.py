@@ -55,6 +55,9 @@ class Settings:
     max_in_flight: int = 4
     # Producer: stop this many seconds before the invocation's deadline and continue in a follow-up.
     deadline_margin_seconds: float = 30.0
+    # Consumer: start no DynamoDB retry later than this many seconds before the invocation's deadline (what is
+    # still unwritten then goes back to Lambda in batchItemFailures, instead of the invocation timing out).
+    consumer_deadline_margin_seconds: float = 10.0
     # "invoke": continue a large file by invoking the producer again (AWS); "return": hand the
     # continuation back to the caller (the local runtime).
     continuation_mode: str = "invoke"
@@ -80,6 +83,9 @@ class Settings:
             retry_max_elapsed=_float(env, "RETRY_MAX_ELAPSED", defaults.retry_max_elapsed),
             max_in_flight=_int(env, "MAX_IN_FLIGHT", defaults.max_in_flight),
             deadline_margin_seconds=_float(env, "DEADLINE_MARGIN_SECONDS", defaults.deadline_margin_seconds),
+            consumer_deadline_margin_seconds=_float(
+                env, "CONSUMER_DEADLINE_MARGIN_SECONDS", defaults.consumer_deadline_margin_seconds
+            ),
             continuation_mode=_choice(env, "CONTINUATION_MODE", defaults.continuation_mode, ("invoke", "return")),
         )
 
@@ -101,6 +107,11 @@ def _decimal(env: Mapping[str, str], name: str, default: Decimal) -> Decimal:
         raise SettingsError(f"{name}={raw!r} is not a decimal number") from None
     if not value.is_finite():
         raise SettingsError(f"{name}={raw!r} is not a finite number")
+    # Thresholds are written into the items (high_value_trips.threshold): DynamoDB refuses a number of more than
+    # 38 significant digits (moto does not) or beyond its range, and so every batch holding one.
+    significant = "".join(map(str, value.as_tuple().digits)).strip("0")  # normalize() would round to 28 digits
+    if len(significant) > 38 or (value and not Decimal("1e-130") <= abs(value) < Decimal("1e126")):
+        raise SettingsError(f"{name}={raw!r} is not a number DynamoDB can store (38 significant digits at most)")
     return value
 
 

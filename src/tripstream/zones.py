@@ -43,8 +43,8 @@ class Zone:
 
     @property
     def label(self) -> str:
-        """`Manhattan / Midtown Center`; just the zone when the borough says nothing more."""
-        if not self.borough or self.borough in {"Unknown", "N/A"} or self.borough == self.zone:
+        """`Manhattan / Midtown Center`; just the zone when the borough adds nothing."""
+        if not self.borough or self.borough == self.zone:
             return self.zone or self.borough or str(self.location_id)
         return f"{self.borough} / {self.zone}"
 
@@ -139,12 +139,13 @@ def load_zones(
     cache_path: Path | None = None,
     fetch: Fetch = _urllib_fetch,
     timeout: float = DOWNLOAD_TIMEOUT_SECONDS,
+    download: bool = True,
 ) -> ZonesResult:
     """The zone lookup from `source` (a path, an http(s) URL, or "none"), else `TRIPSTREAM_ZONES`, else the
     cached download, else the published file (cached for next time).
 
     An explicit source that cannot be read raises `ZonesError`; the implicit download failing (offline) only
-    yields a result without lookup and a note saying why.
+    yields a result without lookup and a note saying why. `download=False` never downloads implicitly.
     """
     env = os.environ if environ is None else environ
     explicit = str(source) if source is not None else (env.get(ZONES_ENV) or None)
@@ -167,6 +168,8 @@ def load_zones(
             return ZonesResult(parse_zone_lookup(cache.read_bytes(), str(cache)))
         except (OSError, ZonesError):
             pass  # a damaged cache is downloaded again
+    if not download:
+        return ZonesResult(None, "zone names not loaded (use --zones PATH)")
     try:
         data = fetch(ZONES_URL, timeout)
         lookup = parse_zone_lookup(data, ZONES_URL)

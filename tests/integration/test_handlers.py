@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,9 @@ def test_producer_handler_sends_every_good_row_and_keeps_the_bad_one(
     clients, stack = deployed
     clients.s3.put_object(Bucket=stack.bucket, Key="in/my trips.csv", Body=(HEADER + "\n".join(ROWS) + "\n").encode())
     deps = Dependencies(clients, handler_settings(stack.producer))
-    response = producer_handler.make_handler(lambda: deps)(s3_event(clients, stack.bucket, "in/my trips.csv"), context(stack))
+    response = producer_handler.make_handler(lambda: deps)(
+        s3_event(clients, stack.bucket, "in/my trips.csv"), context(stack)
+    )
 
     (result,) = response["results"]
     assert (result["rows_read"], result["records_sent"], result["rows_rejected"]) == (4, 3, {"invalid_timestamp": 1})
@@ -102,9 +105,9 @@ def test_consumer_handler_writes_the_tables_and_reports_no_failure(deployed: tup
     high_value = scan_all(clients.dynamodb, stack.tables["high_value_trips"])
     durations = scan_all(clients.dynamodb, stack.tables["trip_duration_analysis"])
     ratios = scan_all(clients.dynamodb, stack.tables["distance_to_fare_ratio"])
-    assert [str(item["total_amount"]) for item in high_value] == ["70.15"]
-    assert sorted((str(i["duration_minutes"]), i["duration_category"]) for i in durations) == [
-        ("45", "long"),
-        ("5", "short"),
+    assert [item["total_amount"] for item in high_value] == [Decimal("70.15")]
+    assert sorted((i["duration_minutes"], i["duration_category"]) for i in durations) == [
+        (Decimal(5), "short"),
+        (Decimal(45), "long"),
     ]
-    assert sorted(str(item["fare_per_mile"]) for item in ratios) == ["2.86", "6"]
+    assert sorted(item["fare_per_mile"] for item in ratios) == [Decimal("2.86"), Decimal(6)]

@@ -86,9 +86,9 @@ def _put_concurrently(endpoint_url: str, stream: str, writers: int, batches: int
 
 
 def _read_all(kinesis: Any, stream: str) -> list[dict[str, Any]]:
-    iterator = kinesis.get_shard_iterator(
-        StreamName=stream, ShardId=SHARD_ID, ShardIteratorType="TRIM_HORIZON"
-    )["ShardIterator"]
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=SHARD_ID, ShardIteratorType="TRIM_HORIZON")[
+        "ShardIterator"
+    ]
     records: list[dict[str, Any]] = []
     while True:
         response = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
@@ -225,8 +225,7 @@ def test_put_record_is_atomic_across_threads(moto_methods: dict[str, ShardMethod
     sys.setswitchinterval(1e-6)  # switch threads as often as possible
     try:
         threads = [
-            threading.Thread(target=lambda: [shard.put_record("k", "d", "") for _ in range(2000)])
-            for _ in range(8)
+            threading.Thread(target=lambda: [shard.put_record("k", "d", "") for _ in range(2000)]) for _ in range(8)
         ]
         for thread in threads:
             thread.start()
@@ -301,3 +300,106 @@ def test_apply_refuses_a_different_moto_shard(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(kinesis_models, "Shard", ReshapedShard)
     with pytest.raises(moto_patches.MotoVersionError, match=r"moto 5\.2\.1.*get_records is missing"):
         moto_patches.apply()
+
+
+# --- DynamoDB Item: the size check summed as it goes ----------------------------------------------
+
+_ITEMS: list[dict[str, Any]] = [
+    {"trip_id": {"S": "a"}},
+    {
+        "trip_id": {"S": "abc-123"},
+        "pickup_datetime": {"S": "2024-01-01T00:00:00"},
+        "total_amount": {"N": "51.25"},
+        "flag": {"BOOL": True},
+        "nothing": {"NULL": True},
+        "blob": {"B": b"\x00\x01\x02"},
+        "tags": {"SS": ["x", "yz"]},
+        "numbers": {"NS": ["1", "2.5"]},
+        "nested": {"M": {"inner": {"L": [{"S": "deep"}, {"N": "3"}, {"M": {"k": {"S": "v"}}}]}}},
+    },
+]
+
+
+def _original_item_init() -> Any:
+    from moto.dynamodb.models import dynamo_type
+
+    return vars(dynamo_type.Item).get("_tripstream_original_init", dynamo_type.Item.__init__)
+
+
+def _build(init: Any, attrs: dict[str, Any]) -> Any:
+    from moto.dynamodb.models import dynamo_type
+
+    item = dynamo_type.Item.__new__(dynamo_type.Item)
+    init(item, dynamo_type.DynamoType(attrs["trip_id"]), None, attrs)
+    return item
+
+
+@pytest.mark.parametrize("attrs", _ITEMS)
+def test_patched_item_equals_motos_own(moto_methods: dict[str, ShardMethod], attrs: dict[str, Any]) -> None:
+    from moto.dynamodb.models import dynamo_type
+
+    patched = _build(dynamo_type.Item.__init__, attrs)
+    original = _build(_original_item_init(), attrs)
+    assert dynamo_type.Item.__init__ is not _original_item_init()
+    assert type(patched.attrs) is type(original.attrs)
+    assert patched.attrs == original.attrs
+    assert list(patched.attrs) == list(original.attrs)
+    assert patched.to_json() == original.to_json()
+    assert patched.size() == original.size()
+
+
+def test_patched_item_refuses_exactly_what_moto_refuses(moto_methods: dict[str, ShardMethod]) -> None:
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models import dynamo_type
+
+    # trip_id (7 + 1 bytes) + "pad" (3 bytes) + the padding: find moto's own boundary, then compare both sides of it.
+    def attrs(pad: int) -> dict[str, Any]:
+        return {"trip_id": {"S": "x"}, "pad": {"S": "p" * pad}, "after": {"S": "z"}}
+
+    def accepted(init: Any, pad: int) -> bool:
+        try:
+            _build(init, attrs(pad))
+        except ItemSizeTooLarge:
+            return False
+        return True
+
+    original = _original_item_init()
+    low, high = 0, 500_000
+    while high - low > 1:  # the largest pad moto's own Item accepts
+        middle = (low + high) // 2
+        low, high = (middle, high) if accepted(original, middle) else (low, middle)
+    for pad in (low - 1, low, low + 1, high + 10):
+        assert accepted(dynamo_type.Item.__init__, pad) == accepted(original, pad), pad
+
+
+def test_revert_restores_motos_item(moto_methods: dict[str, ShardMethod]) -> None:
+    from moto.dynamodb.models import dynamo_type
+
+    original = _original_item_init()
+    moto_patches.revert()
+    assert dynamo_type.Item.__init__ is original
+    moto_patches.apply()
+    assert dynamo_type.Item.__init__ is not original
+
+
+def test_patched_batch_write_stores_the_same_items(patched_endpoint: str, aws_env: None) -> None:
+    dynamodb = boto3.client("dynamodb", endpoint_url=patched_endpoint, region_name="us-east-1")
+    dynamodb.create_table(
+        TableName="items",
+        KeySchema=[{"AttributeName": "trip_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "trip_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.batch_write_item(RequestItems={"items": [{"PutRequest": {"Item": item}} for item in _ITEMS]})
+    for item in _ITEMS:
+        stored = dynamodb.get_item(TableName="items", Key={"trip_id": item["trip_id"]})["Item"]
+        expected = dict(item)
+        # DynamoDB returns sets unordered
+        for name in ("tags", "numbers"):
+            if name in expected:
+                kind = next(iter(expected[name]))
+                assert sorted(stored.pop(name)[kind]) == sorted(expected.pop(name)[kind])
+        assert stored == expected
+    too_big = {"trip_id": {"S": "big"}, "pad": {"S": "p" * 410_000}}
+    with pytest.raises(dynamodb.exceptions.ClientError, match="Item size has exceeded"):
+        dynamodb.put_item(TableName="items", Item=too_big)

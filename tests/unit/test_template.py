@@ -76,6 +76,7 @@ ENVIRONMENT_VARIABLES = {
     "REJECTS_BUCKET",
     "REJECTS_PREFIX",
     "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
     "LOG_LEVEL",
 }
 OUTPUTS = {
@@ -114,6 +115,12 @@ def properties(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def aws_managed_policy_arns(arns: list[Any]) -> list[Any]:
+    """The ARNs of a ManagedPolicyArns list with the default parameters (an ``Fn::If`` takes its true branch:
+    every condition on these lists is true by default)."""
+    return [arn["Fn::If"][1] if "Fn::If" in arn else arn for arn in arns]
 
 
 def statements(policy_properties: dict[str, Any]) -> list[dict[str, Any]]:
@@ -325,7 +332,8 @@ def test_roles_have_exactly_the_specified_policies(template: dict[str, Any], nam
         role = properties(template, role_id)
         assert role["RoleName"] == role_name
         aws_managed = {
-            arn["Fn::Sub"].removeprefix("arn:${AWS::Partition}:iam::aws:policy/") for arn in role["ManagedPolicyArns"]
+            arn["Fn::Sub"].removeprefix("arn:${AWS::Partition}:iam::aws:policy/")
+            for arn in aws_managed_policy_arns(role["ManagedPolicyArns"])
         }
         assert aws_managed == spec["aws"]
         customer = {
@@ -341,7 +349,7 @@ def test_roles_have_exactly_the_specified_policies(template: dict[str, Any], nam
 
 def test_extra_permissions_are_separate_and_narrow(template: dict[str, Any], names: dict[str, str]) -> None:
     extra = resources_of_type(template, "AWS::IAM::Policy")
-    allowed_actions = {"s3:PutObject", "lambda:InvokeFunction", "sqs:SendMessage"}
+    allowed_actions = {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "lambda:InvokeFunction", "sqs:SendMessage"}
     for logical_id, policy in extra.items():
         for statement in statements(policy["Properties"]):
             assert set(as_list(statement["Action"])) <= allowed_actions, logical_id

@@ -23,8 +23,9 @@ Entry = tuple[bytes, str]  # (data, partition key)
 class RecordsNotSent(RuntimeError):
     """Records that still failed after every retry: the invocation must fail so that it is retried.
 
-    `count` is how many records were not accepted by Kinesis; `sent` (set by the producer) how many records the
-    failed invocation did get into the stream before it gave up (they will be sent again by the retry).
+    `count` is how many records were handed to Kinesis and not accepted (the producer stops reading at the first
+    failure, so rows after that are not counted); `sent` (set by the producer) how many records the failed
+    invocation did get into the stream before it gave up (its retry sends them again).
     """
 
     def __init__(self, count: int, reason: str, *, sent: int = 0) -> None:
@@ -32,6 +33,7 @@ class RecordsNotSent(RuntimeError):
         self.count = count
         self.reason = reason
         self.sent = sent
+        self.rows_read = 0  # set by the producer: rows read before it stopped
 
 
 @dataclass
@@ -78,6 +80,8 @@ def put_records(
         stats.add(records_sent=len(pending) - len(failed))
         if not failed:
             return
+        if len(failed) < len(pending):
+            backoff.progressed()
         if not backoff.wait():
             codes = sorted({result["ErrorCode"] for result in results if result.get("ErrorCode")})
             raise RecordsNotSent(len(failed), ", ".join(codes))

@@ -9,6 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from tripstream import observability
 from tripstream.consumer import ConsumerResult, StreamRecord, consume_records
 from tripstream.handlers.dependencies import Dependencies
 
@@ -36,6 +37,14 @@ def records_from_event(event: dict[str, Any]) -> list[StreamRecord]:
     return records
 
 
+def _remaining_seconds(context: Any) -> Callable[[], float] | None:
+    """The invocation's remaining time, from the Lambda context (None: no context, no deadline)."""
+    get_remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if get_remaining is None:
+        return None
+    return lambda: float(get_remaining()) / 1000
+
+
 def make_handler(
     get_dependencies: Callable[[], Dependencies], on_result: Callable[[ConsumerResult], None] | None = None
 ) -> Handler:
@@ -44,7 +53,13 @@ def make_handler(
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         deps = get_dependencies()
         records = records_from_event(event)
-        result = consume_records(deps.clients.dynamodb, deps.clients.s3, deps.settings, records)
+        result = consume_records(
+            deps.clients.dynamodb,
+            deps.clients.s3,
+            deps.settings,
+            records,
+            remaining_seconds=_remaining_seconds(context),
+        )
         logger.info("batch processed", extra={"result": result.to_dict()})
         failures = []
         if result.first_failed_sequence is not None:
@@ -67,4 +82,6 @@ def _lambda_dependencies() -> Dependencies:
     return _dependencies
 
 
-handler = logger.inject_lambda_context(make_handler(_lambda_dependencies))
+handler = observability.instrument(
+    "consumer", logger, make_handler(_lambda_dependencies, on_result=observability.consumer_hook())
+)

@@ -9,6 +9,8 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
 
+from tripstream import observability
+from tripstream.aws.kinesis import RecordsNotSent
 from tripstream.handlers.dependencies import Dependencies
 from tripstream.producer import ProducerResult, produce_object
 from tripstream.trips.readers import ResumePoint
@@ -38,7 +40,25 @@ def jobs_from_event(event: dict[str, Any]) -> list[dict[str, Any]]:
     return jobs
 
 
-def make_handler(get_dependencies: Callable[[], Dependencies]) -> Handler:
+def _row_deltas(on_progress: Callable[[int, int], None] | None) -> Callable[[int, int], None] | None:
+    """produce_object reports (rows read so far in this job, records sent since the last call): make both deltas."""
+    if on_progress is None:
+        return None
+    rows_before = 0
+
+    def report(rows_read: int, records_sent: int) -> None:
+        nonlocal rows_before
+        on_progress(rows_read - rows_before, records_sent)
+        rows_before = rows_read
+
+    return report
+
+
+def make_handler(
+    get_dependencies: Callable[[], Dependencies], on_progress: Callable[[int, int], None] | None = None
+) -> Handler:
+    """`on_progress(rows_read, records_sent)`, both increments, is the local runtime's live progress hook."""
+
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         deps = get_dependencies()
         settings, clients = deps.settings, deps.clients
@@ -52,16 +72,30 @@ def make_handler(get_dependencies: Callable[[], Dependencies]) -> Handler:
             resume = job.get("resume")
             etag = job.get("etag")
             logger.append_keys(source_key=job["key"], bucket=job["bucket"])
-            result = produce_object(
-                clients.s3,
-                clients.kinesis,
-                settings,
-                job["bucket"],
-                job["key"],
-                etag=f'"{etag.strip(chr(34))}"' if etag else None,
-                resume=ResumePoint(**resume) if resume else None,
-                remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
-            )
+            try:
+                result = produce_object(
+                    clients.s3,
+                    clients.kinesis,
+                    settings,
+                    job["bucket"],
+                    job["key"],
+                    etag=f'"{etag.strip(chr(34))}"' if etag else None,
+                    resume=ResumePoint(**resume) if resume else None,
+                    remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
+                    on_progress=_row_deltas(on_progress),
+                )
+            except RecordsNotSent as error:
+                # Fail the invocation, so that Lambda retries the event: never report success with records missing.
+                logger.error(
+                    "records not sent",
+                    extra={
+                        "records_not_sent": error.count,
+                        "records_sent": error.sent,
+                        "rows_read": error.rows_read,
+                        "reason": error.reason,
+                    },
+                )
+                raise
             results.append(result)
             log = logger.error if result.refused else logger.info
             log(
@@ -96,4 +130,4 @@ def _lambda_dependencies() -> Dependencies:
     return _dependencies
 
 
-handler = logger.inject_lambda_context(make_handler(_lambda_dependencies))
+handler = observability.instrument("producer", logger, make_handler(_lambda_dependencies))

@@ -6,17 +6,24 @@ object exists in (moto's) S3, and nothing ever runs that code there, because the
 imports the handlers in-process. The zip is byte-for-byte reproducible (fixed timestamps and
 order), so :func:`artifact_key` is stable and deploying an unchanged tree twice changes nothing.
 
-NOTE: this zip is NOT a working package for AWS Lambda: there, the handlers also need orjson,
-pyarrow and aws-lambda-powertools (manylinux x86_64 wheels for python3.12) next to
-``tripstream/``. Building that package is a separate job; it should produce the same kind of
-content-addressed key so that :func:`upload_artifact` and the deploy stay as they are.
+That zip is NOT a working package for AWS Lambda: there, the handlers also need orjson, pyarrow
+and aws-lambda-powertools (manylinux wheels for the template's runtime and architecture) next to
+``tripstream/``. :func:`build_lambda_package` builds that one, cached by a hash of its inputs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import io
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, cast
 
@@ -102,3 +109,191 @@ def _ensure_bucket(s3: S3Client, *, bucket: str, region: str) -> None:
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
             raise
+
+
+# --- the Lambda package (code + runtime dependencies) -------------------------------------------
+
+#: What the handlers import beyond the standard library and boto3 (which the Lambda runtime provides).
+#: pyarrow is most of the package (about 140 MB unpacked): it is kept, because Parquet is one of the
+#: accepted input formats and the producer reads it with pyarrow; it is pruned of what tripstream
+#: never loads (Flight, headers, Cython sources, its tests). Substrait stays: pyarrow.lib links it.
+LAMBDA_DEPENDENCIES: Final = ("orjson", "pyarrow", "aws-lambda-powertools")
+LAMBDA_UNZIPPED_LIMIT_BYTES: Final = 250 * 1024 * 1024  # Lambda's limit for a function and its layers
+_PRUNED_DIRECTORIES: Final = frozenset({"__pycache__", "tests", "include", "includes"})
+_PRUNED_SUFFIXES: Final = (".pyc", ".pyx", ".pxd", ".pxi", ".h", ".hpp", ".cc", ".cpp")
+# pyarrow components tripstream never imports, and that no kept library links (readelf -d: pyarrow.lib
+# and libarrow_python need libarrow_substrait, dataset, acero and parquet, but not Flight).
+_PRUNED_FILE_PREFIXES: Final = (
+    "pyarrow/libarrow_flight.",
+    "pyarrow/libarrow_python_flight.",
+    "pyarrow/_flight.",
+    "pyarrow/_pyarrow_cpp_tests.",
+)
+_EXECUTABLE_SUFFIXES: Final = (".so",)
+
+
+@dataclass(frozen=True)
+class LambdaTarget:
+    """The Lambda runtime the package is built for: wheels are chosen for this Python and platform."""
+
+    python_version: str = "3.12"
+    platform: str = "manylinux2014_x86_64"
+
+    @classmethod
+    def from_runtime(cls, runtime: str, architecture: str) -> LambdaTarget:
+        """``python3.12`` / ``x86_64`` (as in the template) -> the pip target."""
+        if not runtime.startswith("python"):
+            raise ValueError(f"not a Python runtime: {runtime}")
+        machine = {"x86_64": "x86_64", "arm64": "aarch64"}.get(architecture)
+        if machine is None:
+            raise ValueError(f"unknown Lambda architecture: {architecture}")
+        return cls(python_version=runtime.removeprefix("python"), platform=f"manylinux2014_{machine}")
+
+
+@dataclass(frozen=True)
+class LambdaPackage:
+    path: Path
+    sha256: str
+    zipped_bytes: int
+    unzipped_bytes: int
+    built: bool  # False: taken from the cache
+
+    @property
+    def key(self) -> str:
+        return f"{ARTIFACT_PREFIX}tripstream-{self.sha256[:32]}.zip"
+
+
+class PackageError(RuntimeError):
+    """The Lambda package could not be built (pip failed, or it is too large for Lambda)."""
+
+
+def lambda_requirements() -> list[str]:
+    """The Lambda dependencies with the version bounds the project declares (pyproject.toml)."""
+    try:
+        declared = importlib.metadata.requires("tripstream") or []
+    except importlib.metadata.PackageNotFoundError:
+        declared = []
+    wanted = {name: name for name in LAMBDA_DEPENDENCIES}
+    found: dict[str, str] = {}
+    for requirement in declared:
+        if ";" in requirement:
+            continue  # extras (dev tools) and markers
+        name = re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0].strip().lower()
+        if name in wanted:
+            found[name] = requirement.replace(" ", "")
+    return [found.get(name, name) for name in LAMBDA_DEPENDENCIES]
+
+
+def _keep(relative: str) -> bool:
+    parts = relative.split("/")
+    if _PRUNED_DIRECTORIES.intersection(parts[:-1]):
+        return False
+    if relative.endswith(_PRUNED_SUFFIXES):
+        return False
+    return not relative.startswith(_PRUNED_FILE_PREFIXES)
+
+
+def _write_tree(archive: zipfile.ZipFile, root: Path, prefix: str = "") -> int:
+    """Add the kept files under ``root`` (sorted, fixed timestamps); returns their unzipped size."""
+    total = 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        relative = prefix + path.relative_to(root).as_posix()
+        if not _keep(relative):
+            continue
+        info = zipfile.ZipInfo(relative, date_time=_ZIP_DATE_TIME)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        mode = 0o755 if path.suffix in _EXECUTABLE_SUFFIXES or ".so." in path.name else 0o644
+        info.external_attr = mode << 16
+        data = path.read_bytes()
+        total += len(data)
+        archive.writestr(info, data)
+    return total
+
+
+def package_hash(target: LambdaTarget, requirements: list[str], source_zip: bytes) -> str:
+    """What decides the package's content: the code, the requirements and the target (not the clock)."""
+    digest = hashlib.sha256()
+    digest.update(f"{target.python_version}|{target.platform}|{'|'.join(requirements)}|".encode())
+    digest.update(source_zip)
+    return digest.hexdigest()
+
+
+def build_lambda_package(
+    cache_dir: Path,
+    *,
+    target: LambdaTarget | None = None,
+    requirements: list[str] | None = None,
+    package_root: Path = PACKAGE_ROOT,
+    log: Callable[[str], None] | None = None,
+) -> LambdaPackage:
+    """The Lambda package: ``tripstream/`` plus the runtime dependencies for ``target``, as one zip.
+
+    The zip is cached in ``cache_dir`` under a hash of the code, the requirements and the target:
+    an unchanged tree is not built again. Dependencies come from ``pip install --target`` with
+    ``--platform/--python-version/--implementation cp --only-binary=:all:``, so the wheels are the
+    runtime's (manylinux, CPython of the runtime) whatever this machine runs. boto3 is not packaged:
+    the runtime has it. Raises :class:`PackageError` when pip fails or the package exceeds Lambda's
+    250 MB unzipped limit.
+    """
+    target = target or LambdaTarget()
+    requirements = requirements if requirements is not None else lambda_requirements()
+    source = build_source_zip(package_root)
+    content_hash = package_hash(target, requirements, source)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    final = cache_dir / f"tripstream-lambda-py{target.python_version}-{target.platform}-{content_hash[:16]}.zip"
+    if final.exists():
+        with zipfile.ZipFile(final) as archive:
+            unzipped = sum(info.file_size for info in archive.infolist())
+        return LambdaPackage(final, _file_sha256(final), final.stat().st_size, unzipped, built=False)
+    with tempfile.TemporaryDirectory(prefix="tripstream-package-", dir=cache_dir) as scratch:
+        site = Path(scratch) / "site"
+        command = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+            "--target", str(site),
+            "--platform", target.platform,
+            "--python-version", target.python_version,
+            "--implementation", "cp",
+            "--only-binary=:all:",
+            *requirements,
+        ]  # fmt: skip
+        if log is not None:
+            log(f"building the Lambda package: pip install {' '.join(requirements)} for "
+                f"python{target.python_version} {target.platform}")  # fmt: skip
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            raise PackageError(f"pip could not install {requirements}: {completed.stderr.strip()[-2000:]}")
+        # boto3/botocore (a dependency of powertools' optional parts only) come from the runtime.
+        for provided in ("boto3", "botocore", "s3transfer"):
+            shutil.rmtree(site / provided, ignore_errors=True)
+        partial = Path(scratch) / "package.zip"
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+            unzipped = _write_tree(archive, site)
+            with zipfile.ZipFile(io.BytesIO(source)) as code:
+                for info in code.infolist():
+                    data = code.read(info)
+                    unzipped += len(data)
+                    archive.writestr(info, data)
+        if unzipped > LAMBDA_UNZIPPED_LIMIT_BYTES:
+            raise PackageError(
+                f"the Lambda package is {unzipped / 2**20:.0f} MiB unzipped, over Lambda's 250 MiB limit"
+            )
+        partial.replace(final)
+    return LambdaPackage(final, _file_sha256(final), final.stat().st_size, unzipped, built=True)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def package_from_zip(path: Path) -> LambdaPackage:
+    """A package built before (``deploy --package``: build once in CI, deploy the same zip everywhere)."""
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        unzipped = sum(info.file_size for info in archive.infolist())
+    if "tripstream/handlers/producer.py" not in names:
+        raise PackageError(f"{path} is not a tripstream Lambda package (no tripstream/handlers/producer.py)")
+    return LambdaPackage(path, _file_sha256(path), path.stat().st_size, unzipped, built=False)

@@ -1,7 +1,9 @@
 """Where the local event source mapping keeps its place in each shard: a durable file per shard.
 
-Written atomically (temporary file, fsync, rename), so a process killed at any instant leaves either the
-old or the new checkpoint, never a torn one.
+Written atomically (temporary file, fsync, rename, fsync of the folder), so a process killed at any instant
+(or a machine losing power) leaves either the old or the new checkpoint, never a torn or missing one.
+A checkpoint is written only after the consumer has finished the records up to it, so a restart re-delivers at
+most the batch that was in flight; the writes are idempotent, so that re-delivery duplicates nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +48,20 @@ class CheckpointStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, path)
+            _fsync_directory(self._directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:  # a platform without directory handles (Windows): the rename is what it offers
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
 
 
 def _safe(name: str) -> str:

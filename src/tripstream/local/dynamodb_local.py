@@ -414,7 +414,7 @@ class DynamoDBLocal:
         if self._process is not None and self._process.poll() is None and self._endpoint_url is not None:
             return self._endpoint_url
         self.stop()
-        installation = ensure_installed(self._install_dir)
+        installation = ensure_installed(self._install_dir, quiet=False, log=sys.stderr)  # says so the first time
         self._installation = installation
         java = check_java(installation.required_java())
         self._work_dir = tempfile.TemporaryDirectory(prefix="tripstream-dynamodb-local-")

@@ -19,6 +19,12 @@ dict, a sorted list of its sequence numbers and a lock:
 * ``get_records``: bisect to the first record after the iterator's position, then slice;
   O(log n + limit). Its return value is unchanged: ``(records, last sequence number, millis behind latest)``.
 
+One DynamoDB patch, for the consumer's write path: moto 5.2.1's ``Item.__init__`` fills a ``LimitedSizeDict``
+whose ``__setitem__`` re-sums the size of every attribute already stored on each insert (O(n²) per item, about a
+sixth of the emulator's CPU under BatchWriteItem). The replacement sums as it goes: the same attributes, the same
+``ItemSizeTooLarge`` at the same attribute, in O(n). ``LimitedSizeDict`` itself (used by update expressions) is left
+alone.
+
 moto itself replaces a shard's dict wholesale (``shard.records = OrderedDict()`` in ``split_shard``)
 and could in principle write to it directly; the index therefore remembers which dict object, of
 which length, it was built from and rebuilds itself (once, O(n log n)) when either differs.
@@ -34,6 +40,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import moto
+from moto.dynamodb.exceptions import ItemSizeTooLarge
+from moto.dynamodb.models import dynamo_type as dynamo_models
+from moto.dynamodb.models.utilities import bytesize
 from moto.kinesis import models as kinesis_models
 
 #: The moto version these patches were written against and measured on (pinned in pyproject.toml).
@@ -49,6 +58,10 @@ _EXPECTED_SIGNATURES: Final[Mapping[str, tuple[str, ...]]] = {
 _RECORD_SIGNATURE: Final = ("self", "partition_key", "data", "sequence_number", "explicit_hash_key")
 
 _MARKER: Final = "_tripstream_original_methods"  # set on the Shard class while patched
+_ITEM_MARKER: Final = "_tripstream_original_init"  # set on the DynamoDB Item class while patched
+_ITEM_INIT_SIGNATURE: Final = ("self", "hash_key", "range_key", "attrs")
+#: moto's limit in ``LimitedSizeDict.__setitem__`` (bytes of names + values of one item).
+_ITEM_SIZE_LIMIT: Final = 405000
 _INDEX_ATTRIBUTE: Final = "_tripstream_index"  # set on each Shard instance on first use
 
 _apply_lock = threading.Lock()
@@ -140,6 +153,56 @@ def _get_min_sequence_number(self: Any) -> int:
         return sequence_numbers[0] if sequence_numbers else 0
 
 
+def _item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
+    """moto's ``Item.__init__`` with the size check summed as it goes (O(n), not O(n²)).
+
+    moto checks, before storing each attribute, that the sizes of every name and value already stored plus the new
+    name and value do not exceed the limit; a running total gives the same sums. ``attrs`` is a dict, so each name is
+    stored once, as in moto.
+    """
+    self.hash_key = hash_key
+    self.range_key = range_key
+    limited = dynamo_models.LimitedSizeDict()
+    dynamo_type = dynamo_models.DynamoType
+    total = 0
+    for key, value in attrs.items():
+        converted = dynamo_type(value)
+        size = bytesize(key) + converted.size()
+        if total + size > _ITEM_SIZE_LIMIT:
+            raise ItemSizeTooLarge
+        dict.__setitem__(limited, key, converted)
+        total += size
+    self.attrs = limited
+
+
+def _check_item_shape(item_class: Any) -> None:
+    problems: list[str] = []
+    if _parameter_names(item_class.__init__) != _ITEM_INIT_SIGNATURE:
+        problems.append(
+            f"Item.__init__{_parameter_names(item_class.__init__)} is not Item.__init__{_ITEM_INIT_SIGNATURE}"
+        )
+    else:
+        try:
+            source = inspect.getsource(item_class.__init__)
+        except (OSError, TypeError):
+            source = ""
+        for needle in ("LimitedSizeDict()", "DynamoType(value)"):
+            if source and needle not in source:
+                problems.append(f"Item.__init__ no longer uses {needle}")
+    try:
+        limit_source = inspect.getsource(dynamo_models.LimitedSizeDict.__setitem__)
+    except (OSError, TypeError):
+        limit_source = str(_ITEM_SIZE_LIMIT)
+    if str(_ITEM_SIZE_LIMIT) not in limit_source:
+        problems.append(f"LimitedSizeDict no longer limits items to {_ITEM_SIZE_LIMIT} bytes")
+    if problems:
+        raise MotoVersionError(
+            f"tripstream.local.moto_patches was written for moto {TESTED_MOTO_VERSION}'s DynamoDB Item, "
+            f"but moto {moto.__version__} differs: {'; '.join(problems)}. "
+            f"Install moto=={TESTED_MOTO_VERSION} or update the patches."
+        )
+
+
 _REPLACEMENTS: Final[Mapping[str, Callable[..., Any]]] = {
     "put_record": _put_record,
     "get_records": _get_records,
@@ -178,7 +241,7 @@ def _check_moto_shape(shard_class: Any, record_class: Any) -> None:
 
 
 def apply() -> None:
-    """Patch ``moto.kinesis.models.Shard`` for safe concurrent writes and O(log n) reads. Idempotent.
+    """Patch moto's Kinesis ``Shard`` (safe concurrent writes, O(log n) reads) and DynamoDB ``Item``. Idempotent.
 
     Raises :class:`MotoVersionError` if the installed moto's ``Shard`` is not the one patched here.
     """
@@ -194,10 +257,14 @@ def apply() -> None:
                 RuntimeWarning,
                 stacklevel=2,
             )
+        item_class = dynamo_models.Item
+        _check_item_shape(item_class)
         originals = {name: getattr(shard_class, name) for name in _REPLACEMENTS}
         for name, replacement in _REPLACEMENTS.items():
             setattr(shard_class, name, replacement)
         setattr(shard_class, _MARKER, originals)
+        setattr(item_class, _ITEM_MARKER, item_class.__init__)
+        setattr(item_class, "__init__", _item_init)  # noqa: B010
 
 
 def revert() -> None:
@@ -210,6 +277,11 @@ def revert() -> None:
         for name, original in originals.items():
             setattr(shard_class, name, original)
         delattr(shard_class, _MARKER)
+        item_class = dynamo_models.Item
+        original_init = vars(item_class).get(_ITEM_MARKER)
+        if original_init is not None:
+            setattr(item_class, "__init__", original_init)  # noqa: B010
+            delattr(item_class, _ITEM_MARKER)
 
 
 def is_applied() -> bool:

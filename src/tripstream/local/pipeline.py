@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tripstream.aws.clients import AwsClients
-from tripstream.aws.dynamodb import count_items
+from tripstream.aws.dynamodb import item_count
 from tripstream.consumer import ConsumerResult
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers import producer as producer_handler
@@ -26,6 +26,7 @@ from tripstream.local.runtime import (
     invoke_producer,
 )
 from tripstream.settings import Settings
+from tripstream.testing import faults
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class RunSummary:
     blank_lines: int = 0
     producer_invocations: int = 0
     producer_errors: list[str] = field(default_factory=list)
+    # The producer gave up on the event and it went to the producer's dead-letter queue (its SQS message id).
+    producer_dead_letter_message_id: str | None = None
     records_consumed: int = 0
     trips_processed: int = 0
     records_rejected: dict[str, int] = field(default_factory=dict)
@@ -112,6 +115,7 @@ class Progress:
     rows_read: Callable[[int], None] | None = None
     records_sent: Callable[[int], None] | None = None
     records_consumed: Callable[[int], None] | None = None
+    items_written: Callable[[int], None] | None = None
 
 
 def handler_settings(function: FunctionInfo, overrides: Mapping[str, str] | None = None) -> Settings:
@@ -137,6 +141,7 @@ def run_file(
     started = time.monotonic()
     key = key or path.name
     summary = RunSummary(file=str(path), bucket=stack.bucket, key=key)
+    faults.install_from_environment(handler_clients)  # tests of the CLI only: no-op unless TRIPSTREAM_FAULTS is set
     producer_deps = Dependencies(handler_clients, handler_settings(stack.producer, environment_overrides))
     consumer_deps = Dependencies(handler_clients, handler_settings(stack.consumer, environment_overrides))
     progress = progress or Progress()
@@ -152,7 +157,13 @@ def run_file(
         f"{stream.name}-{stream.created}",
     )
     consumer_results: list[ConsumerResult] = []
-    handler = consumer_handler.make_handler(lambda: consumer_deps, consumer_results.append)
+
+    def on_consumer_result(result: ConsumerResult) -> None:
+        consumer_results.append(result)
+        if progress.items_written is not None:
+            progress.items_written(sum(result.items_written.values()))
+
+    handler = consumer_handler.make_handler(lambda: consumer_deps, on_consumer_result)
     if wrap_consumer is not None:
         handler = wrap_consumer(handler)
     mapping = EventSourceMapping(
@@ -179,10 +190,12 @@ def run_file(
             sequencer=f"{time.time_ns():X}",
         )
         run = invoke_producer(
-            producer_handler.make_handler(lambda: producer_deps),
+            producer_handler.make_handler(lambda: producer_deps, on_progress=_producer_progress(progress)),
             event,
             stack.producer,
             timeout_seconds=producer_timeout_seconds,
+            sqs=clients.sqs,
+            dead_letter_queue_url=stack.outputs.get("ProducerDeadLetterQueueUrl"),
         )
         mapping.producer_finished()
         mapping.wait_drained()
@@ -191,14 +204,32 @@ def run_file(
     _summarise_producer(summary, run.results)
     summary.producer_invocations = run.invocations
     summary.producer_errors = run.errors
-    summary.producer_errors_final = bool(run.errors) and (not run.results or run.results[-1].get("resume") is not None)
+    summary.producer_errors_final = run.gave_up
+    summary.producer_dead_letter_message_id = run.dead_letter_message_id
+    if run.failed_invocations:
+        # Failed invocations are retried whole: what they had sent is in the stream twice (idempotent downstream).
+        summary.retries["producer_failed_invocations"] = run.failed_invocations
+        summary.retries["producer_records_sent_by_failed_invocations"] = run.records_sent_by_failed_invocations
     _summarise_consumer(summary, consumer_results)
     summary.consumer_invocations = mapping.stats.invocations
     summary.consumer_retries = mapping.stats.function_errors + mapping.stats.partial_failures
     summary.records_to_on_failure = mapping.stats.records_to_on_failure
-    summary.table_items = {name: count_items(clients.dynamodb, table) for name, table in stack.tables.items()}
+    summary.table_items = {name: item_count(clients.dynamodb, table) for name, table in stack.tables.items()}
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _producer_progress(progress: Progress) -> Callable[[int, int], None] | None:
+    if progress.rows_read is None and progress.records_sent is None:
+        return None
+
+    def on_progress(rows_read: int, records_sent: int) -> None:
+        if progress.rows_read is not None:
+            progress.rows_read(rows_read)
+        if progress.records_sent is not None:
+            progress.records_sent(records_sent)
+
+    return on_progress
 
 
 def _summarise_producer(summary: RunSummary, results: list[dict[str, Any]]) -> None:

@@ -18,9 +18,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+from botocore.exceptions import ClientError
 
 from tripstream.aws.clients import AwsClients
 from tripstream.aws.kinesis import get_records, list_shard_ids, shard_iterator
@@ -29,6 +30,10 @@ from tripstream.infra import EventSourceMappingSettings
 from tripstream.local.checkpoints import CheckpointStore
 from tripstream.local.context import LocalLambdaContext
 from tripstream.local.events import kinesis_event
+from tripstream.retry import is_transient
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -67,6 +72,13 @@ class ProducerRun:
     invocations: int = 0
     failed_invocations: int = 0
     errors: list[str] = field(default_factory=list)
+    # Every attempt of one invocation failed: the rest of the file was never sent (Lambda would now hand the
+    # event to the producer's dead-letter queue).
+    gave_up: bool = False
+    # Records that failed invocations did get into the stream before failing (their retry sends them again).
+    records_sent_by_failed_invocations: int = 0
+    # The event given up on was sent to the producer's dead-letter queue (its SQS message id).
+    dead_letter_message_id: str | None = None
 
 
 def invoke_producer(
@@ -76,34 +88,71 @@ def invoke_producer(
     *,
     timeout_seconds: float | None = None,
     retry_attempts: int = ASYNC_RETRY_ATTEMPTS,
+    new_context: Callable[[], Any] | None = None,
+    sqs: SQSClient | None = None,
+    dead_letter_queue_url: str | None = None,
 ) -> ProducerRun:
-    """Invoke the producer as Lambda would for an S3 event, following continuations until the file is done."""
+    """Invoke the producer as Lambda would for an S3 event, following continuations until the file is done.
+
+    A failed invocation is retried `retry_attempts` times with the same event (Lambda's asynchronous retries);
+    `new_context` replaces the Lambda context of each invocation (tests use it to fake the remaining time).
+    When every attempt failed, the event given up on (the S3 event, or the continuation that failed) goes to
+    `dead_letter_queue_url` with `sqs`, as Lambda sends it to the function's dead-letter queue.
+    """
     run = ProducerRun()
     pending: dict[str, Any] | None = event
     while pending is not None:
         attempt = 0
         while True:
-            context = LocalLambdaContext(
-                function_name=function.name,
-                invoked_function_arn=function.arn,
-                memory_limit_in_mb=function.memory_mb,
-                timeout_seconds=timeout_seconds if timeout_seconds is not None else function.timeout_seconds,
-            )
+            if new_context is not None:
+                context = new_context()
+            else:
+                context = LocalLambdaContext(
+                    function_name=function.name,
+                    invoked_function_arn=function.arn,
+                    memory_limit_in_mb=function.memory_mb,
+                    timeout_seconds=timeout_seconds if timeout_seconds is not None else function.timeout_seconds,
+                )
             run.invocations += 1
             try:
                 response = handler(pending, context)
             except Exception as error:
                 run.failed_invocations += 1
+                run.records_sent_by_failed_invocations += getattr(error, "sent", 0)
                 run.errors.append(f"{type(error).__name__}: {error}")
                 log.warning("producer invocation failed (attempt %d): %s", attempt + 1, error)
                 attempt += 1
                 if attempt > retry_attempts:
+                    run.gave_up = True
+                    if sqs is not None and dead_letter_queue_url:
+                        run.dead_letter_message_id = send_to_dead_letter_queue(
+                            sqs, dead_letter_queue_url, pending, getattr(context, "aws_request_id", ""), error
+                        )
                     return run
                 continue
             run.results.extend(response.get("results", []))
             pending = response.get("continuation")
             break
     return run
+
+
+def send_to_dead_letter_queue(
+    sqs: SQSClient, queue_url: str, event: dict[str, Any], request_id: str, error: BaseException
+) -> str:
+    """What Lambda sends to an SQS dead-letter queue for an asynchronous invocation that exhausted its retries:
+    the event itself as the body, and RequestID, ErrorCode and ErrorMessage (at most 1 KB) as attributes."""
+    message = f"{type(error).__name__}: {error}".encode()[:1024].decode("utf-8", "ignore")
+    answer = sqs.send_message(
+        QueueUrl=queue_url,
+        MessageBody=orjson.dumps(event).decode(),
+        MessageAttributes={
+            "RequestID": {"DataType": "String", "StringValue": request_id or str(uuid.uuid4())},
+            "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+            "ErrorMessage": {"DataType": "String", "StringValue": message or "Unhandled"},
+        },
+    )
+    log.error("every attempt of the producer failed: event sent to the dead-letter queue (%s)", message)
+    return answer["MessageId"]
 
 
 # ---------------------------------------------------------------- consumer side
@@ -118,6 +167,7 @@ class ConsumerStats:
     records_done: int = 0
     batches_to_on_failure: int = 0
     records_to_on_failure: int = 0
+    read_errors: int = 0
     results: list[ConsumerResult] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -205,33 +255,68 @@ class EventSourceMapping:
             log.exception("poller of %s failed", shard_id)
             self._errors.append(error)
 
+    def _open(self, shard_id: str) -> str | None:
+        """A shard iterator just after the shard's checkpoint (TRIM_HORIZON without one); read errors retried."""
+        failures = 0
+        while True:
+            try:
+                return shard_iterator(
+                    self._clients.kinesis, self._stream.name, shard_id, self._checkpoints.get(shard_id)
+                )
+            except Exception as error:
+                failures += 1
+                if not is_transient(error) or self._stop.is_set():
+                    raise
+                self._pause_after_read_error(shard_id, error, failures)
+
+    def _pause_after_read_error(self, shard_id: str, error: BaseException, failures: int) -> None:
+        log.warning("reading %s failed (%s), retrying", shard_id, error)
+        self.stats.add(read_errors=1)
+        time.sleep(min(1.0, self._poll_interval * 2 ** min(failures, 6)))
+
     def _poll(self, shard_id: str) -> None:
         kinesis = self._clients.kinesis
         batch_size = self._settings["BatchSize"]
         window = self._settings["MaximumBatchingWindowInSeconds"]
-        position = self._checkpoints.get(shard_id)
-        iterator: str | None = shard_iterator(kinesis, self._stream.name, shard_id, position)
+        iterator = self._open(shard_id)
+        failures = 0
         while not self._stop.is_set() and iterator is not None:
             producer_done = self._producer_done.is_set()
             batch: list[dict[str, Any]] = []
             window_ends = time.monotonic() + window
             behind = 0
-            while iterator is not None and len(batch) < batch_size:
-                page = get_records(kinesis, iterator, batch_size - len(batch))
-                iterator = page.next_iterator
-                batch.extend(page.records)
-                behind = page.millis_behind_latest
-                if page.records and len(batch) < batch_size and not producer_done and time.monotonic() < window_ends:
-                    continue
-                if not page.records and not batch and not producer_done and time.monotonic() < window_ends:
-                    time.sleep(self._poll_interval)
-                    producer_done = self._producer_done.is_set()
-                    continue
-                break
+            try:
+                while iterator is not None and len(batch) < batch_size:
+                    page = get_records(kinesis, iterator, batch_size - len(batch))
+                    iterator = page.next_iterator
+                    batch.extend(page.records)
+                    behind = page.millis_behind_latest
+                    if (
+                        page.records
+                        and len(batch) < batch_size
+                        and not producer_done
+                        and time.monotonic() < window_ends
+                    ):
+                        continue
+                    if not page.records and not batch and not producer_done and time.monotonic() < window_ends:
+                        time.sleep(self._poll_interval)
+                        producer_done = self._producer_done.is_set()
+                        continue
+                    break
+            except Exception as error:
+                # Like Lambda's pollers: a throttled/failed read or an expired iterator is retried, from the
+                # checkpoint (the records read so far were not delivered yet, so nothing is skipped).
+                failures += 1
+                if not (is_transient(error) or _error_code(error) == "ExpiredIteratorException"):
+                    raise
+                self._pause_after_read_error(shard_id, error, failures)
+                iterator = self._open(shard_id)
+                continue
+            failures = 0
             if batch:
                 self._deliver(shard_id, batch)
                 # Re-read from the checkpoint: after a partial failure Lambda re-delivers from there.
-                iterator = shard_iterator(kinesis, self._stream.name, shard_id, self._checkpoints.get(shard_id))
+                iterator = self._open(shard_id)
             elif producer_done and behind == 0:
                 return
             else:
@@ -241,12 +326,13 @@ class EventSourceMapping:
         """Deliver one batch until done, retried/bisected/sent to the on-failure destination as configured."""
         max_retries = self._settings["MaximumRetryAttempts"]
         max_age = self._settings["MaximumRecordAgeInSeconds"]
-        retries = 0
+        retries = invocations = 0
         while records:
             if max_age >= 0 and self._age_seconds(records[0]) > max_age:
-                self._to_on_failure(shard_id, records, "RecordAgeExceeded", retries)
+                self._to_on_failure(shard_id, records, "RecordAgeExceeded", invocations)
                 return
             failed_from = self._invoke(shard_id, records)
+            invocations += 1
             if failed_from == len(records):
                 self._done(shard_id, records)
                 return
@@ -255,7 +341,7 @@ class EventSourceMapping:
                 records = records[failed_from:]
             retries += 1
             if max_retries >= 0 and retries > max_retries:
-                self._to_on_failure(shard_id, records, "RetryAttemptsExhausted", retries)
+                self._to_on_failure(shard_id, records, "RetryAttemptsExhausted", invocations)
                 return
             if failed_from < 0 and self._settings["BisectBatchOnFunctionError"] and len(records) > 1:
                 middle = len(records) // 2
@@ -286,15 +372,19 @@ class EventSourceMapping:
             log.warning("consumer invocation failed on %s: %s", shard_id, error)
             self.stats.add(function_errors=1)
             return -1
-        failures = (response or {}).get("batchItemFailures") or []
+        if "ReportBatchItemFailures" not in self._settings["FunctionResponseTypes"]:
+            return len(records)  # without it, Lambda ignores the response: the batch succeeded
+        failures = (response if isinstance(response, dict) else {}).get("batchItemFailures") or []
         if not failures:
             return len(records)
         self.stats.add(partial_failures=1)
-        failed = min(int(f["itemIdentifier"]) for f in failures)
-        for index, record in enumerate(records):
-            if int(record["SequenceNumber"]) >= failed:
-                return index
-        return len(records)
+        positions = {str(record["SequenceNumber"]): index for index, record in enumerate(records)}
+        indexes = [positions.get(str(f.get("itemIdentifier") or "")) for f in failures if isinstance(f, dict)]
+        found = [index for index in indexes if index is not None]
+        if not found or len(found) != len(failures):
+            # An empty, malformed or unknown identifier: Lambda treats the whole batch as failed.
+            return 0
+        return min(found)
 
     def _done(self, shard_id: str, records: list[dict[str, Any]]) -> None:
         self._checkpoints.put(shard_id, records[-1]["SequenceNumber"])
@@ -302,7 +392,7 @@ class EventSourceMapping:
         if self._on_records_done is not None:
             self._on_records_done(len(records))
 
-    def _to_on_failure(self, shard_id: str, records: list[dict[str, Any]], condition: str, retries: int) -> None:
+    def _to_on_failure(self, shard_id: str, records: list[dict[str, Any]], condition: str, invocations: int) -> None:
         """What Lambda sends to an on-failure destination for a Kinesis batch it gives up on."""
         self.stats.add(batches_to_on_failure=1, records_to_on_failure=len(records))
         message = {
@@ -310,7 +400,7 @@ class EventSourceMapping:
                 "requestId": str(uuid.uuid4()),
                 "functionArn": self._function.arn,
                 "condition": condition,
-                "approximateInvokeCount": retries + 1,
+                "approximateInvokeCount": invocations,
             },
             "responseContext": {
                 "statusCode": 200,
@@ -345,6 +435,12 @@ class EventSourceMapping:
         if isinstance(arrived, datetime):
             return (datetime.now(arrived.tzinfo or UTC) - arrived).total_seconds()
         return 0.0
+
+
+def _error_code(error: BaseException) -> str:
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", ""))
+    return ""
 
 
 def _iso(value: Any) -> str | None:

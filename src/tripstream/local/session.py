@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,18 +92,19 @@ def open_endpoint(
     with ExitStack() as stack:
         dynamodb_url = configured_dynamodb_endpoint()
         dynamodb_description = f"DynamoDB at {dynamodb_url} ({DYNAMODB_ENDPOINT_VARIABLE})" if dynamodb_url else ""
+        dynamodb_local_started: Future[str] | None = None
         if dynamodb_url is None and checked_backend == "dynamodb-local":
             from tripstream.local.dynamodb_local import DynamoDBLocal
 
-            dynamodb_local = stack.enter_context(
-                DynamoDBLocal(
-                    state_dir=state_dir / "dynamodb-local" if state_dir is not None else None,
-                    log_path=dynamodb_local_log,
-                )
+            dynamodb_local = DynamoDBLocal(
+                state_dir=state_dir / "dynamodb-local" if state_dir is not None else None,
+                log_path=dynamodb_local_log,
             )
-            dynamodb_url = dynamodb_local.endpoint_url
-            dynamodb_description = dynamodb_local.description
-        service_endpoints = {"dynamodb": dynamodb_url} if dynamodb_url else {}
+            stack.callback(dynamodb_local.stop)
+            # Java starts while the emulator does (a few seconds each): in a thread, awaited below.
+            dynamodb_local_started = stack.enter_context(ThreadPoolExecutor(1, "dynamodb-local")).submit(
+                dynamodb_local.start
+            )
 
         base_url: str | None
         credentials: Credentials | None
@@ -114,6 +116,10 @@ def open_endpoint(
             emulator = stack.enter_context(Emulator(log_path=emulator_log))
             base_url, embedded, credentials = emulator.endpoint_url, True, EMULATOR_CREDENTIALS
             description = f"embedded emulator at {base_url}"
+        if dynamodb_local_started is not None:
+            dynamodb_url = dynamodb_local_started.result()
+            dynamodb_description = dynamodb_local.description
+        service_endpoints = {"dynamodb": dynamodb_url} if dynamodb_url else {}
         if dynamodb_description:
             description = f"{description}; {dynamodb_description}"
         yield Endpoint(

@@ -126,7 +126,10 @@ def fare_ratio_item(trip: CanonicalTrip, thresholds: Thresholds) -> Item | None:
     distance, fare = trip.get("trip_distance"), trip.get("fare_amount")
     if distance is None or fare is None or distance <= 0 or fare <= 0:
         return None
-    per_mile = (money(fare) / money(distance)).quantize(_CENT, rounding=ROUND_HALF_EVEN)
+    miles, dollars = money(distance), money(fare)
+    if miles <= 0 or dollars <= 0:  # 0.004 from a record another producer wrote: 0.00 miles, no ratio
+        return None
+    per_mile = (dollars / miles).quantize(_CENT, rounding=ROUND_HALF_EVEN)
     item = _base(
         trip,
         "trip_distance",

@@ -1,8 +1,11 @@
 """Trip files -> raw rows, streamed: CSV, gzip-compressed CSV and Parquet, chosen by content.
 
-A file is checked as a whole before its first row is handed out (format, header, gzip integrity), so a
-refused file sends nothing. Rows come out one at a time with their row number: the physical line number for
-CSV (the header is line 1) and the 1-based row number for Parquet.
+A file is checked as a whole before its first row is handed out (format, header, gzip integrity, every Parquet
+row group decodable), so a refused file sends nothing. Rows come out one at a time with their row number: the
+physical line number for CSV (the header is line 1) and the 1-based row number for Parquet.
+
+Lines a CSV reader cannot even split (invalid UTF-8, NUL bytes, over `MAX_LINE_BYTES`) come out as rows with an
+error; every other line comes out as fields, and the normaliser decides.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import io
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from tripstream.trips.normalise import (
     FileRefused,
@@ -23,13 +27,31 @@ from tripstream.trips.normalise import (
     resolve_header,
     split_csv_line,
 )
+from tripstream.trips.schema import ALIASES, column_key
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
 ZIP_MAGIC = b"PK\x03\x04"
+# Formats people upload by mistake, by their first bytes: refused with a message that says what the file is.
+_FOREIGN_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (ZIP_MAGIC, "is a ZIP archive (or an Excel workbook); upload the CSV or Parquet file itself"),
+    (b"BZh", "is bzip2-compressed; tripstream reads plain CSV, gzip-compressed CSV and Parquet"),
+    (b"\xfd7zXZ\x00", "is xz-compressed; tripstream reads plain CSV, gzip-compressed CSV and Parquet"),
+    (b"\x28\xb5\x2f\xfd", "is zstd-compressed; tripstream reads plain CSV, gzip-compressed CSV and Parquet"),
+    (b"\xff\xfe", "is UTF-16 text; save it as UTF-8 CSV"),
+    (b"\xfe\xff", "is UTF-16 text; save it as UTF-8 CSV"),
+    (b"%PDF", "is a PDF document, not a trip file"),
+)
 MAX_HEADER_BYTES = 1 << 20
+# A TLC row is 100-300 bytes; a line over this is not a row (binary junk, a file glued on, a missing newline).
+MAX_LINE_BYTES = 8192
 MAX_REJECT_TEXT = 2000
 _CHUNK = 1 << 20
+_PARQUET_BATCH = 8192
+_UTC_NAMES = frozenset({"utc", "etc/utc", "gmt", "etc/gmt", "z", "+00:00", "-00:00", "+0000", "zulu", "universal"})
 
 
 class ByteSource(Protocol):
@@ -83,14 +105,37 @@ class ResumePoint:
     byte_offset: int | None = None
 
 
-@dataclass
 class RawRow:
-    row_number: int
-    fields: Sequence[str] | None
-    error: RowError | None
-    text: str
-    # Byte offset just past this row, for plain CSV (None otherwise).
-    end_offset: int | None = None
+    """One row as read: its fields, or the error that kept it from having any.
+
+    `text` is the row as it appears in the file (for the rejects); for Parquet it is built only when asked for.
+    """
+
+    __slots__ = ("_text", "end_offset", "error", "fields", "row_number")
+
+    def __init__(
+        self,
+        row_number: int,
+        fields: Sequence[str] | None,
+        error: RowError | None = None,
+        text: str | None = None,
+        end_offset: int | None = None,
+    ) -> None:
+        self.row_number = row_number
+        self.fields = fields
+        self.error = error
+        self._text = text
+        # Byte offset just past this row, for plain CSV (None otherwise).
+        self.end_offset = end_offset
+
+    @property
+    def text(self) -> str:
+        if self._text is not None:
+            return self._text
+        return ",".join(self.fields or ())[:MAX_REJECT_TEXT]
+
+    def __repr__(self) -> str:
+        return f"RawRow({self.row_number}, {self.fields!r}, {self.error!r})"
 
 
 @dataclass
@@ -107,6 +152,7 @@ class TripFile:
     header: Header
     stats: FileStats = field(default_factory=FileStats)
     _header_end: int = 0
+    _leading_blank_lines: int = 0
 
     def rows(self, resume: ResumePoint | None = None) -> Iterator[RawRow]:
         if self.format == "parquet":
@@ -115,21 +161,32 @@ class TripFile:
 
 
 def open_trip_file(source: ByteSource, *, service_hint: str | None = None) -> TripFile:
-    """Detect the format by content and check the header; raises `FileRefused` for a file not to be sent."""
+    """Detect the format by content and check the file; raises `FileRefused` for a file not to be sent."""
     size = source.size()
     head = source.read_range(0, 8) if size else b""
     if not head.strip() and (size == 0 or not _has_content(source)):
         raise FileRefused(source.name, "empty_file", "the file is empty")
     if head.startswith(PARQUET_MAGIC):
         return _open_parquet(source, service_hint)
-    if head.startswith(ZIP_MAGIC):
-        raise FileRefused(source.name, "unknown_format", "is a ZIP archive; upload the CSV or Parquet file itself")
+    _refuse_foreign(source, head)
     if head.startswith(GZIP_MAGIC):
         _check_gzip(source)
         with _gzip_stream(source) as stream:
+            inner = stream.peek(8)[:8]
+            if inner.startswith(PARQUET_MAGIC):
+                raise FileRefused(
+                    source.name, "unknown_format", "is a gzip-compressed Parquet file; upload the Parquet file itself"
+                )
+            _refuse_foreign(source, inner, "holds, under its gzip compression, a file that ")
             return _open_csv(source, "csv.gz", stream, service_hint)
     with source.open_stream() as stream:
         return _open_csv(source, "csv", stream, service_hint)
+
+
+def _refuse_foreign(source: ByteSource, head: bytes, what: str = "") -> None:
+    for magic, problem in _FOREIGN_MAGIC:
+        if head.startswith(magic):
+            raise FileRefused(source.name, "unknown_format", f"{what}{problem}")
 
 
 def _has_content(source: ByteSource) -> bool:
@@ -156,15 +213,24 @@ def _check_gzip(source: ByteSource) -> None:
                             break
                         decompressor = zlib.decompressobj(wbits=47)
         except zlib.error as exc:
-            raise FileRefused(source.name, "corrupt_gzip", f"is not a valid gzip stream ({exc})") from None
+            raise FileRefused(source.name, "corrupt_gzip", f"is not a valid gzip stream ({_one_line(exc)})") from None
     if not decompressor.eof:
         raise FileRefused(source.name, "truncated_gzip", "the gzip stream is truncated (it ends before its trailer)")
     if total == 0:
         raise FileRefused(source.name, "empty_file", "the gzip stream holds no data")
 
 
-def _gzip_stream(source: ByteSource) -> IO[bytes]:
+def _gzip_stream(source: ByteSource) -> io.BufferedReader:
     return io.BufferedReader(gzip.GzipFile(fileobj=source.open_stream(), mode="rb"), buffer_size=_CHUNK)
+
+
+def _one_line(error: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _not_csv(source: ByteSource, why: str) -> FileRefused:
+    return FileRefused(source.name, "unknown_format", f"is not a CSV, gzip-compressed CSV or Parquet file ({why})")
 
 
 def _open_csv(source: ByteSource, fmt: str, stream: IO[bytes], service_hint: str | None) -> TripFile:
@@ -174,54 +240,60 @@ def _open_csv(source: ByteSource, fmt: str, stream: IO[bytes], service_hint: str
         line = stream.readline(MAX_HEADER_BYTES)
         offset += len(line)
         if not line:
-            raise FileRefused(source.name, "empty_file", "the file has no header line")
+            raise FileRefused(source.name, "empty_file", "the file has no header line (only blank lines)")
         if line.strip():
             break
         stats.blank_lines += 1
+    if b"\r" in line.rstrip(b"\r\n"):
+        raise FileRefused(
+            source.name, "unknown_format", "ends its lines with a lone CR (classic Mac); save it with LF or CRLF"
+        )
     if len(line) >= MAX_HEADER_BYTES and not line.endswith(b"\n"):
-        raise FileRefused(source.name, "unknown_format", "is not a CSV file (its first line is over 1 MiB)")
+        raise _not_csv(source, "its first line is over 1 MiB")
+    if b"\x00" in line:
+        raise _not_csv(source, "binary content")
     try:
         text = line.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise FileRefused(
-            source.name,
-            "unknown_format",
-            "is not a CSV, gzip-compressed CSV or Parquet file (binary content)",
-        ) from None
-    if "\x00" in text:
-        raise FileRefused(
-            source.name,
-            "unknown_format",
-            "is not a CSV, gzip-compressed CSV or Parquet file (binary content)",
-        )
+        raise _not_csv(source, "binary content, or text that is not UTF-8") from None
     columns = split_csv_line(text.rstrip("\r\n"))
-    header = _resolve(source, columns, service_hint)
-    return TripFile(source=source, format=fmt, header=header, stats=stats, _header_end=offset)
+    header = _resolve(source, columns, service_hint, text)
+    return TripFile(
+        source=source,
+        format=fmt,
+        header=header,
+        stats=stats,
+        _header_end=offset,
+        _leading_blank_lines=stats.blank_lines,
+    )
 
 
-def _resolve(source: ByteSource, columns: Sequence[str], service_hint: str | None) -> Header:
+def _resolve(source: ByteSource, columns: Sequence[str], service_hint: str | None, line: str | None = None) -> Header:
     try:
         return resolve_header(columns, source_name=source.name, service_hint=service_hint)
     except FileRefused as refused:
-        if len(_known(columns)) == 0:
-            raise FileRefused(
-                source.name,
-                "unknown_format",
-                "is not a TLC trip file: none of the columns of its first line is a known trip column "
-                f"({refused.detail.split('(columns found: ', 1)[-1].rstrip(')')[:200]})",
-            ) from None
-        raise
-
-
-def _known(columns: Sequence[str]) -> list[str]:
-    from tripstream.trips.schema import ALIASES, column_key
-
-    return [c for c in columns if column_key(c) in ALIASES]
+        if any(column_key(c) in ALIASES for c in columns):
+            raise
+        if line is not None:
+            for separator, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
+                if len([c for c in line.split(separator) if column_key(c) in ALIASES]) >= 2:
+                    raise FileRefused(
+                        source.name,
+                        "unknown_format",
+                        f"separates its columns with {name}; tripstream reads comma-separated files",
+                    ) from None
+        shown = refused.detail.split("(columns found: ", 1)[-1].rstrip(")")[:200]
+        raise FileRefused(
+            source.name,
+            "unknown_format",
+            f"is not a TLC trip file: no column of its first line is a known trip column ({shown})",
+        ) from None
 
 
 def _csv_rows(trip_file: TripFile, resume: ResumePoint | None) -> Iterator[RawRow]:
     source = trip_file.source
     seek = resume.byte_offset if resume is not None and trip_file.format == "csv" else None
+    stream: IO[bytes]
     if seek is not None and resume is not None:
         stream = source.open_stream(seek)
         line_number, offset, skip_until = resume.row_number, seek, 0
@@ -230,58 +302,157 @@ def _csv_rows(trip_file: TripFile, resume: ResumePoint | None) -> Iterator[RawRo
         line_number, offset = 0, 0
         skip_until = resume.row_number if resume is not None else 0
     plain = trip_file.format == "csv"
+    stats = trip_file.stats
+    # Counted afresh on every pass; the blank lines before the header belong to the first invocation only.
+    stats.blank_lines = trip_file._leading_blank_lines if resume is None else 0
     with stream:
+        readline = stream.readline
         if seek is None:
-            # Re-read the header and the lines before it.
+            # Re-read the header and the blank lines before it.
             while True:
-                line = stream.readline(MAX_HEADER_BYTES)
+                line = readline(MAX_HEADER_BYTES)
                 offset += len(line)
                 line_number += 1
                 if line.strip() or not line:
                     break
-        for raw in stream:
+        for raw in iter(partial(readline, MAX_LINE_BYTES + 1), b""):
             offset += len(raw)
             line_number += 1
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                length = len(raw)
+                while (rest := readline(_CHUNK)) and not rest.endswith(b"\n"):
+                    length += len(rest)
+                    offset += len(rest)
+                length += len(rest)
+                offset += len(rest)
+                if line_number > skip_until:
+                    error = RowError(RejectReason.LINE_TOO_LONG, f"{length} bytes (limit {MAX_LINE_BYTES})")
+                    shown = raw[:MAX_REJECT_TEXT].decode("utf-8", "replace")
+                    yield RawRow(line_number, None, error, shown, offset if plain else None)
+                continue
             if line_number <= skip_until:
                 continue
             stripped = raw.rstrip(b"\r\n")
             if not stripped.strip(b" ,\t"):
-                trip_file.stats.blank_lines += 1
+                stats.blank_lines += 1
                 continue
             end = offset if plain else None
+            if b"\x00" in stripped:
+                position = stripped.index(b"\x00")
+                error = RowError(RejectReason.BINARY_DATA, f"a NUL byte at byte {position} of the line")
+                yield RawRow(line_number, None, error, _shown(stripped), end)
+                continue
             try:
                 text = stripped.decode("utf-8")
             except UnicodeDecodeError as exc:
-                shown = stripped.decode("utf-8", "replace")[:MAX_REJECT_TEXT]
                 error = RowError(RejectReason.INVALID_UTF8, f"byte {exc.start}: {exc.reason}")
-                yield RawRow(line_number, None, error, shown, end)
+                yield RawRow(line_number, None, error, _shown(stripped), end)
                 continue
             yield RawRow(line_number, split_csv_line(text), None, text, end)
+
+
+def _shown(line: bytes) -> str:
+    return line[:MAX_REJECT_TEXT].decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
 # ---------------------------------------------------------------- parquet
 
 
+def _parquet_type_supported(data_type: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(data_type):
+        return _parquet_type_supported(data_type.value_type)
+    return any(
+        check(data_type)
+        for check in (
+            pa.types.is_timestamp,
+            pa.types.is_date,
+            pa.types.is_integer,
+            pa.types.is_floating,
+            pa.types.is_decimal,
+            pa.types.is_string,
+            pa.types.is_large_string,
+            pa.types.is_binary,
+            pa.types.is_large_binary,
+            pa.types.is_boolean,
+            pa.types.is_null,
+        )
+    )
+
+
 def _open_parquet(source: ByteSource, service_hint: str | None) -> TripFile:
     import pyarrow.parquet as pq
 
-    try:
-        parquet = pq.ParquetFile(source.open_seekable())
-    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for a damaged footer
-        raise FileRefused(source.name, "unreadable_parquet", f"is not a readable Parquet file ({exc})") from None
-    header = _resolve(source, parquet.schema_arrow.names, service_hint)
+    with source.open_seekable() as handle:
+        try:
+            parquet = pq.ParquetFile(handle)
+            schema = parquet.schema_arrow
+        except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for a damaged footer
+            problem = f"is not a readable Parquet file ({_one_line(exc)})"
+            raise FileRefused(source.name, "unreadable_parquet", problem) from None
+        full = _resolve(source, schema.names, service_hint)
+        for name, index, _ in full.plan:
+            data_type = schema.field(index).type
+            if not _parquet_type_supported(data_type):
+                raise FileRefused(
+                    source.name,
+                    "unsupported_column_type",
+                    f"column {full.columns[index]!r} has the Parquet type {data_type}, which cannot hold a {name}",
+                )
+        # Only the columns that feed canonical fields are read: the header keeps just those, in file order.
+        wanted = [full.columns[index] for _, index, _ in full.plan]
+        header = Header(
+            columns=tuple(wanted),
+            plan=tuple((name, position, kind) for position, (name, _, kind) in enumerate(full.plan)),
+            ignored=full.ignored,
+            service=full.service,
+        )
+        # Decode every row group once before anything is sent: a damaged page refuses the file, not half of it.
+        for group in range(parquet.num_row_groups):
+            try:
+                for _ in parquet.iter_batches(batch_size=65536, row_groups=[group], columns=wanted, use_threads=False):
+                    pass
+            except Exception as exc:
+                raise FileRefused(
+                    source.name,
+                    "corrupt_parquet",
+                    f"row group {group + 1} of {parquet.num_row_groups} cannot be read ({_one_line(exc)})",
+                ) from None
     return TripFile(source=source, format="parquet", header=header)
 
 
-def _parquet_rows(trip_file: TripFile, resume: ResumePoint | None) -> Iterator[RawRow]:
+def _column_texts(column: Any) -> tuple[list[str], dict[int, RowError]]:
+    """One Arrow column -> its values as the text a CSV would hold ("" for null), and per-row errors."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    data_type = column.type
+    if pa.types.is_timestamp(data_type):
+        if data_type.tz is not None and data_type.tz.strip().lower() not in _UTC_NAMES:
+            # An instant in a named zone or offset: its NYC wall time.
+            column = pc.local_timestamp(column.cast(pa.timestamp(data_type.unit, tz="America/New_York")))
+        # Naive: NYC wall time already. UTC: taken as NYC wall time, as for text marked UTC (normalise.py).
+        column = column.cast(pa.timestamp(data_type.unit)).cast(pa.timestamp("s"), safe=False)
+    elif pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
+        texts: list[str] = []
+        errors: dict[int, RowError] = {}
+        for position, value in enumerate(column.to_pylist()):
+            try:
+                texts.append("" if value is None else value.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                errors[position] = RowError(RejectReason.INVALID_UTF8, f"byte {exc.start}: {exc.reason}")
+                texts.append(value.decode("utf-8", "replace"))
+        return texts, errors
+    return pc.fill_null(column.cast(pa.string()), "").to_pylist(), {}
+
+
+def _parquet_rows(trip_file: TripFile, resume: ResumePoint | None) -> Iterator[RawRow]:
     import pyarrow.parquet as pq
 
-    header = trip_file.header
-    wanted = [header.columns[index] for _, index, _ in header.plan]
-    width = header.width
-    positions = [index for _, index, _ in header.plan]
+    wanted = list(trip_file.header.columns)
     skip = resume.row_number if resume is not None else 0
     with trip_file.source.open_seekable() as handle:
         parquet = pq.ParquetFile(handle)
@@ -291,21 +462,25 @@ def _parquet_rows(trip_file: TripFile, resume: ResumePoint | None) -> Iterator[R
             if row_number + group_rows <= skip:
                 row_number += group_rows
                 continue
-            for batch in parquet.iter_batches(batch_size=8192, row_groups=[group], columns=wanted, use_threads=False):
+            for batch in parquet.iter_batches(
+                batch_size=_PARQUET_BATCH, row_groups=[group], columns=wanted, use_threads=False
+            ):
                 columns: list[list[str]] = []
-                for original in batch.columns:
-                    column = original
-                    if pa.types.is_timestamp(column.type):
-                        if column.type.tz is not None:
-                            column = pc.local_timestamp(column.cast(pa.timestamp("s", tz="America/New_York")))
-                        column = column.cast(pa.timestamp("s"), safe=False)
-                    as_text = pc.fill_null(column.cast(pa.string()), "")
-                    columns.append(as_text.to_pylist())
-                for values in zip(*columns, strict=True):
+                errors: dict[int, RowError] = {}
+                for column in batch.columns:
+                    texts, column_errors = _column_texts(column)
+                    columns.append(texts)
+                    for position, error in column_errors.items():
+                        errors.setdefault(position, error)
+                if row_number + batch.num_rows <= skip:
+                    row_number += batch.num_rows
+                    continue
+                for position, values in enumerate(zip(*columns, strict=True)):
                     row_number += 1
                     if row_number <= skip:
                         continue
-                    fields = [""] * width
-                    for position, value in zip(positions, values, strict=True):
-                        fields[position] = value
-                    yield RawRow(row_number, fields, None, ",".join(values)[:MAX_REJECT_TEXT])
+                    row_error = errors.get(position) if errors else None
+                    if row_error is not None:
+                        yield RawRow(row_number, None, row_error, ",".join(values)[:MAX_REJECT_TEXT])
+                    else:
+                        yield RawRow(row_number, values)

@@ -24,7 +24,16 @@ class Kind(Enum):
     TEXT = "text"
 
 
-# Canonical field -> (kind, aliases). The canonical name is always an alias of itself.
+# Canonical field -> (kind, aliases): THE alias table. Every name any TLC era or public copy used for a field
+# is listed here and nowhere else (compared after `column_key()`, so `RatecodeID`, `RateCodeID` and
+# ` ratecodeid ` are one alias). The canonical name is always an alias of itself.
+#   yellow 2009          vendor_name, Trip_Pickup_DateTime, Start_Lon, Rate_Code, store_and_forward, Fare_Amt, ...
+#   yellow 2010-2014     vendor_id (VTS/CMT/DDS), pickup_datetime, rate_code, surcharge, payment_type (CSH/CRD)
+#   yellow 2015-         VendorID, tpep_*, RateCodeID/RatecodeID, PULocationID, Airport_fee, cbd_congestion_fee
+#   green                lpep_*, Lpep_dropoff_datetime, Ehail_fee, Trip_type (with a trailing space in 2014)
+#   BigQuery copies      vendor_id, rate_code, imp_surcharge, pickup_location_id, ...
+#   snake_case exports   rate_code_id, pu_location_id, do_location_id, ...
+#   fhvhv                trip_miles, base_passenger_fare, tips, tolls
 FIELDS: dict[str, tuple[Kind, tuple[str, ...]]] = {
     "vendor_id": (Kind.VENDOR, ("vendorid", "vendor_name", "vendor")),
     "pickup_datetime": (
@@ -36,24 +45,24 @@ FIELDS: dict[str, tuple[Kind, tuple[str, ...]]] = {
         ("tpep_dropoff_datetime", "lpep_dropoff_datetime", "trip_dropoff_datetime", "dropoff_datetime"),
     ),
     "passenger_count": (Kind.INTEGER, ("passenger_count",)),
-    "trip_distance": (Kind.MONEY, ("trip_distance",)),
-    "rate_code": (Kind.INTEGER, ("ratecodeid", "rate_code_id", "rate_code")),
+    "trip_distance": (Kind.MONEY, ("trip_distance", "trip_miles")),
+    "rate_code": (Kind.INTEGER, ("ratecodeid", "rate_code_id", "rate_code", "ratecode")),
     "store_and_fwd_flag": (Kind.FLAG, ("store_and_forward", "store_and_fwd_flag")),
     "payment_type": (Kind.PAYMENT, ("payment_type",)),
-    "fare_amount": (Kind.MONEY, ("fare_amt", "fare_amount")),
+    "fare_amount": (Kind.MONEY, ("fare_amt", "fare_amount", "base_passenger_fare")),
     # 2009-2014 files call the extra charges "surcharge"; the TLC data dictionary maps it to extra.
     "extra": (Kind.MONEY, ("surcharge", "extra")),
     "mta_tax": (Kind.MONEY, ("mta_tax",)),
-    "tip_amount": (Kind.MONEY, ("tip_amt", "tip_amount")),
-    "tolls_amount": (Kind.MONEY, ("tolls_amt", "tolls_amount")),
+    "tip_amount": (Kind.MONEY, ("tip_amt", "tip_amount", "tips")),
+    "tolls_amount": (Kind.MONEY, ("tolls_amt", "tolls_amount", "tolls")),
     "improvement_surcharge": (Kind.MONEY, ("imp_surcharge", "improvement_surcharge")),
     "congestion_surcharge": (Kind.MONEY, ("congestion_surcharge",)),
     "airport_fee": (Kind.MONEY, ("airport_fee",)),
     "cbd_congestion_fee": (Kind.MONEY, ("cbd_congestion_fee",)),
     "ehail_fee": (Kind.MONEY, ("ehail_fee",)),
     "total_amount": (Kind.MONEY, ("total_amt", "total_amount")),
-    "pickup_location_id": (Kind.INTEGER, ("pulocationid", "pickup_location_id")),
-    "dropoff_location_id": (Kind.INTEGER, ("dolocationid", "dropoff_location_id")),
+    "pickup_location_id": (Kind.INTEGER, ("pulocationid", "pickup_location_id", "pu_location_id")),
+    "dropoff_location_id": (Kind.INTEGER, ("dolocationid", "dropoff_location_id", "do_location_id")),
     "pickup_longitude": (Kind.COORDINATE, ("start_lon", "pickup_longitude")),
     "pickup_latitude": (Kind.COORDINATE, ("start_lat", "pickup_latitude")),
     "dropoff_longitude": (Kind.COORDINATE, ("end_lon", "dropoff_longitude")),
@@ -108,7 +117,17 @@ PAYMENT_CODES: dict[str, int] = {
     "voided trip": 6,
 }
 
-FLAG_CODES: dict[str, str] = {"y": "Y", "n": "N", "1": "Y", "0": "N", "yes": "Y", "no": "N"}
+# Parquet writers that infer a boolean column write the flag as true/false.
+FLAG_CODES: dict[str, str] = {
+    "y": "Y",
+    "n": "N",
+    "1": "Y",
+    "0": "N",
+    "yes": "Y",
+    "no": "N",
+    "true": "Y",
+    "false": "N",
+}
 
 # Header words that tell the service when the file does not have a trip_type / lpep_ / tpep_ column.
 GREEN_MARKERS = frozenset({"lpep_pickup_datetime", "lpep_dropoff_datetime", "ehail_fee", "trip_type"})

@@ -1,0 +1,293 @@
+"""A trips file replayed as a live feed: records sent to the stream paced by their pickup times.
+
+At `--speed 60` an hour of pickups is sent in a minute: trips are read and normalised up front (rows that cannot
+be are counted and written to the rejects prefix, as the producer does), sorted by pickup time, and each is sent
+when the replay clock reaches its pickup time. Quiet stretches of the data are shortened to at most `max_wait`
+seconds of real time, so a stray pickup years away from the others cannot stall the feed. The consumer runs
+alongside, on the local runtime's event source mapping, exactly as in `tripstream run`.
+
+Stopping (`stop` set, e.g. by Ctrl-C) is clean: no record is half sent, the consumer finishes what was sent,
+and the summary says how far the feed got.
+
+The trips to send are kept in memory (their encoded records, about half a kilobyte each): for a whole month of
+TLC data, pick a window with `start`/`end` or a `limit`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tripstream.aws.clients import AwsClients
+from tripstream.aws.kinesis import KinesisSender, RecordsNotSent
+from tripstream.aws.s3 import put_json_lines
+from tripstream.consumer import ConsumerResult
+from tripstream.handlers import consumer as consumer_handler
+from tripstream.handlers.dependencies import Dependencies
+from tripstream.infra import event_source_mapping_settings, load_template
+from tripstream.local.checkpoints import CheckpointStore
+from tripstream.local.pipeline import DeployedStack, Progress, handler_settings
+from tripstream.local.runtime import EventSourceMapping, StreamInfo
+from tripstream.producer import new_backoff
+from tripstream.trips.normalise import RowError, TripNormaliser
+from tripstream.trips.readers import LocalFileSource, open_trip_file
+from tripstream.trips.records import encode_trip
+
+DEFAULT_SPEED = 60.0
+DEFAULT_MAX_WAIT_SECONDS = 5.0
+_TICK_SECONDS = 0.5  # the longest the sender sleeps before looking at `stop` again
+
+
+@dataclass(frozen=True)
+class FeedTrip:
+    pickup: datetime  # NYC wall time, as in the source
+    trip_id: str
+    data: bytes  # the encoded Kinesis record
+
+
+@dataclass
+class Feed:
+    """A file read for replay: its trips in pickup order, and what was not sendable."""
+
+    trips: list[FeedTrip]
+    format: str
+    service: str
+    rows_read: int = 0
+    rows_rejected: dict[str, int] = field(default_factory=dict)
+    outside_window: int = 0
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_feed(
+    path: Path,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int | None = None,
+) -> Feed:
+    """Read and normalise `path`, keep the trips with start <= pickup < end, sorted by pickup (then trip id),
+    the first `limit` of them. Raises `FileRefused` for a file the producer would refuse."""
+    trip_file = open_trip_file(LocalFileSource(path))
+    normaliser = TripNormaliser(trip_file.header, source_bucket=None, source_key=path.name)
+    feed = Feed(trips=[], format=trip_file.format, service=trip_file.header.service)
+    rejected: Counter[str] = Counter()
+    for row in trip_file.rows():
+        feed.rows_read += 1
+        error = row.error
+        if error is None:
+            assert row.fields is not None
+            try:
+                trip = normaliser.normalise(row.fields, row.row_number)
+                pickup = datetime.fromisoformat(trip["pickup_datetime"])
+            except RowError as row_error:
+                error = row_error
+            else:
+                if (start is not None and pickup < start) or (end is not None and pickup >= end):
+                    feed.outside_window += 1
+                    continue
+                feed.trips.append(FeedTrip(pickup, trip["trip_id"], encode_trip(trip)))
+                continue
+        rejected[str(error.reason)] += 1
+        feed.rejects.append(
+            {
+                "source": {"file": str(path), "row": row.row_number},
+                "line": row.row_number,
+                "reason": str(error.reason),
+                "column": error.column,
+                "detail": error.detail,
+                "text": row.text,
+            }
+        )
+    feed.trips.sort(key=lambda trip: (trip.pickup, trip.trip_id))
+    if limit is not None:
+        feed.trips = feed.trips[:limit]
+    feed.rows_rejected = dict(sorted(rejected.items()))
+    return feed
+
+
+def schedule(pickups: Sequence[datetime], speed: float, max_wait: float) -> list[float]:
+    """When (seconds after the start, real time) each pickup is sent: gaps divided by `speed`, each gap at most
+    `max_wait` seconds. `pickups` must be sorted."""
+    if speed <= 0:
+        raise ValueError(f"speed must be positive, not {speed}")
+    offsets: list[float] = []
+    elapsed = 0.0
+    for i, pickup in enumerate(pickups):
+        if i:
+            gap = (pickup - pickups[i - 1]).total_seconds() / speed
+            elapsed += min(max(0.0, gap), max_wait)
+        offsets.append(elapsed)
+    return offsets
+
+
+@dataclass
+class ReplaySummary:
+    file: str
+    stream: str
+    speed: float
+    format: str | None = None
+    service: str | None = None
+    rows_read: int = 0
+    rows_rejected: dict[str, int] = field(default_factory=dict)
+    outside_window: int = 0
+    trips_to_send: int = 0
+    records_sent: int = 0
+    first_pickup: str | None = None
+    last_pickup: str | None = None
+    sent_through: str | None = None  # the pickup time of the last trip sent
+    interrupted: bool = False
+    send_error: str | None = None
+    records_consumed: int = 0
+    records_rejected: dict[str, int] = field(default_factory=dict)
+    items_written: dict[str, int] = field(default_factory=dict)  # by this replay's consumer (puts, idempotent)
+    records_to_on_failure: int = 0
+    rejects_key: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.send_error is None and self.records_to_on_failure == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def replay_file(
+    clients: AwsClients,
+    handler_clients: AwsClients,
+    stack: DeployedStack,
+    path: Path,
+    *,
+    speed: float = DEFAULT_SPEED,
+    max_wait: float = DEFAULT_MAX_WAIT_SECONDS,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int | None = None,
+    stop: threading.Event | None = None,
+    progress: Progress | None = None,
+    on_clock: Callable[[datetime], None] | None = None,
+    on_loaded: Callable[[Feed], None] | None = None,
+    state_dir: Path | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> ReplaySummary:
+    """Replay `path` into the stack's stream at `speed`, with the consumer running alongside; returns when every
+    trip was sent (or `stop` was set) and the consumer has processed everything that was sent."""
+    started = clock()
+    stop = stop or threading.Event()
+    progress = progress or Progress()
+    summary = ReplaySummary(file=str(path), stream=stack.stream_name, speed=speed)
+    feed = load_feed(path, start=start, end=end, limit=limit)
+    summary.format, summary.service = feed.format, feed.service
+    summary.rows_read, summary.rows_rejected, summary.outside_window = (
+        feed.rows_read,
+        feed.rows_rejected,
+        feed.outside_window,
+    )
+    summary.trips_to_send = len(feed.trips)
+    if feed.trips:
+        summary.first_pickup = feed.trips[0].pickup.isoformat()
+        summary.last_pickup = feed.trips[-1].pickup.isoformat()
+    if progress.rows_read is not None:
+        progress.rows_read(feed.rows_read)
+    if on_loaded is not None:
+        on_loaded(feed)
+    producer_settings = handler_settings(stack.producer)
+    if feed.rejects:
+        key = f"{producer_settings.rejects_prefix}replay/{path.name}/{time.strftime('%Y%m%dT%H%M%S')}.jsonl"
+        put_json_lines(clients.s3, producer_settings.rejects_bucket or stack.bucket, key, feed.rejects)
+        summary.rejects_key = key
+
+    consumer_results: list[ConsumerResult] = []
+
+    def on_result(result: ConsumerResult) -> None:
+        consumer_results.append(result)
+        if progress.items_written is not None:
+            progress.items_written(sum(result.items_written.values()))
+
+    mapping = _start_consumer(clients, handler_clients, stack, state_dir, on_result, progress.records_consumed)
+    sender = KinesisSender(
+        clients.kinesis, stack.stream_name, new_backoff(producer_settings), producer_settings.max_in_flight
+    )
+    try:
+        offsets = schedule([trip.pickup for trip in feed.trips], speed, max_wait)
+        send_started = clock()
+        sent = 0
+        while sent < len(feed.trips):
+            if stop.is_set():
+                summary.interrupted = True
+                break
+            now = clock() - send_started
+            due = sent
+            while due < len(feed.trips) and offsets[due] <= now:
+                sender.add(feed.trips[due].data, feed.trips[due].trip_id)
+                due += 1
+            if due == sent:
+                stop.wait(min(offsets[sent] - now, _TICK_SECONDS))
+                continue
+            sender.flush()  # what is due is in the stream before the clock moves on
+            if progress.records_sent is not None:
+                progress.records_sent(due - sent)
+            sent = due
+            summary.records_sent = sent
+            summary.sent_through = feed.trips[sent - 1].pickup.isoformat()
+            if on_clock is not None:
+                on_clock(feed.trips[sent - 1].pickup)
+    except RecordsNotSent as error:
+        summary.send_error = str(error)
+    finally:
+        sender.close()
+        mapping.producer_finished()
+        try:
+            mapping.wait_drained()
+        finally:
+            mapping.stop()
+    summary.records_consumed = mapping.stats.records_done
+    rejected: Counter[str] = Counter()
+    written: Counter[str] = Counter()
+    for result in consumer_results:
+        rejected.update(result.records_rejected)
+        written.update(result.items_written)
+    summary.records_rejected = dict(sorted(rejected.items()))
+    summary.items_written = dict(sorted(written.items()))
+    summary.records_to_on_failure = mapping.stats.records_to_on_failure
+    summary.seconds = clock() - started
+    return summary
+
+
+def _start_consumer(
+    clients: AwsClients,
+    handler_clients: AwsClients,
+    stack: DeployedStack,
+    state_dir: Path | None,
+    on_result: Callable[[ConsumerResult], None],
+    on_records_done: Callable[[int], None] | None,
+) -> EventSourceMapping:
+    """The consumer's event source mapping on the local runtime, as `run_file` sets it up."""
+    description = clients.kinesis.describe_stream_summary(StreamName=stack.stream_name)["StreamDescriptionSummary"]
+    stream = StreamInfo(
+        name=stack.stream_name,
+        arn=description["StreamARN"],
+        created=description["StreamCreationTimestamp"].isoformat(),
+    )
+    checkpoints = CheckpointStore(
+        state_dir / "checkpoints" if state_dir is not None else None, f"{stream.name}-{stream.created}"
+    )
+    deps = Dependencies(handler_clients, handler_settings(stack.consumer))
+    mapping = EventSourceMapping(
+        clients,
+        stream,
+        consumer_handler.make_handler(lambda: deps, on_result),
+        stack.consumer,
+        event_source_mapping_settings(load_template(), stack.parameters),
+        checkpoints,
+        on_failure_queue_url=stack.outputs.get("OnFailureQueueUrl"),
+        on_records_done=on_records_done,
+    )
+    mapping.start()
+    return mapping

@@ -1,0 +1,640 @@
+"""The report: what the three analytics tables say, as plain data (and as text for a terminal).
+
+- Reading: `read_tables` scans each table in parallel segments (`Segment`/`TotalSegments`), every page followed.
+- Computing: `build_report` turns the items into one plain dict (numbers are `Decimal`, lists and dicts of them);
+  the statistics are small pure functions (`percentile`, `median`, `histogram`, ...), exactly defined below.
+- Showing: `report_json` for `--json`, `render_console` for a terminal, `tripstream.report_html` for a page.
+
+Definitions (the tests recompute them from the input file):
+- percentile p of n sorted values: linear interpolation between the closest ranks, at rank p/100 * (n - 1)
+  (numpy's default, "type 7"); the median is percentile 50. Results are rounded half-even to 2 places.
+- hour of day: the hour of `pickup_datetime`, NYC wall time as in the source.
+- most profitable: the highest `fare_per_mile` among trips of at least `min_profitable_miles` (1 mile by default:
+  below that the flag drop dominates and the per-mile figure says little); ties by pickup time, then trip id.
+- highest value: the highest `total_amount`; ties likewise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from tripstream.aws.dynamodb import from_item
+from tripstream.settings import DURATION_TABLE, FARE_RATIO_TABLE, HIGH_VALUE_TABLE
+from tripstream.zones import ZoneLookup
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Item = dict[str, Any]
+Report = dict[str, Any]
+
+REPORT_VERSION = 1
+DEFAULT_SEGMENTS = 4
+DEFAULT_TOP = 10
+DEFAULT_TOP_ZONES = 12
+MIN_PROFITABLE_MILES = Decimal("1.00")
+PERCENTILES = (5, 10, 25, 50, 75, 90, 95, 99)
+CATEGORIES = ("short", "medium", "long")
+TIERS = ("low", "medium", "high")
+# Histogram edges: 5-minute bins to an hour; $1-per-mile bins to $15. The last bin is open ("60+", "15+").
+DURATION_EDGES = tuple(Decimal(m) for m in range(0, 65, 5))
+FARE_PER_MILE_EDGES = tuple(Decimal(d) for d in range(16))
+_CENT = Decimal("0.01")
+
+# The logical table names (ARCHITECTURE.md) -> the stack output that holds the deployed name.
+TABLE_OUTPUTS = {
+    HIGH_VALUE_TABLE: "HighValueTableName",
+    DURATION_TABLE: "DurationTableName",
+    FARE_RATIO_TABLE: "FareRatioTableName",
+}
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+def table_names(cloudformation: CloudFormationClient | None, stack_name: str | None) -> dict[str, str]:
+    """Logical table name -> deployed name, from the stack's outputs; the fixed names when there is no stack."""
+    names = {name: name for name in TABLE_OUTPUTS}
+    if cloudformation is None or not stack_name:
+        return names
+    try:
+        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    except Exception as error:  # no such stack: the fixed names are the contract
+        if "does not exist" in str(error):
+            return names
+        raise
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return {name: outputs.get(output, name) for name, output in TABLE_OUTPUTS.items()}
+
+
+# The attributes the report reads from each table (a projection: less to send, and moto's response
+# serialisation, the slow part of a scan there, costs per attribute).
+PROJECTIONS: dict[str, tuple[str, ...]] = {
+    HIGH_VALUE_TABLE: (
+        "trip_id",
+        "pickup_datetime",
+        "dropoff_datetime",
+        "total_amount",
+        "fare_amount",
+        "tip_amount",
+        "trip_distance",
+        "pickup_location_id",
+        "dropoff_location_id",
+        "threshold",
+    ),
+    DURATION_TABLE: ("trip_id", "duration_minutes", "duration_category"),
+    FARE_RATIO_TABLE: (
+        "trip_id",
+        "pickup_datetime",
+        "trip_distance",
+        "fare_amount",
+        "fare_per_mile",
+        "profitability_tier",
+        "pickup_location_id",
+        "dropoff_location_id",
+    ),
+}
+
+
+def parallel_scan(
+    dynamodb: DynamoDBClient,
+    table: str,
+    *,
+    segments: int = DEFAULT_SEGMENTS,
+    attributes: Sequence[str] | None = None,
+    on_items: Callable[[int], None] | None = None,
+) -> list[Item]:
+    """Every item of `table` (plain values, Decimal numbers), read by `segments` concurrent scan segments;
+    only `attributes` when given."""
+    if segments < 1:
+        raise ValueError(f"segments must be at least 1, not {segments}")
+
+    def scan_segment(segment: int) -> list[Item]:
+        items: list[Item] = []
+        kwargs: dict[str, Any] = {"TableName": table}
+        if attributes:
+            names = {f"#a{i}": name for i, name in enumerate(attributes)}
+            kwargs.update(ProjectionExpression=", ".join(names), ExpressionAttributeNames=names)
+        if segments > 1:
+            kwargs.update(Segment=segment, TotalSegments=segments)
+        for page in dynamodb.get_paginator("scan").paginate(**kwargs):
+            page_items = [from_item(item) for item in page.get("Items", [])]
+            items.extend(page_items)
+            if on_items is not None:
+                on_items(len(page_items))
+        return items
+
+    if segments == 1:
+        return scan_segment(0)
+    with ThreadPoolExecutor(max_workers=segments, thread_name_prefix=f"scan-{table}") as pool:
+        return [item for part in pool.map(scan_segment, range(segments)) for item in part]
+
+
+@dataclass(frozen=True)
+class TableItems:
+    """The items of the three tables, keyed by logical name."""
+
+    high_value: list[Item]
+    duration: list[Item]
+    fare_ratio: list[Item]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            HIGH_VALUE_TABLE: len(self.high_value),
+            DURATION_TABLE: len(self.duration),
+            FARE_RATIO_TABLE: len(self.fare_ratio),
+        }
+
+
+def read_tables(
+    dynamodb: DynamoDBClient,
+    tables: Mapping[str, str] | None = None,
+    *,
+    segments: int = DEFAULT_SEGMENTS,
+    on_items: Callable[[int], None] | None = None,
+) -> TableItems:
+    """Scan the three tables (`tables`: logical -> deployed name), one after another, each in parallel segments."""
+    names = {name: name for name in TABLE_OUTPUTS} | dict(tables or {})
+
+    def scan(logical: str) -> list[Item]:
+        return parallel_scan(
+            dynamodb, names[logical], segments=segments, attributes=PROJECTIONS[logical], on_items=on_items
+        )
+
+    return TableItems(
+        high_value=scan(HIGH_VALUE_TABLE), duration=scan(DURATION_TABLE), fare_ratio=scan(FARE_RATIO_TABLE)
+    )
+
+
+# ------------------------------------------------------------------------------------------------ statistics
+
+
+def cents(value: Decimal) -> Decimal:
+    return value.quantize(_CENT, rounding=ROUND_HALF_EVEN)
+
+
+def percentile(sorted_values: Sequence[Decimal], p: int | Decimal) -> Decimal | None:
+    """Percentile `p` (0-100) of values sorted ascending: linear interpolation at rank p/100*(n-1), in cents."""
+    if not sorted_values:
+        return None
+    if not 0 <= p <= 100:
+        raise ValueError(f"percentile must be between 0 and 100, not {p}")
+    rank = Decimal(p) / 100 * (len(sorted_values) - 1)
+    low = int(rank)  # rank >= 0: int() is floor
+    fraction = rank - low
+    value = sorted_values[low]
+    if fraction and low + 1 < len(sorted_values):
+        value = value + (sorted_values[low + 1] - value) * fraction
+    return cents(value)
+
+
+def median(values: Iterable[Decimal]) -> Decimal | None:
+    return percentile(sorted(values), 50)
+
+
+def mean(values: Sequence[Decimal]) -> Decimal | None:
+    return cents(sum(values, Decimal(0)) / len(values)) if values else None
+
+
+def histogram(values: Iterable[Decimal], edges: Sequence[Decimal]) -> list[int]:
+    """Counts per bin [edges[i], edges[i+1]), plus a last open bin [edges[-1], ...); values below edges[0] are
+    counted in the first bin."""
+    counts = [0] * len(edges)
+    for value in values:
+        index = len(edges) - 1
+        for i in range(1, len(edges)):
+            if value < edges[i]:
+                index = i - 1
+                break
+        counts[index] += 1
+    return counts
+
+
+def share(part: int, whole: int) -> Decimal:
+    """`part / whole` as a fraction with 4 places (0 when whole is 0)."""
+    return (Decimal(part) / whole).quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN) if whole else Decimal(0)
+
+
+def pickup_hour(pickup_datetime: str) -> int | None:
+    """The hour of a canonical `YYYY-MM-DDTHH:MM:SS` timestamp."""
+    try:
+        return int(pickup_datetime[11:13])
+    except (TypeError, ValueError):
+        return None
+
+
+def top(items: Iterable[Item], value: str, n: int) -> list[Item]:
+    """The n items with the highest `value`; ties by pickup time, then trip id (stable across reads)."""
+    ranked = [item for item in items if isinstance(item.get(value), Decimal)]
+    ranked.sort(key=lambda item: (-item[value], str(item.get("pickup_datetime", "")), str(item["trip_id"])))
+    return ranked[:n]
+
+
+# ------------------------------------------------------------------------------------------------ the report
+
+
+def _location(location_id: Any) -> int | None:
+    if location_id is None:
+        return None
+    try:
+        return int(location_id)
+    except (TypeError, ValueError, ArithmeticError):
+        return None
+
+
+def _zone_fields(prefix: str, location_id: Any, zones: ZoneLookup | None) -> dict[str, Any]:
+    location = _location(location_id)
+    zone = zones.find(location) if zones is not None and location is not None else None
+    return {
+        f"{prefix}_location_id": location,
+        f"{prefix}_borough": zone.borough if zone else None,
+        f"{prefix}_zone": zone.zone if zone else None,
+    }
+
+
+def _trip_row(item: Item, fields: Sequence[str], zones: ZoneLookup | None) -> Item:
+    row: Item = {"trip_id": item["trip_id"]}
+    for name in fields:
+        row[name] = item.get(name)
+    row |= _zone_fields("pickup", item.get("pickup_location_id"), zones)
+    row |= _zone_fields("dropoff", item.get("dropoff_location_id"), zones)
+    return row
+
+
+def _duration_section(items: Sequence[Item]) -> dict[str, Any]:
+    minutes = sorted(item["duration_minutes"] for item in items if isinstance(item.get("duration_minutes"), Decimal))
+    by_category: dict[str, list[Decimal]] = {category: [] for category in CATEGORIES}
+    for item in items:
+        category = item.get("duration_category")
+        if isinstance(item.get("duration_minutes"), Decimal) and category is not None:
+            by_category.setdefault(str(category), []).append(item["duration_minutes"])
+    return {
+        "trips": len(items),
+        "median_minutes": percentile(minutes, 50),
+        "mean_minutes": mean(minutes),
+        "categories": [
+            {
+                "category": category,
+                "trips": len(values),
+                "share": share(len(values), len(items)),
+                "median_minutes": median(values),
+            }
+            for category, values in by_category.items()
+        ],
+        "histogram": _bins(histogram(minutes, DURATION_EDGES), DURATION_EDGES),
+    }
+
+
+def _bins(counts: Sequence[int], edges: Sequence[Decimal]) -> list[dict[str, Any]]:
+    return [
+        {"from": edges[i], "to": edges[i + 1] if i + 1 < len(edges) else None, "trips": count}
+        for i, count in enumerate(counts)
+    ]
+
+
+def _high_value_section(items: Sequence[Item], zones: ZoneLookup | None, top_zones: int) -> dict[str, Any]:
+    totals = sorted(item["total_amount"] for item in items if isinstance(item.get("total_amount"), Decimal))
+    thresholds = Counter(str(item["threshold"]) for item in items if item.get("threshold") is not None)
+    by_hour = [0] * 24
+    for item in items:
+        hour = pickup_hour(str(item.get("pickup_datetime", "")))
+        if hour is not None and 0 <= hour < 24:
+            by_hour[hour] += 1
+    zone_trips: Counter[int | None] = Counter()
+    zone_amounts: dict[int | None, Decimal] = {}
+    boroughs: Counter[str] = Counter()
+    for item in items:
+        location = _location(item.get("pickup_location_id"))
+        zone_trips[location] += 1
+        amount = item.get("total_amount")
+        zone_amounts[location] = zone_amounts.get(location, Decimal(0)) + (
+            amount if isinstance(amount, Decimal) else Decimal(0)
+        )
+        zone = zones.find(location) if zones is not None and location is not None else None
+        boroughs[zone.borough if zone else "Unknown"] += 1
+    known = sorted(
+        ((location, count) for location, count in zone_trips.items() if location is not None),
+        key=lambda entry: (-entry[1], entry[0] if entry[0] is not None else -1),
+    )
+    rows = [
+        {
+            **_zone_fields("pickup", location, zones),
+            "trips": count,
+            "total_amount": cents(zone_amounts[location]),
+        }
+        for location, count in known[:top_zones]
+    ]
+    other = known[top_zones:]
+    return {
+        "trips": len(items),
+        "threshold": Decimal(thresholds.most_common(1)[0][0]) if thresholds else None,
+        "total_amount": cents(sum(totals, Decimal(0))),
+        "median_total_amount": percentile(totals, 50),
+        "by_hour": by_hour,
+        "by_pickup_zone": rows,
+        "other_zones": {"zones": len(other), "trips": sum(count for _, count in other)},
+        "unknown_zone_trips": zone_trips.get(None, 0),
+        "by_borough": (
+            [{"borough": borough, "trips": count} for borough, count in sorted(boroughs.items(), key=_by_count)]
+            if zones is not None
+            else []
+        ),
+    }
+
+
+def _by_count(entry: tuple[str, int]) -> tuple[int, str]:
+    return (-entry[1], entry[0])
+
+
+def _fare_section(items: Sequence[Item]) -> dict[str, Any]:
+    ratios = sorted(item["fare_per_mile"] for item in items if isinstance(item.get("fare_per_mile"), Decimal))
+    tiers = Counter(str(item.get("profitability_tier")) for item in items)
+    return {
+        "trips": len(items),
+        "min": ratios[0] if ratios else None,
+        "max": ratios[-1] if ratios else None,
+        "mean": mean(ratios),
+        "percentiles": {f"p{p}": percentile(ratios, p) for p in PERCENTILES},
+        "tiers": [
+            {"tier": tier, "trips": tiers.get(tier, 0), "share": share(tiers.get(tier, 0), len(items))}
+            for tier in TIERS
+        ],
+        "histogram": _bins(histogram(ratios, FARE_PER_MILE_EDGES), FARE_PER_MILE_EDGES),
+    }
+
+
+def build_report(
+    items: TableItems,
+    *,
+    zones: ZoneLookup | None = None,
+    top_n: int = DEFAULT_TOP,
+    top_zones: int = DEFAULT_TOP_ZONES,
+    min_profitable_miles: Decimal = MIN_PROFITABLE_MILES,
+    tables: Mapping[str, str] | None = None,
+    source: str | None = None,
+    generated_at: datetime | None = None,
+) -> Report:
+    """The whole report as plain data (pure: the same items give the same report)."""
+    trip_ids = {item["trip_id"] for table in (items.high_value, items.duration, items.fare_ratio) for item in table}
+    profitable = top(
+        (
+            item
+            for item in items.fare_ratio
+            if isinstance(item.get("trip_distance"), Decimal) and item["trip_distance"] >= min_profitable_miles
+        ),
+        "fare_per_mile",
+        top_n,
+    )
+    valuable = top(items.high_value, "total_amount", top_n)
+    return {
+        "report_version": REPORT_VERSION,
+        "generated_at": (generated_at or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "source": source,
+        "tables": dict(tables or {name: name for name in TABLE_OUTPUTS}),
+        "zones": zones.source if zones is not None else None,
+        "totals": {
+            "trips": len(trip_ids),
+            "items": items.counts(),
+            "high_value_amount": cents(
+                sum(
+                    (i["total_amount"] for i in items.high_value if isinstance(i.get("total_amount"), Decimal)),
+                    Decimal(0),
+                )
+            ),
+        },
+        "duration": _duration_section(items.duration),
+        "high_value": _high_value_section(items.high_value, zones, top_zones),
+        "fare_per_mile": _fare_section(items.fare_ratio),
+        "most_profitable": {
+            "min_distance_miles": min_profitable_miles,
+            "trips": [
+                _trip_row(
+                    item,
+                    (
+                        "pickup_datetime",
+                        "trip_distance",
+                        "fare_amount",
+                        "fare_per_mile",
+                        "profitability_tier",
+                    ),
+                    zones,
+                )
+                for item in profitable
+            ],
+        },
+        "highest_value": {
+            "trips": [
+                _trip_row(
+                    item,
+                    (
+                        "pickup_datetime",
+                        "dropoff_datetime",
+                        "total_amount",
+                        "fare_amount",
+                        "tip_amount",
+                        "trip_distance",
+                    ),
+                    zones,
+                )
+                for item in valuable
+            ]
+        },
+    }
+
+
+# ------------------------------------------------------------------------------------------------ output
+
+
+def jsonable(value: Any) -> Any:
+    """Decimals as JSON numbers: integers as ints, others as floats (their shortest repr is the decimal text)."""
+    if isinstance(value, Decimal):
+        if value == value.to_integral_value() and value.as_tuple().exponent >= 0:  # type: ignore[operator]
+            return int(value)
+        as_float = float(value)
+        if math.isfinite(as_float) and Decimal(repr(as_float)) == value:
+            return as_float
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def report_json(report: Report) -> str:
+    return orjson.dumps(jsonable(report), option=orjson.OPT_INDENT_2).decode()
+
+
+def zone_label(row: Mapping[str, Any], prefix: str) -> str:
+    """`Manhattan / Midtown Center (161)`, or the id alone without zone names, or `-`."""
+    location = row.get(f"{prefix}_location_id")
+    zone, borough = row.get(f"{prefix}_zone"), row.get(f"{prefix}_borough")
+    if location is None:
+        return "-"
+    if not zone:
+        return f"location {location}"
+    name = zone if not borough or borough == zone else f"{borough} / {zone}"
+    return f"{name} ({location})"
+
+
+def _bar(count: int, largest: int, width: int = 30) -> str:
+    if largest <= 0 or count <= 0:
+        return ""
+    cells = count / largest * width
+    return "█" * int(cells) + ("▌" if cells - int(cells) >= 0.5 else "") or "▏"
+
+
+def sparkline(counts: Sequence[int], width: int = 1) -> str:
+    """Counts as a line of block characters (empty for 0), each `width` characters wide."""
+    blocks = "▁▂▃▄▅▆▇█"
+    largest = max(counts, default=0)
+    cells = []
+    for count in counts:
+        cell = " " if count <= 0 or largest <= 0 else blocks[min(7, int(count / largest * 7.999))]
+        cells.append(cell * width)
+    return "".join(cells)
+
+
+def _money(value: Decimal | None) -> str:
+    return "-" if value is None else f"${value:,.2f}"
+
+
+def _num(value: Decimal | None, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:,.2f}{suffix}"
+
+
+def render_console(report: Report) -> Any:
+    """The report as rich renderables (a Group) for a terminal."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    totals, duration = report["totals"], report["duration"]
+    high, fares = report["high_value"], report["fare_per_mile"]
+    parts: list[Any] = []
+    heading = Text("tripstream report", style="bold")
+    heading.append(f"  ({report['generated_at']}", style="dim")
+    heading.append(f", zones: {report['zones'] or 'location ids only'})", style="dim")
+    parts.append(heading)
+
+    summary = Table(title="Totals", title_justify="left", show_header=False, box=None, padding=(0, 2))
+    summary.add_row("trips (distinct)", f"{totals['trips']:,}")
+    for table, count in totals["items"].items():
+        summary.add_row(f"items in {table}", f"{count:,}")
+    summary.add_row("high-value amount", _money(totals["high_value_amount"]))
+    parts.append(summary)
+
+    durations = Table(title=f"Trip duration (median {_num(duration['median_minutes'], ' min')})", title_justify="left")
+    durations.add_column("category")
+    durations.add_column("trips", justify="right")
+    durations.add_column("share", justify="right")
+    durations.add_column("median", justify="right")
+    durations.add_column("")
+    largest = max((c["trips"] for c in duration["categories"]), default=0)
+    for c in duration["categories"]:
+        durations.add_row(
+            c["category"],
+            f"{c['trips']:,}",
+            f"{c['share'] * 100:.1f}%",
+            _num(c["median_minutes"], " min"),
+            Text(_bar(c["trips"], largest), style="cyan"),
+        )
+    parts.append(durations)
+
+    threshold = f"> {_money(high['threshold'])}" if high["threshold"] is not None else ""
+    hours = Text(f"\nHigh-value trips {threshold} by pickup hour ({high['trips']:,} trips)\n", style="italic")
+    hours.append("  " + sparkline(high["by_hour"], width=2) + "\n", style="magenta")
+    hours.append("  " + "".join(f"{hour:<12d}" for hour in range(0, 24, 6)).rstrip() + "\n", style="dim")
+    busiest = sorted(range(24), key=lambda hour: (-high["by_hour"][hour], hour))[:3]
+    hours.append(
+        "  busiest: "
+        + ", ".join(f"{hour:02d}:00 ({high['by_hour'][hour]:,})" for hour in busiest if high["by_hour"][hour])
+    )
+    parts.append(hours)
+
+    zones_table = Table(title="High-value trips by pickup zone", title_justify="left")
+    zones_table.add_column("pickup zone")
+    zones_table.add_column("trips", justify="right")
+    zones_table.add_column("amount", justify="right")
+    zones_table.add_column("")
+    largest = max((z["trips"] for z in high["by_pickup_zone"]), default=0)
+    for z in high["by_pickup_zone"]:
+        zones_table.add_row(
+            zone_label(z, "pickup"),
+            f"{z['trips']:,}",
+            _money(z["total_amount"]),
+            Text(_bar(z["trips"], largest), style="magenta"),
+        )
+    if high["other_zones"]["trips"]:
+        zones_table.add_row(f"{high['other_zones']['zones']} other zones", f"{high['other_zones']['trips']:,}", "", "")
+    if high["unknown_zone_trips"]:
+        zones_table.add_row("no location id", f"{high['unknown_zone_trips']:,}", "", "")
+    parts.append(zones_table)
+
+    fare_table = Table(title=f"Fare per mile ({fares['trips']:,} trips)", title_justify="left", show_header=False)
+    percentiles = "  ".join(f"{name} {_money(value)}" for name, value in fares["percentiles"].items())
+    fare_table.add_row("percentiles", percentiles)
+    fare_table.add_row("min / mean / max", f"{_money(fares['min'])} / {_money(fares['mean'])} / {_money(fares['max'])}")
+    fare_table.add_row(
+        "tiers", "  ".join(f"{t['tier']} {t['trips']:,} ({t['share'] * 100:.1f}%)" for t in fares["tiers"])
+    )
+    parts.append(fare_table)
+
+    profitable = report["most_profitable"]
+    best = Table(
+        title=f"Most profitable trips (fare per mile, trips of {profitable['min_distance_miles']}+ miles)",
+        title_justify="left",
+    )
+    for column, justify in (
+        ("pickup", "left"),
+        ("from", "left"),
+        ("to", "left"),
+        ("miles", "right"),
+        ("fare", "right"),
+        ("$/mile", "right"),
+    ):
+        best.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for t in profitable["trips"]:
+        best.add_row(
+            str(t["pickup_datetime"]).replace("T", " "),
+            zone_label(t, "pickup"),
+            zone_label(t, "dropoff"),
+            _num(t["trip_distance"]),
+            _money(t["fare_amount"]),
+            _money(t["fare_per_mile"]),
+        )
+    parts.append(best)
+
+    valuable = Table(title="Highest-value trips", title_justify="left")
+    for column, justify in (
+        ("pickup", "left"),
+        ("from", "left"),
+        ("to", "left"),
+        ("miles", "right"),
+        ("fare", "right"),
+        ("tip", "right"),
+        ("total", "right"),
+    ):
+        valuable.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for t in report["highest_value"]["trips"]:
+        valuable.add_row(
+            str(t["pickup_datetime"]).replace("T", " "),
+            zone_label(t, "pickup"),
+            zone_label(t, "dropoff"),
+            _num(t["trip_distance"]),
+            _money(t["fare_amount"]),
+            _money(t["tip_amount"]),
+            _money(t["total_amount"]),
+        )
+    parts.append(valuable)
+    return Group(*parts)

@@ -1,0 +1,481 @@
+"""The report as one self-contained HTML page: inline CSS, inline SVG charts, no network, no external files.
+
+Every chart is an `<svg class="chart" data-chart="NAME">` whose marks (bars) carry `class="mark"` and
+`data-value`; hovering a mark shows its numbers (SVG `<title>`). A few lines of inline script, run when the page
+is laid out, record on each chart how large it was drawn and how many of its marks have a visible size
+(`data-rendered`, `data-marks`, `data-drawn-marks`), so that a headless browser can check that the charts rendered.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from html import escape
+from typing import Any
+
+from tripstream.report import Report, zone_label
+
+_WIDTH = 560
+_DASH = "\u2013"  # en dash, for ranges and missing values
+_COLORS = {
+    "short": "#2a9d8f",
+    "medium": "#e9c46a",
+    "long": "#e76f51",
+    "low": "#8d99ae",
+    "high": "#2a9d8f",
+    "hour": "#6d597a",
+    "zone": "#b56576",
+    "duration": "#457b9d",
+    "fare": "#2a9d8f",
+}
+
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def _money(value: Decimal | None) -> str:
+    return _DASH if value is None else f"${value:,.2f}"
+
+
+def _num(value: Decimal | None, suffix: str = "") -> str:
+    return _DASH if value is None else f"{value:,.2f}{suffix}"
+
+
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+def _axis(value: float, ticks: int = 4) -> tuple[float, float]:
+    """A round axis for values up to `value`: (maximum, step), the step 1, 2 or 5 x 10^k, at most `ticks` steps."""
+    if value <= 0:
+        return 1.0, 1.0
+    rough = value / ticks
+    magnitude = 10 ** math.floor(math.log10(rough))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= rough)
+    if step < 1:
+        step = 1.0  # counts: no fractional ticks
+    return step * math.ceil(value / step), step
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    value: float
+    tooltip: str
+    color: str
+
+
+def column_chart(
+    name: str,
+    title: str,
+    bars: Sequence[Bar],
+    *,
+    height: int = 220,
+    label_every: int = 1,
+    markers: Sequence[tuple[float, str]] = (),
+    marker_scale: tuple[float, float] | None = None,
+) -> str:
+    """Vertical bars with a y axis; optional vertical markers at positions of a numeric x scale."""
+    left, right, top, bottom = 44, 12, 14, 36
+    plot_w, plot_h = _WIDTH - left - right, height - top - bottom
+    y_max, y_step = _axis(max((b.value for b in bars), default=0))
+    slot = plot_w / max(1, len(bars))
+    gap = min(6.0, slot * 0.2)
+    out = [
+        f'<svg class="chart" data-chart="{_e(name)}" viewBox="0 0 {_WIDTH} {height}" width="{_WIDTH}" '
+        f'height="{height}" role="img" aria-label="{_e(title)}">',
+        f"<title>{_e(title)}</title>",
+    ]
+    for i in range(round(y_max / y_step) + 1):
+        value = y_step * i
+        y = top + plot_h - plot_h * value / y_max
+        out.append(f'<line class="grid" x1="{left}" x2="{_WIDTH - right}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        out.append(f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value:,.0f}</text>')
+    for i, bar in enumerate(bars):
+        bar_h = plot_h * bar.value / y_max
+        x = left + i * slot + gap / 2
+        y = top + plot_h - bar_h
+        out.append(
+            f'<rect class="mark" data-value="{bar.value:g}" x="{x:.1f}" y="{y:.1f}" width="{slot - gap:.1f}" '
+            f'height="{bar_h:.1f}" fill="{bar.color}"><title>{_e(bar.tooltip)}</title></rect>'
+        )
+        if i % label_every == 0:
+            out.append(
+                f'<text class="axis" x="{x + (slot - gap) / 2:.1f}" y="{top + plot_h + 15}" '
+                f'text-anchor="middle">{_e(bar.label)}</text>'
+            )
+    if marker_scale is not None:
+        low, high = marker_scale
+        for position, label in markers:
+            if high <= low:
+                break
+            fraction = min(1.0, max(0.0, (position - low) / (high - low)))
+            x = left + plot_w * fraction
+            out.append(
+                f'<line class="marker" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + plot_h}"/>'
+                f'<text class="marker-label" x="{x + 3:.1f}" y="{top + 10}">{_e(label)}</text>'
+            )
+    out.append(
+        f'<line class="baseline" x1="{left}" x2="{_WIDTH - right}" y1="{top + plot_h}" y2="{top + plot_h}"/></svg>'
+    )
+    return "".join(out)
+
+
+def bar_chart(name: str, title: str, bars: Sequence[Bar], *, label_width: int = 250) -> str:
+    """Horizontal bars, one row each, label on the left and the value at the bar's end."""
+    row_h, top = 24, 6
+    height = top * 2 + row_h * max(1, len(bars))
+    plot_w = _WIDTH - label_width - 70
+    x_max = max((b.value for b in bars), default=0) or 1
+    out = [
+        f'<svg class="chart" data-chart="{_e(name)}" viewBox="0 0 {_WIDTH} {height}" width="{_WIDTH}" '
+        f'height="{height}" role="img" aria-label="{_e(title)}">',
+        f"<title>{_e(title)}</title>",
+    ]
+    for i, bar in enumerate(bars):
+        y = top + i * row_h
+        width = plot_w * bar.value / x_max
+        fits = max(8, int((label_width - 12) / 6.6))  # characters of 12px text that fit left of the bars
+        label = bar.label if len(bar.label) <= fits else bar.label[: fits - 1] + "\u2026"
+        out.append(
+            f'<text class="label" x="{label_width - 8}" y="{y + 16}" text-anchor="end">{_e(label)}</text>'
+            f'<rect class="mark" data-value="{bar.value:g}" x="{label_width}" y="{y + 4}" width="{width:.1f}" '
+            f'height="{row_h - 8}" rx="2" fill="{bar.color}"><title>{_e(bar.tooltip)}</title></rect>'
+            f'<text class="value" x="{label_width + width + 6:.1f}" y="{y + 16}">{_e(_count(int(bar.value)))}</text>'
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def stacked_bar(name: str, title: str, parts: Sequence[Bar]) -> str:
+    """One horizontal bar split into parts (shares), with a legend below."""
+    height, bar_h = 64, 26
+    total = sum(p.value for p in parts) or 1
+    out = [
+        f'<svg class="chart" data-chart="{_e(name)}" viewBox="0 0 {_WIDTH} {height}" width="{_WIDTH}" '
+        f'height="{height}" role="img" aria-label="{_e(title)}">',
+        f"<title>{_e(title)}</title>",
+    ]
+    x = 0.0
+    legend_x = 0
+    for part in parts:
+        width = (_WIDTH - 2) * part.value / total
+        out.append(
+            f'<rect class="mark" data-value="{part.value:g}" x="{x + 1:.1f}" y="4" width="{width:.1f}" '
+            f'height="{bar_h}" fill="{part.color}"><title>{_e(part.tooltip)}</title></rect>'
+        )
+        x += width
+        out.append(
+            f'<rect x="{legend_x}" y="{bar_h + 18}" width="12" height="12" fill="{part.color}"/>'
+            f'<text class="label" x="{legend_x + 17}" y="{bar_h + 28}">{_e(part.tooltip)}</text>'
+        )
+        legend_x += 186
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _range_label(start: Any, end: Any, unit: str = "") -> str:
+    return f"{start}{_DASH}{end}{unit}" if end is not None else f"{start}+{unit}"
+
+
+def _card(label: str, value: str, detail: str = "") -> str:
+    extra = f'<div class="detail">{_e(detail)}</div>' if detail else ""
+    return (
+        f'<div class="card"><div class="card-label">{_e(label)}</div>'
+        f'<div class="card-value">{_e(value)}</div>{extra}</div>'
+    )
+
+
+def _table(headers: Sequence[tuple[str, bool]], rows: Sequence[Sequence[str]], name: str) -> str:
+    head = "".join(f'<th class="{"num" if numeric else ""}">{_e(h)}</th>' for h, numeric in headers)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{"num" if numeric else ""}">{_e(cell)}</td>'
+            for cell, (_, numeric) in zip(row, headers, strict=True)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    if not rows:
+        body = f'<tr><td colspan="{len(headers)}" class="empty">no trips</td></tr>'
+    return f'<table data-table="{_e(name)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+_CSS = """
+:root { color-scheme: light; --ink: #1d2433; --muted: #5c6475; --line: #e3e6ec; --panel: #ffffff; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f4f5f8; color: var(--ink);
+  font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
+header { background: #1d2433; color: #fff; padding: 22px 32px 18px; }
+header h1 { margin: 0 0 4px; font-size: 22px; font-weight: 650; letter-spacing: .2px; }
+header p { margin: 0; color: #c5cad6; font-size: 13px; }
+main { max-width: 1200px; margin: 0 auto; padding: 20px 24px 40px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr)); gap: 12px; margin-bottom: 18px; }
+.card { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; }
+.card-label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .4px; }
+.card-value { font-size: 22px; font-weight: 650; margin-top: 2px; }
+.detail { color: var(--muted); font-size: 12px; }
+.grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); gap: 16px; }
+h3 { font-size: 13px; margin: 4px 0 4px; color: var(--muted); font-weight: 600; }
+section { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 14px 16px;
+  margin-bottom: 16px; overflow-x: auto; }
+section h2 { font-size: 15px; margin: 0 0 2px; }
+section p.sub { margin: 0 0 10px; color: var(--muted); font-size: 12.5px; }
+svg.chart { display: block; max-width: 100%; height: auto; margin: 6px 0; }
+svg .grid { stroke: #eceef3; } svg .baseline { stroke: #9aa1b0; }
+svg .axis { fill: #6b7385; font-size: 10.5px; } svg .label { fill: #2b3242; font-size: 12px; }
+svg .value { fill: #4a5264; font-size: 11.5px; }
+svg .marker { stroke: #1d2433; stroke-dasharray: 3 3; } svg .marker-label { fill: #1d2433; font-size: 10.5px; }
+svg .mark:hover { opacity: .8; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: left; white-space: nowrap; }
+th { color: var(--muted); font-weight: 600; font-size: 12px; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.empty { color: var(--muted); text-align: center; }
+.pct { display: flex; flex-wrap: wrap; gap: 6px 16px; margin: 4px 0 8px; font-size: 13px; }
+.pct b { font-variant-numeric: tabular-nums; }
+footer { color: var(--muted); font-size: 12px; text-align: center; padding: 8px; }
+"""
+
+# Runs once the page is laid out: how large each chart was drawn, and how many of its marks are visible.
+_CHECK_SCRIPT = """
+(function () {
+  var charts = document.querySelectorAll("svg.chart"), ok = 0;
+  charts.forEach(function (svg) {
+    var box = svg.getBoundingClientRect(), marks = svg.querySelectorAll(".mark"), drawn = 0, expected = 0;
+    marks.forEach(function (mark) {
+      var b = mark.getBoundingClientRect();
+      if (parseFloat(mark.getAttribute("data-value")) > 0) { expected += 1; }
+      if (b.width > 0 && b.height > 0) { drawn += 1; }
+    });
+    svg.setAttribute("data-rendered", Math.round(box.width) + "x" + Math.round(box.height));
+    svg.setAttribute("data-marks", String(marks.length));
+    svg.setAttribute("data-drawn-marks", String(drawn));
+    if (box.width > 0 && box.height > 0 && drawn >= expected) { ok += 1; }
+  });
+  document.documentElement.setAttribute("data-charts", charts.length + " " + ok);
+})();
+"""
+
+
+def render_html(report: Report) -> str:
+    """The report as one HTML document (a str); nothing in it refers to anything outside it."""
+    totals, duration = report["totals"], report["duration"]
+    high, fares = report["high_value"], report["fare_per_mile"]
+    sections: list[str] = []
+
+    high_share = f"{high['trips'] / totals['trips'] * 100:.1f}% of trips" if totals["trips"] else ""
+    cards = [
+        _card("trips", _count(totals["trips"]), "distinct trip ids in the tables"),
+        _card("high-value trips", _count(high["trips"]), high_share),
+        _card(
+            "high-value amount", _money(totals["high_value_amount"]), f"median {_money(high['median_total_amount'])}"
+        ),
+        _card("median duration", _num(duration["median_minutes"], " min"), f"{_count(duration['trips'])} timed trips"),
+        _card("median fare per mile", _money(fares["percentiles"].get("p50")), f"{_count(fares['trips'])} trips"),
+    ]
+    sections.append(f'<div class="cards">{"".join(cards)}</div>')
+
+    categories = duration["categories"]
+    category_bars = [
+        Bar(
+            c["category"],
+            c["trips"],
+            f"{c['category']}: {_count(c['trips'])} trips ({c['share'] * 100:.1f}%), "
+            f"median {_num(c['median_minutes'], ' min')}",
+            _COLORS.get(c["category"], _COLORS["duration"]),
+        )
+        for c in categories
+    ]
+    histogram_bars = [
+        Bar(
+            _range_label(b["from"], b["to"]),
+            b["trips"],
+            f"{_range_label(b['from'], b['to'], ' min')}: {_count(b['trips'])} trips",
+            _COLORS["duration"],
+        )
+        for b in duration["histogram"]
+    ]
+    category_rows = [
+        [c["category"], _count(c["trips"]), f"{c['share'] * 100:.1f}%", _num(c["median_minutes"], " min")]
+        for c in categories
+    ]
+    sections.append(
+        '<div class="grid2"><section><h2>Trips per duration category</h2>'
+        f'<p class="sub">short &lt; 10 min ≤ medium &lt; 30 min ≤ long; median of all timed trips '
+        f"{_e(_num(duration['median_minutes'], ' min'))}</p>"
+        + bar_chart("duration-categories", "Trips per duration category", category_bars, label_width=90)
+        + _table(
+            [("category", False), ("trips", True), ("share", True), ("median duration", True)],
+            category_rows,
+            "duration-categories",
+        )
+        + '</section><section><h2>Duration distribution</h2><p class="sub">trips per 5-minute bin</p>'
+        + column_chart("duration-histogram", "Trips per duration bin (minutes)", histogram_bars, label_every=2)
+        + "</section></div>"
+    )
+
+    hour_bars = [
+        Bar(
+            f"{hour:02d}",
+            count,
+            f"{hour:02d}:00{_DASH}{hour:02d}:59: {_count(count)} high-value trips",
+            _COLORS["hour"],
+        )
+        for hour, count in enumerate(high["by_hour"])
+    ]
+    threshold = f"total over {_money(high['threshold'])}" if high["threshold"] is not None else "high value"
+    zone_bars = [
+        Bar(
+            zone_label(z, "pickup"),
+            z["trips"],
+            f"{zone_label(z, 'pickup')}: {_count(z['trips'])} trips, {_money(z['total_amount'])}",
+            _COLORS["zone"],
+        )
+        for z in high["by_pickup_zone"]
+    ]
+    notes = []
+    if high["other_zones"]["trips"]:
+        notes.append(f"{_count(high['other_zones']['trips'])} more in {high['other_zones']['zones']} other zones")
+    if high["unknown_zone_trips"]:
+        notes.append(f"{_count(high['unknown_zone_trips'])} without a location id")
+    if report.get("zones") is None:
+        notes.append("zone names not loaded (use --zones)")
+    sections.append(
+        '<div class="grid2"><section><h2>High-value trips by hour of day</h2>'
+        f'<p class="sub">{_e(threshold)}; pickup hour, New York time</p>'
+        + column_chart("high-value-by-hour", "High-value trips by pickup hour", hour_bars, label_every=2)
+        + '</section><section><h2>High-value trips by pickup zone</h2><p class="sub">'
+        + _e("; ".join(notes) or "top pickup zones")
+        + "</p>"
+        + (
+            bar_chart("high-value-by-zone", "High-value trips by pickup zone", zone_bars)
+            if zone_bars
+            else "<p>no high-value trips with a pickup location</p>"
+        )
+        + "</section></div>"
+    )
+
+    percentiles: Mapping[str, Decimal | None] = fares["percentiles"]
+    fare_bars = [
+        Bar(
+            _range_label(b["from"], b["to"]),
+            b["trips"],
+            f"{_range_label(_money(b['from']), _money(b['to']) if b['to'] is not None else None)} per mile: "
+            f"{_count(b['trips'])} trips",
+            _COLORS["fare"],
+        )
+        for b in fares["histogram"]
+    ]
+    edges = [float(b["from"]) for b in fares["histogram"]]
+    markers = [
+        (float(value), name)
+        for name, value in percentiles.items()
+        if name in ("p25", "p50", "p75", "p90") and value is not None
+    ]
+    scale = (edges[0], edges[-1] + (edges[-1] - edges[-2])) if len(edges) > 1 else None
+    tier_parts = [
+        Bar(t["tier"], t["trips"], f"{t['tier']}: {_count(t['trips'])} ({t['share'] * 100:.1f}%)", _COLORS[t["tier"]])
+        for t in fares["tiers"]
+    ]
+    pct = "".join(f"<span>{_e(name)} <b>{_e(_money(value))}</b></span>" for name, value in percentiles.items())
+    sections.append(
+        '<section><h2>Fare per mile</h2><p class="sub">distribution of fare ÷ distance ($1 bins, dashed lines at '
+        "percentiles) and profitability tiers</p>"
+        f'<div class="pct">{pct}<span>min <b>{_e(_money(fares["min"]))}</b></span>'
+        f"<span>mean <b>{_e(_money(fares['mean']))}</b></span><span>max <b>{_e(_money(fares['max']))}</b></span></div>"
+        '<div class="grid2"><div>'
+        + column_chart(
+            "fare-per-mile",
+            "Trips per fare-per-mile bin",
+            fare_bars,
+            label_every=2,
+            markers=markers,
+            marker_scale=scale,
+        )
+        + "</div><div><h3>Profitability tiers</h3>"
+        + stacked_bar("fare-tiers", "Profitability tiers", tier_parts)
+        + _table(
+            [("tier", False), ("trips", True), ("share", True)],
+            [[t["tier"], _count(t["trips"]), f"{t['share'] * 100:.1f}%"] for t in fares["tiers"]],
+            "fare-tiers",
+        )
+        + "</div></div></section>"
+    )
+
+    profitable = report["most_profitable"]
+    sections.append(
+        f"<section><h2>The {len(profitable['trips'])} most profitable trips</h2>"
+        f'<p class="sub">highest fare per mile among trips of at least {_e(profitable["min_distance_miles"])} miles</p>'
+        + _table(
+            [
+                ("pickup", False),
+                ("from", False),
+                ("to", False),
+                ("miles", True),
+                ("fare", True),
+                ("fare per mile", True),
+                ("tier", False),
+            ],
+            [
+                [
+                    str(t["pickup_datetime"]).replace("T", " "),
+                    zone_label(t, "pickup"),
+                    zone_label(t, "dropoff"),
+                    _num(t["trip_distance"]),
+                    _money(t["fare_amount"]),
+                    _money(t["fare_per_mile"]),
+                    str(t["profitability_tier"] or ""),
+                ]
+                for t in profitable["trips"]
+            ],
+            "most-profitable",
+        )
+        + "</section>"
+    )
+    valuable = report["highest_value"]["trips"]
+    sections.append(
+        f'<section><h2>The {len(valuable)} highest-value trips</h2><p class="sub">highest total amount</p>'
+        + _table(
+            [
+                ("pickup", False),
+                ("from", False),
+                ("to", False),
+                ("miles", True),
+                ("fare", True),
+                ("tip", True),
+                ("total", True),
+            ],
+            [
+                [
+                    str(t["pickup_datetime"]).replace("T", " "),
+                    zone_label(t, "pickup"),
+                    zone_label(t, "dropoff"),
+                    _num(t["trip_distance"]),
+                    _money(t["fare_amount"]),
+                    _money(t["tip_amount"]),
+                    _money(t["total_amount"]),
+                ]
+                for t in valuable
+            ],
+            "highest-value",
+        )
+        + "</section>"
+    )
+
+    items = ", ".join(f"{name} {_count(count)}" for name, count in totals["items"].items())
+    subtitle = f"generated {report['generated_at']}" + (f" from {report['source']}" if report.get("source") else "")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>tripstream report</title>"
+        f"<style>{_CSS}</style></head><body>"
+        f"<header><h1>NYC taxi trips — tripstream report</h1><p>{_e(subtitle)}</p></header>"
+        f"<main>{''.join(sections)}</main>"
+        f"<footer>items: {_e(items)} · zones: {_e(report.get('zones') or 'not loaded')}</footer>"
+        f"<script>{_CHECK_SCRIPT}</script></body></html>\n"
+    )

@@ -1,0 +1,1 @@
+"""Helpers for testing tripstream itself (fault injection); never used by the pipeline unless asked to."""

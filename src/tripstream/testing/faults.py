@@ -1,0 +1,486 @@
+"""Fault injection for tests: the real HTTP traffic between the handlers' clients and an emulator, made to
+fail the way AWS fails.
+
+No emulator fails by itself (ARCHITECTURE.md, "Emulator facts"), so the retry paths of tripstream are proved by
+making the failures happen. A :class:`FaultInjector` hooks botocore's ``before-send`` event of the clients the
+handlers use (``client.meta.events``), i.e. the point where botocore hands the signed HTTP request to the
+network, and acts as a small in-process proxy there:
+
+* PutRecords entries failed: the chosen entries are removed from the request before it is sent (so Kinesis
+  really does not store them), and the emulator's answer is rewritten to put them back in place with an
+  ``ErrorCode`` (``ProvisionedThroughputExceededException`` or ``InternalFailure``) and a matching
+  ``FailedRecordCount``;
+* BatchWriteItem items unprocessed: the chosen items are removed from the request (so they are not written)
+  and returned in the answer's ``UnprocessedItems``;
+* whole calls throttled (HTTP 400 ``ProvisionedThroughputExceededException``/``ThrottlingException``) or
+  failed (HTTP 500/503) without reaching the emulator;
+* connections reset before the request reaches the emulator (botocore's ``ConnectionClosedError``), or
+  after the emulator carried the call out (the answer is lost: the caller retries what was done already);
+* the consumer crashing in the middle of a batch (a BatchWriteItem call raises :class:`InjectedCrash`, which
+  no retry catches, so the handler fails with part of the batch written);
+* a slow consumer (a delay before each BatchWriteItem call).
+
+Every decision is a hash of the plan's seed, what is decided on (an entry, an item, the records or items of a
+call; never the stream's or tables' names) and how many times that thing was seen before, so a run is
+reproducible with a seed whatever the threads' timing, and a retry of the same thing gets a fresh draw. Faults
+are only ever injected towards a loopback endpoint.
+
+The ``tripstream`` CLI installs an injector on its handlers' clients when the environment variable
+``TRIPSTREAM_FAULTS`` holds a plan as JSON (``{"seed": 1, "write_delay": 0.1}``): that is how a test slows
+down or breaks a ``tripstream run`` running in another process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Final, cast
+from urllib.parse import urlsplit
+
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
+from botocore.compat import HTTPHeaders
+from botocore.exceptions import ConnectionClosedError
+from botocore.httpsession import URLLib3Session
+
+if TYPE_CHECKING:
+    from tripstream.aws.clients import AwsClients
+
+log = logging.getLogger(__name__)
+
+ENVIRONMENT_VARIABLE: Final = "TRIPSTREAM_FAULTS"
+PUT_RECORDS: Final = "PutRecords"
+BATCH_WRITE_ITEM: Final = "BatchWriteItem"
+_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+_DYNAMODB_ERROR_PREFIX: Final = "com.amazonaws.dynamodb.v20120810#"
+
+# (HTTP status, __type, message) of each whole-call fault, per operation; answers as AWS words them.
+_CALL_ERRORS: Final[Mapping[tuple[str, str], tuple[tuple[int, str, str], ...]]] = {
+    (PUT_RECORDS, "throttle"): (
+        (400, "ProvisionedThroughputExceededException", "Rate exceeded for stream {stream} under account {account}."),
+    ),
+    (PUT_RECORDS, "server_error"): (
+        (500, "InternalFailure", "Internal service failure."),
+        (503, "ServiceUnavailable", "Service Unavailable"),
+    ),
+    (BATCH_WRITE_ITEM, "throttle"): (
+        (
+            400,
+            _DYNAMODB_ERROR_PREFIX + "ProvisionedThroughputExceededException",
+            "The level of configured provisioned throughput for the table was exceeded.",
+        ),
+        (400, _DYNAMODB_ERROR_PREFIX + "ThrottlingException", "Throughput exceeds the current capacity of your table."),
+    ),
+    (BATCH_WRITE_ITEM, "server_error"): (
+        (500, _DYNAMODB_ERROR_PREFIX + "InternalServerError", "Internal server error"),
+        (503, "ServiceUnavailable", "Service Unavailable"),
+    ),
+}
+_ENTRY_ERRORS: Final = (
+    ("ProvisionedThroughputExceededException", "Rate exceeded for shard in stream {stream} under account {account}."),
+    ("InternalFailure", "Internal service failure."),
+)
+
+
+class InjectedCrash(RuntimeError):
+    """The consumer "crashes" here: an error no retry catches, raised in the middle of a batch."""
+
+
+class FaultInjectionRefused(RuntimeError):
+    """Faults are only injected into the traffic to an emulator on this machine."""
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """What to break, as shares in [0, 1] of what passes (all zero: nothing is touched)."""
+
+    seed: int = 0
+    # A share of PutRecords entries answered with an ErrorCode (and not stored).
+    put_entry_failure: float = 0.0
+    # A share of BatchWriteItem items returned as UnprocessedItems (and not written).
+    unprocessed_items: float = 0.0
+    # Shares of PutRecords/BatchWriteItem calls throttled / answered 500 or 503 / whose connection is reset before
+    # the request arrives / carried out by the emulator but whose answer is lost (a reset after the fact).
+    call_throttle: float = 0.0
+    call_server_error: float = 0.0
+    connection_reset: float = 0.0
+    lost_response: float = 0.0
+    # A share of BatchWriteItem calls where the consumer crashes (InjectedCrash) instead.
+    consumer_crash: float = 0.0
+    # Seconds added before every BatchWriteItem call (a slow consumer).
+    write_delay: float = 0.0
+    # The operations the call-level faults (throttle, 5xx, reset, lost answer) apply to.
+    operations: tuple[str, ...] = (PUT_RECORDS, BATCH_WRITE_ITEM)
+    # Refuse a BatchWriteItem holding two requests for one key of one table with DynamoDB's ValidationException,
+    # as AWS and DynamoDB Local do; moto accepts it (the last request wins), which would hide a missing dedupe.
+    refuse_duplicate_keys: bool = False
+
+    def __post_init__(self) -> None:
+        shares = ("put_entry_failure", "unprocessed_items", "call_throttle", "call_server_error")
+        for name in (*shares, "connection_reset", "lost_response", "consumer_crash"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a share between 0 and 1, not {value}")
+        call_total = self.call_throttle + self.call_server_error + self.connection_reset + self.lost_response
+        if call_total + self.consumer_crash > 1.0:
+            raise ValueError("the call-level shares add up to more than 1")
+        unknown = set(self.operations) - {PUT_RECORDS, BATCH_WRITE_ITEM}
+        if unknown:
+            raise ValueError(f"faults cannot be injected into {sorted(unknown)}")
+
+    @classmethod
+    def from_json(cls, text: str) -> FaultPlan:
+        values = json.loads(text)
+        if not isinstance(values, dict):
+            raise ValueError(f"{ENVIRONMENT_VARIABLE} must hold a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{ENVIRONMENT_VARIABLE}: unknown fault(s) {', '.join(unknown)}")
+        if "operations" in values:
+            values["operations"] = tuple(values["operations"])
+        return cls(**values)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+@dataclass
+class FaultCounts:
+    """What was seen and what was injected (thread-safe through the injector's lock)."""
+
+    put_records_calls: int = 0
+    put_records_entries: int = 0
+    batch_write_calls: int = 0
+    batch_write_items: int = 0
+    entries_failed: dict[str, int] = field(default_factory=dict)  # by ErrorCode
+    items_unprocessed: int = 0
+    calls_throttled: dict[str, int] = field(default_factory=dict)  # by operation
+    calls_server_error: dict[str, int] = field(default_factory=dict)
+    connections_reset: dict[str, int] = field(default_factory=dict)
+    responses_lost: dict[str, int] = field(default_factory=dict)
+    # Records Kinesis stored although the producer was told the call failed (it sends them again).
+    records_stored_twice: int = 0
+    consumer_crashes: int = 0
+    delays: int = 0
+    # BatchWriteItem calls refused for duplicate keys (refuse_duplicate_keys; DynamoDB's rule, not a fault).
+    calls_refused_duplicate_keys: int = 0
+
+    def total(self) -> int:
+        """Every injected fault (entries and items one by one, calls one by one)."""
+        return (
+            sum(self.entries_failed.values())
+            + self.items_unprocessed
+            + sum(self.calls_throttled.values())
+            + sum(self.calls_server_error.values())
+            + sum(self.connections_reset.values())
+            + sum(self.responses_lost.values())
+            + self.consumer_crashes
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Body:
+    """The `raw` of an AWSResponse whose body is already in memory."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+
+class FaultInjector:
+    """Injects the faults of a plan into the PutRecords and BatchWriteItem traffic of the clients it is installed on."""
+
+    def __init__(self, plan: FaultPlan) -> None:
+        self.plan = plan
+        self.counts = FaultCounts()
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str], int] = {}
+        self._http = URLLib3Session(timeout=60, max_pool_connections=32)
+        self._id = uuid.uuid4().hex
+
+    # -- installing
+
+    def install(self, clients: AwsClients) -> FaultInjector:
+        """Hook the Kinesis and DynamoDB clients of `clients` (those the handlers use). Returns self."""
+        for client in (clients.kinesis, clients.dynamodb):
+            host = urlsplit(client.meta.endpoint_url).hostname or ""
+            if host not in _LOOPBACK:
+                raise FaultInjectionRefused(f"not injecting faults into traffic to {client.meta.endpoint_url}")
+        # A before-send handler may return the HTTP response that replaces sending (botocore's documented
+        # behaviour; the stubs type every handler as returning None).
+        clients.kinesis.meta.events.register(
+            f"before-send.kinesis.{PUT_RECORDS}",
+            cast("Callable[..., None]", self._on_put_records),
+            unique_id=f"faults-{self._id}-kinesis",
+        )
+        clients.dynamodb.meta.events.register(
+            f"before-send.dynamodb.{BATCH_WRITE_ITEM}",
+            cast("Callable[..., None]", self._on_batch_write),
+            unique_id=f"faults-{self._id}-dynamodb",
+        )
+        return self
+
+    def uninstall(self, clients: AwsClients) -> None:
+        clients.kinesis.meta.events.unregister(
+            f"before-send.kinesis.{PUT_RECORDS}", unique_id=f"faults-{self._id}-kinesis"
+        )
+        clients.dynamodb.meta.events.unregister(
+            f"before-send.dynamodb.{BATCH_WRITE_ITEM}", unique_id=f"faults-{self._id}-dynamodb"
+        )
+
+    # -- deciding
+
+    def _attempt(self, kind: str, identity: str) -> int:
+        """How many times this thing was decided on before (0 the first time)."""
+        with self._lock:
+            count = self._seen.get((kind, identity), 0)
+            self._seen[(kind, identity)] = count + 1
+            return count
+
+    def _draw(self, *parts: object) -> float:
+        """A uniform number in [0, 1) fixed by the seed and `parts`."""
+        digest = hashlib.blake2b(repr((self.plan.seed, *parts)).encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") / 2**64
+
+    def _choose(self, kind: str, identity: str, shares: Mapping[str, float]) -> str | None:
+        attempt = self._attempt(kind, identity)
+        draw = self._draw(kind, identity, attempt)
+        for name, share in shares.items():
+            if draw < share:
+                return name
+            draw -= share
+        return None
+
+    def _call_fault(self, operation: str, identity: str) -> str | None:
+        shares = {"crash": self.plan.consumer_crash} if operation == BATCH_WRITE_ITEM else {}
+        if operation in self.plan.operations:
+            shares |= {
+                "throttle": self.plan.call_throttle,
+                "server_error": self.plan.call_server_error,
+                "reset": self.plan.connection_reset,
+                "lost": self.plan.lost_response,
+            }
+        if not any(shares.values()):
+            return None
+        return self._choose(f"call:{operation}", identity, shares)
+
+    def _add(self, name: str, amount: int = 1, key: str | None = None) -> None:
+        with self._lock:
+            if key is None:
+                setattr(self.counts, name, getattr(self.counts, name) + amount)
+            else:
+                counter: dict[str, int] = getattr(self.counts, name)
+                counter[key] = counter.get(key, 0) + amount
+
+    # -- answering
+
+    def _error(self, request: AWSPreparedRequest, operation: str, fault: str, identity: str) -> AWSResponse:
+        choices = _CALL_ERRORS[(operation, fault)]
+        status, code, message = choices[int(self._draw("error", identity) * len(choices))]
+        self._add("calls_throttled" if fault == "throttle" else "calls_server_error", key=operation)
+        document = {"__type": code, "message": message.format(stream="taxi_trips", account="123456789012")}
+        return _response(request, status, document, {"x-amzn-ErrorType": code.rsplit("#", 1)[-1]})
+
+    def _send(self, request: AWSPreparedRequest, body: bytes) -> AWSResponse:
+        """Send (a changed copy of) the request to the emulator and read the whole answer."""
+        headers = {name: value for name, value in request.headers.items() if name.lower() != "content-length"}
+        headers["Content-Length"] = str(len(body))
+        # A prepared request carries a HeadersDict (the stubs say HTTPHeaders, which urllib3 cannot copy).
+        copy = AWSPreparedRequest(
+            request.method, request.url, cast("HTTPHeaders", HeadersDict(headers)), body, stream_output=False
+        )
+        answer = self._http.send(copy)
+        return AWSResponse(answer.url, answer.status_code, _headers(answer.headers), _Body(answer.content))
+
+    def _call_level(
+        self, request: AWSPreparedRequest, operation: str, body: bytes, content: object
+    ) -> AWSResponse | None:
+        """Apply a whole-call fault: raise, or return the answer that replaces the call (None: no such fault).
+
+        `content` is what the call carries, without resource names (random in tests): the same records or items
+        sent again are the same call, whatever the stream or table is called.
+        """
+        identity = hashlib.blake2b(json.dumps(content, sort_keys=True).encode(), digest_size=16).hexdigest()
+        fault = self._call_fault(operation, identity)
+        if fault is None:
+            return None
+        if fault == "crash":
+            self._add("consumer_crashes")
+            raise InjectedCrash(f"injected crash of the consumer during {operation}")
+        if fault in ("throttle", "server_error"):
+            return self._error(request, operation, fault, identity)
+        if fault == "reset":
+            self._add("connections_reset", key=operation)
+            raise ConnectionClosedError(endpoint_url=request.url)
+        if fault == "lost":
+            self._send(request, body)  # the emulator does the work...
+            self._add("responses_lost", key=operation)
+            if operation == PUT_RECORDS:
+                self._add("records_stored_twice", len(json.loads(body)["Records"]))
+            raise ConnectionClosedError(endpoint_url=request.url)  # ...and the caller never hears of it
+        return None
+
+    def _on_put_records(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        body = _body_bytes(request)
+        document = json.loads(body)
+        records: list[dict[str, Any]] = document["Records"]
+        self._add("put_records_calls")
+        self._add("put_records_entries", len(records))
+        early = self._call_level(request, PUT_RECORDS, body, [(r["PartitionKey"], r["Data"]) for r in records])
+        if early is not None:
+            return early
+        if not self.plan.put_entry_failure:
+            return None
+        failed: dict[int, tuple[str, str]] = {}
+        for index, record in enumerate(records):
+            identity = f"{record['PartitionKey']}:{hashlib.blake2b(record['Data'].encode(), digest_size=8).hexdigest()}"
+            if self._choose("entry", identity, {"fail": self.plan.put_entry_failure}):
+                code, message = _ENTRY_ERRORS[0 if self._draw("entry-code", identity, index) < 0.7 else 1]
+                failed[index] = (code, message.format(stream=document["StreamName"], account="123456789012"))
+        if not failed:
+            return None
+        kept = [record for index, record in enumerate(records) if index not in failed]
+        stored: list[dict[str, Any]] = []
+        answer_headers: dict[str, str] = {}
+        if kept:
+            answer = self._send(request, json.dumps({**document, "Records": kept}).encode())
+            if answer.status_code != 200:
+                return answer
+            parsed = json.loads(answer.content)
+            stored = parsed["Records"]
+            answer_headers = dict(answer.headers.items())
+        results = iter(stored)
+        rewritten = [
+            {"ErrorCode": failed[index][0], "ErrorMessage": failed[index][1]} if index in failed else next(results)
+            for index in range(len(records))
+        ]
+        for code, _message in failed.values():
+            self._add("entries_failed", key=code)
+        document_out: dict[str, Any] = {"FailedRecordCount": len(failed), "Records": rewritten}
+        if any(r.get("ErrorCode") for r in stored):  # the emulator's own failures stay failures
+            document_out["FailedRecordCount"] += sum(1 for r in stored if r.get("ErrorCode"))
+        return _response(request, 200, document_out, answer_headers)
+
+    def _on_batch_write(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        if self.plan.write_delay:
+            self._add("delays")
+            time.sleep(self.plan.write_delay)
+        body = _body_bytes(request)
+        document = json.loads(body)
+        requests: dict[str, list[dict[str, Any]]] = document["RequestItems"]
+        self._add("batch_write_calls")
+        self._add("batch_write_items", sum(len(v) for v in requests.values()))
+        if self.plan.refuse_duplicate_keys and _has_duplicate_keys(requests):
+            self._add("calls_refused_duplicate_keys")
+            document_out = {"__type": _DYNAMODB_ERROR_PREFIX + "ValidationException", "message": _DUPLICATE_KEYS}
+            return _response(request, 400, document_out, {"x-amzn-ErrorType": "ValidationException"})
+        early = self._call_level(request, BATCH_WRITE_ITEM, body, [requests[table] for table in sorted(requests)])
+        if early is not None:
+            return early
+        if not self.plan.unprocessed_items:
+            return None
+        kept: dict[str, list[dict[str, Any]]] = {}
+        unprocessed: dict[str, list[dict[str, Any]]] = {}
+        for table, table_requests in requests.items():
+            for table_request in table_requests:
+                item = table_request.get("PutRequest", {}).get("Item") or table_request.get("DeleteRequest", {}).get(
+                    "Key", {}
+                )
+                # The trip and the item's attribute names (which tell the tables apart), not the table's name.
+                identity = f"{json.dumps(item.get('trip_id'), sort_keys=True)}:{','.join(sorted(item))}"
+                if self._choose("item", identity, {"unprocessed": self.plan.unprocessed_items}):
+                    unprocessed.setdefault(table, []).append(table_request)
+                else:
+                    kept.setdefault(table, []).append(table_request)
+        if not unprocessed:
+            return None
+        parsed: dict[str, Any] = {}
+        answer_headers: dict[str, str] = {}
+        if kept:
+            answer = self._send(request, json.dumps({**document, "RequestItems": kept}).encode())
+            if answer.status_code != 200:
+                return answer
+            parsed = json.loads(answer.content)
+            answer_headers = dict(answer.headers.items())
+        merged: dict[str, list[dict[str, Any]]] = {
+            table: list(values) for table, values in (parsed.get("UnprocessedItems") or {}).items()
+        }
+        for table, table_requests in unprocessed.items():
+            merged.setdefault(table, []).extend(table_requests)
+        self._add("items_unprocessed", sum(len(v) for v in unprocessed.values()))
+        return _response(request, 200, {**parsed, "UnprocessedItems": merged}, answer_headers)
+
+
+_DUPLICATE_KEYS: Final = "Provided list of item keys contains duplicates"
+
+
+def _has_duplicate_keys(requests: Mapping[str, list[dict[str, Any]]]) -> bool:
+    """Whether one table gets two requests for one `trip_id` (the partition key, and the only key, of every table)."""
+    for table_requests in requests.values():
+        keys = [
+            json.dumps(
+                (r.get("PutRequest", {}).get("Item") or r.get("DeleteRequest", {}).get("Key", {})).get("trip_id"),
+                sort_keys=True,
+            )
+            for r in table_requests
+        ]
+        if len(set(keys)) < len(keys):
+            return True
+    return False
+
+
+def _body_bytes(request: AWSPreparedRequest) -> bytes:
+    body = request.body
+    if isinstance(body, bytes | bytearray):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode()
+    if body is None:
+        return b""
+    data = body.read()
+    body.seek(0)
+    return data if isinstance(data, bytes) else str(data).encode()
+
+
+def _response(
+    request: AWSPreparedRequest, status: int, document: Mapping[str, Any], headers: Mapping[str, str]
+) -> AWSResponse:
+    data = json.dumps(document).encode()
+    content_type = str(request.headers.get("Content-Type") or "application/x-amz-json-1.0")
+    answer_headers = {
+        name: value
+        for name, value in headers.items()
+        if name.lower() not in ("content-length", "x-amz-crc32", "content-encoding", "transfer-encoding")
+    }
+    answer_headers.setdefault("Content-Type", content_type)
+    answer_headers.setdefault("x-amzn-RequestId", str(uuid.uuid4()))
+    answer_headers["Content-Length"] = str(len(data))
+    return AWSResponse(request.url, status, _headers(answer_headers), _Body(data))
+
+
+def _headers(values: Mapping[str, str]) -> HTTPHeaders:
+    headers = HTTPHeaders()
+    for name, value in values.items():
+        headers[name] = value
+    return headers
+
+
+def install_from_environment(clients: AwsClients, environ: Mapping[str, str] | None = None) -> FaultInjector | None:
+    """Install the plan of TRIPSTREAM_FAULTS on `clients`, if the variable is set (tests of the CLI)."""
+    text = (os.environ if environ is None else environ).get(ENVIRONMENT_VARIABLE, "").strip()
+    if not text:
+        return None
+    plan = FaultPlan.from_json(text)
+    log.warning("fault injection is on (%s=%s)", ENVIRONMENT_VARIABLE, plan.to_json())
+    return FaultInjector(plan).install(clients)

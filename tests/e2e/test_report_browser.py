@@ -1,0 +1,91 @@
+"""The HTML report opened in a real browser (headless Chromium): every chart must render.
+
+The page records, once laid out, how large each chart was drawn and how many of its bars have a visible size
+(`data-rendered`, `data-drawn-marks`; see tripstream.report_html). Chromium's `--dump-dom` prints the DOM after
+that script ran. Without Chromium (scripts/ensure-chromium installs Debian's package) this skips, and fails in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from report_oracle import SAMPLE_2019, ZONES_CSV, expected_numbers, read_trips, table_items
+from tripstream.report import TableItems, build_report
+from tripstream.report_html import render_html
+from tripstream.zones import parse_zone_lookup
+
+pytestmark = [pytest.mark.e2e, pytest.mark.real_samples]
+CHARTS = (
+    "duration-categories",
+    "duration-histogram",
+    "high-value-by-hour",
+    "high-value-by-zone",
+    "fare-per-mile",
+    "fare-tiers",
+)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def chromium() -> str:
+    for name in (os.environ.get("TRIPSTREAM_CHROMIUM", ""), "chromium", "chromium-browser", "google-chrome"):
+        if name and (path := shutil.which(name)):
+            return path
+    reason = "headless Chromium is not installed (scripts/ensure-chromium installs Debian's chromium)"
+    if in_ci():
+        pytest.fail(f"CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def headless(browser: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_html_report_charts_render_in_chromium(tmp_path: Path) -> None:
+    browser = chromium()
+    if not SAMPLE_2019.is_file():
+        if in_ci():
+            pytest.fail(f"CI=true: {SAMPLE_2019} is missing", pytrace=False)
+        pytest.skip(f"the real TLC samples are not in {SAMPLE_2019.parent}")
+    expected = read_trips(SAMPLE_2019)
+    report = build_report(TableItems(**table_items(expected)), zones=parse_zone_lookup(ZONES_CSV.read_bytes()))
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report), encoding="utf-8")
+
+    dumped = headless(browser, "--dump-dom", page.as_uri())
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    dom = dumped.stdout
+    assert re.search(r'data-charts="6 6"', dom), "not every chart rendered: " + dom[:500]
+    for name in CHARTS:
+        tag = re.search(rf'<svg class="chart" data-chart="{name}"[^>]*>', dom)
+        assert tag is not None, name
+        size = re.search(r'data-rendered="(\d+)x(\d+)"', tag.group(0))
+        marks = re.search(r'data-marks="(\d+)" data-drawn-marks="(\d+)"', tag.group(0))
+        assert size is not None and marks is not None, tag.group(0)
+        assert int(size.group(1)) >= 300 and int(size.group(2)) >= 40, (name, size.group(0))
+        values = re.findall(r'class="mark" data-value="([\d.]+)"', dom.split(tag.group(0))[1].split("</svg>")[0])
+        assert int(marks.group(2)) >= sum(1 for v in values if float(v) > 0) > 0, (name, marks.group(0))
+    # The hour chart drew one bar per hour with high-value trips, as the file has them.
+    hours = re.search(r'data-chart="high-value-by-hour"[^>]*data-drawn-marks="(\d+)"', dom)
+    assert hours is not None
+    assert int(hours.group(1)) == sum(1 for count in expected_numbers(expected)["by_hour"] if count)
+
+    screenshot = tmp_path / "report.png"
+    shot = headless(browser, f"--screenshot={screenshot}", "--window-size=1280,2200", page.as_uri())
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    png = screenshot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000  # a blank page compresses to a few KB

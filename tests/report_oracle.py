@@ -1,0 +1,263 @@
+"""The report's numbers, computed straight from a TLC trips file with csv, decimal and statistics only.
+
+Independent of tripstream: it re-reads the file and re-applies the rules of ARCHITECTURE.md ("Analytics") and the
+report's definitions (tripstream.report docstring), so that the tests compare two separate computations.
+Handles the eras the tests use: the `tpep_*` / `PULocationID` files (2016/07 on).
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+NEW_YORK = ZoneInfo("America/New_York")
+CENT = Decimal("0.01")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TLC_DIR = REPO_ROOT.parent / "shared" / "data" / "tlc"
+SAMPLE_2019 = TLC_DIR / "yellow_2019-01_sample.csv"
+ZONES_CSV = TLC_DIR / "taxi_zone_lookup.csv"
+
+
+def cents(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_EVEN)
+
+
+def _money(text: str) -> Decimal | None:
+    text = text.strip()
+    return cents(Decimal(text)) if text else None
+
+
+def _int(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text else None
+
+
+@dataclass
+class Trip:
+    """One distinct row of the file, with what each table would hold for it (None: not in that table)."""
+
+    key: tuple[str, ...]
+    pickup: str  # canonical YYYY-MM-DDTHH:MM:SS
+    dropoff: str
+    distance: Decimal | None
+    fare: Decimal | None
+    tip: Decimal | None
+    total: Decimal | None
+    pickup_location: int | None
+    dropoff_location: int | None
+    high_value: bool = False
+    duration_minutes: Decimal | None = None
+    duration_category: str | None = None
+    fare_per_mile: Decimal | None = None
+    tier: str | None = None
+
+
+@dataclass
+class Expected:
+    trips: list[Trip]
+    zones: dict[int, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def high_value(self) -> list[Trip]:
+        return [t for t in self.trips if t.high_value]
+
+    @property
+    def timed(self) -> list[Trip]:
+        return [t for t in self.trips if t.duration_minutes is not None]
+
+    @property
+    def fares(self) -> list[Trip]:
+        return [t for t in self.trips if t.fare_per_mile is not None]
+
+    @property
+    def in_any_table(self) -> int:
+        return sum(
+            1 for t in self.trips if t.high_value or t.duration_minutes is not None or t.fare_per_mile is not None
+        )
+
+
+def read_trips(path: Path, limit: int | None = None) -> Expected:
+    """Every distinct data row of `path` (the first `limit` rows), classified by the three rules."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = [name.strip().lower() for name in next(reader)]
+        column = {name: index for index, name in enumerate(header)}
+        seen: set[tuple[str, ...]] = set()
+        trips: list[Trip] = []
+        for number, row in enumerate(reader, start=1):
+            if limit is not None and number > limit:
+                break
+            if not any(cell.strip() for cell in row):
+                continue
+            key = tuple(cell.strip() for cell in row[: len(header)])
+            if key in seen:  # two identical rows are the same trip
+                continue
+            seen.add(key)
+
+            def get(name: str, row: list[str] = row) -> str:
+                return row[column[name]]
+
+            pickup = datetime.strptime(get("tpep_pickup_datetime").strip(), "%Y-%m-%d %H:%M:%S")
+            dropoff = datetime.strptime(get("tpep_dropoff_datetime").strip(), "%Y-%m-%d %H:%M:%S")
+            trip = Trip(
+                key=key,
+                pickup=pickup.isoformat(),
+                dropoff=dropoff.isoformat(),
+                distance=_money(get("trip_distance")),
+                fare=_money(get("fare_amount")),
+                tip=_money(get("tip_amount")),
+                total=_money(get("total_amount")),
+                pickup_location=_int(get("pulocationid")),
+                dropoff_location=_int(get("dolocationid")),
+            )
+            trip.high_value = trip.total is not None and trip.total > Decimal("50.00")
+            seconds = dropoff.replace(tzinfo=NEW_YORK).timestamp() - pickup.replace(tzinfo=NEW_YORK).timestamp()
+            if 0 < seconds <= 24 * 3600:
+                minutes = Decimal(int(seconds)) / 60
+                trip.duration_minutes = cents(minutes)
+                trip.duration_category = "short" if minutes < 10 else "medium" if minutes < 30 else "long"
+            if trip.distance and trip.fare and trip.distance > 0 and trip.fare > 0:
+                trip.fare_per_mile = cents(trip.fare / trip.distance)
+                trip.tier = "low" if trip.fare_per_mile < 3 else "medium" if trip.fare_per_mile < 6 else "high"
+            trips.append(trip)
+    return Expected(trips=trips)
+
+
+def read_zones(path: Path = ZONES_CSV) -> dict[int, tuple[str, str]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        return {int(row["LocationID"]): (row["Borough"], row["Zone"]) for row in csv.DictReader(handle)}
+
+
+def percentile(values: list[Decimal], p: int) -> Decimal:
+    """Via the standard library: statistics.quantiles(method="inclusive") is the same linear interpolation."""
+    if len(values) == 1:
+        return cents(values[0])
+    if p == 0:
+        return cents(min(values))
+    if p == 100:
+        return cents(max(values))
+    return cents(statistics.quantiles(values, n=100, method="inclusive")[p - 1])
+
+
+def median(values: list[Decimal]) -> Decimal:
+    return cents(statistics.median(values))
+
+
+def expected_numbers(expected: Expected, *, top_zones: int = 12, top_n: int = 10) -> dict[str, Any]:
+    """The figures the report must show for these trips."""
+    timed, high, fares = expected.timed, expected.high_value, expected.fares
+    minutes = [t.duration_minutes for t in timed if t.duration_minutes is not None]
+    categories = {
+        category: [t.duration_minutes for t in timed if t.duration_category == category and t.duration_minutes]
+        for category in ("short", "medium", "long")
+    }
+    ratios = [t.fare_per_mile for t in fares if t.fare_per_mile is not None]
+    hours = Counter(int(t.pickup[11:13]) for t in high)
+    zone_counts = Counter(t.pickup_location for t in high if t.pickup_location is not None)
+    top_zone_list = sorted(zone_counts.items(), key=lambda entry: (-entry[1], entry[0]))[:top_zones]
+    profitable = sorted(
+        (t for t in fares if t.distance is not None and t.distance >= Decimal("1.00")),
+        key=lambda t: (-(t.fare_per_mile or 0), t.pickup),
+    )[:top_n]
+    valuable = sorted(high, key=lambda t: (-(t.total or 0), t.pickup))[:top_n]
+    return {
+        "trips": expected.in_any_table,
+        "items": {
+            "high_value_trips": len(high),
+            "trip_duration_analysis": len(timed),
+            "distance_to_fare_ratio": len(fares),
+        },
+        "high_value_amount": cents(sum((t.total for t in high if t.total is not None), Decimal(0))),
+        "median_minutes": median(minutes),
+        "categories": {c: (len(v), median(v) if v else None) for c, v in categories.items()},
+        "by_hour": [hours.get(hour, 0) for hour in range(24)],
+        "top_zones": top_zone_list,
+        "percentiles": {f"p{p}": percentile(ratios, p) for p in (5, 10, 25, 50, 75, 90, 95, 99)},
+        "fare_min": min(ratios),
+        "fare_max": max(ratios),
+        "tiers": dict(Counter(t.tier for t in fares)),
+        "most_profitable": [(t.fare_per_mile, t.pickup) for t in profitable],
+        "highest_value": [(t.total, t.pickup) for t in valuable],
+    }
+
+
+def table_items(expected: Expected) -> dict[str, list[dict[str, Any]]]:
+    """What the three tables would hold (as DynamoDB returns it: Decimal numbers), with made-up trip ids."""
+    high, duration, fare = [], [], []
+    for index, t in enumerate(expected.trips):
+        base = {"trip_id": f"trip-{index:06d}", "pickup_datetime": t.pickup}
+        locations = {
+            name: Decimal(value)
+            for name, value in (("pickup_location_id", t.pickup_location), ("dropoff_location_id", t.dropoff_location))
+            if value is not None
+        }
+        if t.high_value:
+            high.append(
+                base
+                | locations
+                | {
+                    "dropoff_datetime": t.dropoff,
+                    "total_amount": t.total,
+                    "fare_amount": t.fare,
+                    "tip_amount": t.tip,
+                    "trip_distance": t.distance,
+                    "threshold": Decimal("50.00"),
+                }
+            )
+        if t.duration_minutes is not None:
+            duration.append(
+                base
+                | locations
+                | {
+                    "dropoff_datetime": t.dropoff,
+                    "duration_minutes": t.duration_minutes,
+                    "duration_category": t.duration_category,
+                }
+            )
+        if t.fare_per_mile is not None:
+            fare.append(
+                base
+                | locations
+                | {
+                    "trip_distance": t.distance,
+                    "fare_amount": t.fare,
+                    "fare_per_mile": t.fare_per_mile,
+                    "profitability_tier": t.tier,
+                }
+            )
+    return {"high_value": high, "duration": duration, "fare_ratio": fare}
+
+
+def check_report(report: dict[str, Any], numbers: dict[str, Any], zones: dict[int, tuple[str, str]] | None) -> None:
+    """Assert that `report` (tripstream.report.build_report's data) shows `numbers`."""
+    assert report["totals"]["trips"] == numbers["trips"]
+    assert report["totals"]["items"] == numbers["items"]
+    assert report["totals"]["high_value_amount"] == numbers["high_value_amount"]
+    duration = report["duration"]
+    assert duration["median_minutes"] == numbers["median_minutes"]
+    assert {c["category"]: (c["trips"], c["median_minutes"]) for c in duration["categories"]} == numbers["categories"]
+    assert sum(b["trips"] for b in duration["histogram"]) == numbers["items"]["trip_duration_analysis"]
+    high = report["high_value"]
+    assert high["by_hour"] == numbers["by_hour"]
+    assert [(z["pickup_location_id"], z["trips"]) for z in high["by_pickup_zone"]] == numbers["top_zones"]
+    if zones is not None:
+        for row in high["by_pickup_zone"]:
+            assert (row["pickup_borough"], row["pickup_zone"]) == zones[row["pickup_location_id"]]
+    fares = report["fare_per_mile"]
+    assert fares["percentiles"] == numbers["percentiles"]
+    assert (fares["min"], fares["max"]) == (numbers["fare_min"], numbers["fare_max"])
+    assert {t["tier"]: t["trips"] for t in fares["tiers"] if t["trips"]} == numbers["tiers"]
+    assert sum(b["trips"] for b in fares["histogram"]) == numbers["items"]["distance_to_fare_ratio"]
+    assert [(t["fare_per_mile"], t["pickup_datetime"]) for t in report["most_profitable"]["trips"]] == numbers[
+        "most_profitable"
+    ]
+    assert [(t["total_amount"], t["pickup_datetime"]) for t in report["highest_value"]["trips"]] == numbers[
+        "highest_value"
+    ]
