@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tripstream.aws.kinesis import KinesisSender, RecordsNotSent
-from tripstream.aws.s3 import S3ObjectSource, put_json_lines
+from tripstream.aws.s3 import ObjectGone, S3ObjectSource, put_json_lines
 from tripstream.retry import Backoff, backoff_factory
 from tripstream.settings import Settings
 from tripstream.trips.normalise import FileRefused, RowError, TripNormaliser
@@ -45,6 +45,8 @@ class ProducerResult:
     entries_retried: int = 0
     calls_retried: int = 0
     refused: dict[str, str] | None = None
+    # Set when the object was replaced or deleted after its event: this event has nothing left to send.
+    gone: str | None = None
     # Set when the invocation stopped before the end of the file: where the follow-up starts.
     resume: dict[str, int | None] | None = None
     seconds: float = 0.0
@@ -89,6 +91,10 @@ def produce_object(
     rejects_bucket = settings.rejects_bucket or bucket
     try:
         trip_file = open_trip_file(source)
+    except ObjectGone as gone:
+        result.gone = gone.reason
+        result.seconds = time.monotonic() - started
+        return result
     except FileRefused as refused:
         result.etag = source.etag
         result.refused = {"problem": refused.problem, "detail": str(refused)}

@@ -111,3 +111,26 @@ def test_consumer_handler_writes_the_tables_and_reports_no_failure(deployed: tup
         (Decimal(45), "long"),
     ]
     assert sorted(item["fare_per_mile"] for item in ratios) == [Decimal("2.86"), Decimal(6)]
+
+
+def test_an_event_for_an_object_replaced_since_sends_nothing(deployed: tuple[AwsClients, DeployedStack]) -> None:
+    """S3 notifications arrive late and twice: the event of an overwritten object must not send the new
+    content under the old event (the new upload's own event does), nor fail and be retried for nothing."""
+    clients, stack = deployed
+    body = HEADER + ROWS[0] + "\n"
+    clients.s3.put_object(Bucket=stack.bucket, Key="late.csv", Body=body.encode())
+    stale_event = s3_event(clients, stack.bucket, "late.csv")
+    clients.s3.put_object(Bucket=stack.bucket, Key="late.csv", Body=(body + ROWS[1] + "\n").encode())
+    deps = Dependencies(clients, handler_settings(stack.producer))
+    handle = producer_handler.make_handler(lambda: deps)
+
+    (stale,) = handle(stale_event, context(stack))["results"]
+    assert stale["gone"] is not None and "replaced" in stale["gone"]
+    assert (stale["rows_read"], stale["records_sent"]) == (0, 0)
+    assert list(iter_stream_records(clients.kinesis, stack.stream_name)) == []
+
+    (current,) = handle(s3_event(clients, stack.bucket, "late.csv"), context(stack))["results"]
+    assert (current["gone"], current["records_sent"]) == (None, 2)
+    clients.s3.delete_object(Bucket=stack.bucket, Key="late.csv")
+    (deleted,) = handle(stale_event, context(stack))["results"]
+    assert deleted["gone"] == "deleted since the event"

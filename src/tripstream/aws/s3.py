@@ -8,11 +8,20 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
+from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _RANGE_BUFFER = 8 << 20
+
+
+class ObjectGone(RuntimeError):
+    """The object of an S3 event is no longer there as the event described it: nothing to do for this event."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.reason = reason
 
 
 @dataclass
@@ -30,7 +39,17 @@ class S3ObjectSource:
         return f"s3://{self.bucket}/{self.key}"
 
     def _head(self) -> None:
-        head = self.s3.head_object(Bucket=self.bucket, Key=self.key, **self._match())
+        try:
+            head = self.s3.head_object(Bucket=self.bucket, Key=self.key, **self._match())
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in {"PreconditionFailed", "412"}:
+                raise ObjectGone(
+                    self.name, "replaced since the event (its own notification brings the new version)"
+                ) from None
+            if code in {"NoSuchKey", "404", "NotFound"}:
+                raise ObjectGone(self.name, "deleted since the event") from None
+            raise
         self._size = head["ContentLength"]
         self.etag = self.etag or head["ETag"]
 

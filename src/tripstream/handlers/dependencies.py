@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tripstream.aws.clients import AwsClients
@@ -22,3 +24,19 @@ class Dependencies:
             clients=AwsClients.create(endpoint_url=None, region=region, max_attempts=1),
             settings=Settings.from_env(),
         )
+
+
+def lazy_lambda_dependencies() -> Callable[[], Dependencies]:
+    """Dependencies built from the environment on the first invocation, then reused by the execution
+    environment's later invocations (clients are expensive to build; they are thread-safe to share)."""
+    built: list[Dependencies] = []
+    lock = threading.Lock()
+
+    def get() -> Dependencies:
+        if not built:
+            with lock:
+                if not built:
+                    built.append(Dependencies.from_environment())
+        return built[0]
+
+    return get

@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger
 
 from tripstream import observability
 from tripstream.aws.kinesis import RecordsNotSent
-from tripstream.handlers.dependencies import Dependencies
+from tripstream.handlers.dependencies import Dependencies, lazy_lambda_dependencies
 from tripstream.producer import ProducerResult, produce_object
 from tripstream.trips.readers import ResumePoint
 
@@ -120,14 +120,6 @@ def make_handler(
     return handle
 
 
-_dependencies: Dependencies | None = None
-
-
-def _lambda_dependencies() -> Dependencies:
-    global _dependencies  # noqa: PLW0603 - one set of clients per execution environment, reused across invocations
-    if _dependencies is None:
-        _dependencies = Dependencies.from_environment()
-    return _dependencies
-
+_lambda_dependencies = lazy_lambda_dependencies()
 
 handler = observability.instrument("producer", logger, make_handler(_lambda_dependencies))
