@@ -184,13 +184,15 @@ def test_exhausted_retries_fail_the_invocation_loudly(
 
 
 def test_records_not_sent_count_what_is_missing_when_some_got_through(producer: Producer, samples: Path) -> None:
+    """Half the entries fail and there is no time to retry (a call that makes progress restarts the attempt
+    count, so only the time bound can end it): the error counts exactly what is not in the stream."""
     path = samples / "green_2019-01_sample.csv"
     producer.inject(seed=4, put_entry_failure=0.5)
     with pytest.raises(RecordsNotSent) as raised:
         produce_object(
             producer.handler_clients.s3,
             producer.handler_clients.kinesis,
-            producer.settings.with_changes(retry_max_attempts=2),
+            producer.settings.with_changes(retry_max_attempts=2, retry_max_elapsed=0.0),
             producer.bucket,
             producer.upload(path)["Records"][0]["s3"]["object"]["key"],
         )

@@ -261,14 +261,14 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
     # Imported here, in the child only: importing moto costs the parent half a second for nothing.
-    import moto  # noqa: PLC0415
-    from moto.moto_server.werkzeug_app import (  # noqa: PLC0415
+    import moto
+    from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         create_backend_app,
     )
-    from werkzeug.serving import make_server  # noqa: PLC0415
+    from werkzeug.serving import make_server
 
-    from tripstream.local import moto_patches  # noqa: PLC0415
+    from tripstream.local import moto_patches
 
     if not args.unpatched:
         moto_patches.apply()

@@ -18,7 +18,8 @@ MAX_TRIP_ID_LENGTH = 256
 _MIN_ABS_NUMBER = 1e-130  # the smallest magnitude of a DynamoDB number other than 0
 _NUMBERS = tuple(name for name, (kind, _) in FIELDS.items() if kind in (Kind.MONEY, Kind.COORDINATE, Kind.INTEGER))
 _CODES = tuple(name for name, (kind, _) in FIELDS.items() if kind in (Kind.VENDOR, Kind.PAYMENT))
-_TEXTS = tuple(name for name, (kind, _) in FIELDS.items() if kind is Kind.FLAG)
+_TEXTS = (*(name for name, (kind, _) in FIELDS.items() if kind is Kind.FLAG), "service")
+_NUMBER_TYPES = frozenset({int, float})
 
 
 def encode_trip(trip: CanonicalTrip) -> bytes:
@@ -60,25 +61,23 @@ def _validate(trip: dict[str, Any]) -> None:
             raise _invalid(name, value, "YYYY-MM-DDTHH:MM:SS") from None
     for name in _NUMBERS:
         value = trip.get(name)
-        if value is not None and (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not -MAX_ABS_AMOUNT < value < MAX_ABS_AMOUNT
-        ):
+        # type() rather than isinstance(): a bool is an int to isinstance, and never a number of a trip.
+        if value is not None and (type(value) not in _NUMBER_TYPES or not -MAX_ABS_AMOUNT < value < MAX_ABS_AMOUNT):
             raise _invalid(name, value, f"a number between -{MAX_ABS_AMOUNT:g} and {MAX_ABS_AMOUNT:g}")
         if value and abs(value) < _MIN_ABS_NUMBER:
             # DynamoDB refuses the whole BatchWriteItem call for it ("Number underflow"), on AWS and DynamoDB Local.
             raise _invalid(name, value, f"0 or at least {_MIN_ABS_NUMBER:g} in magnitude (DynamoDB's smallest)")
     for name in _CODES:
         value = trip.get(name)
-        if value is not None and (
-            isinstance(value, bool)
-            or not isinstance(value, int | str)
-            or (isinstance(value, int) and not -MAX_ABS_AMOUNT < value < MAX_ABS_AMOUNT)
-            or (isinstance(value, str) and len(value) > MAX_FIELD_LENGTH)
+        if value is None:
+            continue
+        kind = type(value)
+        if not (
+            (kind is int and -MAX_ABS_AMOUNT < value < MAX_ABS_AMOUNT)
+            or (kind is str and len(value) <= MAX_FIELD_LENGTH)
         ):
             raise _invalid(name, value, "a code (a whole number or a short text)")
-    for name in (*_TEXTS, "service"):
+    for name in _TEXTS:
         value = trip.get(name)
-        if value is not None and (not isinstance(value, str) or len(value) > MAX_FIELD_LENGTH):
+        if value is not None and (type(value) is not str or len(value) > MAX_FIELD_LENGTH):
             raise _invalid(name, value, "a short text")
