@@ -101,12 +101,6 @@ def _pipeline(stacks: dict[str, Any], backend: str, request: pytest.FixtureReque
 
 
 @pytest.fixture
-def pipeline(deployed_stacks: dict[str, Any], request: pytest.FixtureRequest) -> Pipeline:
-    """The stack on the embedded emulator (moto), emptied."""
-    return _pipeline(deployed_stacks, "moto", request)
-
-
-@pytest.fixture
 def pipeline_on(deployed_stacks: dict[str, Any], backend: str, request: pytest.FixtureRequest) -> Pipeline:
     """The stack with DynamoDB on `backend` (see tests/conftest.py), emptied."""
     return _pipeline(deployed_stacks, backend, request)
@@ -255,12 +249,12 @@ SINGLE_FAULTS = {
 
 
 @pytest.mark.parametrize("fault", list(SINGLE_FAULTS))
-def test_each_fault_alone(pipeline: Pipeline, tmp_path: Path, fault: str) -> None:
+def test_each_fault_alone(pipeline_on: Pipeline, tmp_path: Path, fault: str) -> None:
     name, plan = SINGLE_FAULTS[fault]
     path = sample(name, tmp_path, rows=400)
     expected = expected_run(path)
-    summary, faults = run(pipeline, path, plan, tmp_path)
-    check_run(pipeline, path, summary, expected, faults, fault)
+    summary, faults = run(pipeline_on, path, plan, tmp_path)
+    check_run(pipeline_on, path, summary, expected, faults, fault)
     assert faults.counts.total() > 0, "the fault never happened: the test proves nothing"
     if plan.lost_response:
         assert faults.counts.records_stored_twice > 0
@@ -300,18 +294,20 @@ def test_all_faults_together_with_continuations(pipeline_on: Pipeline, tmp_path:
 # ---------------------------------------------------------------- the same file again
 
 
-def test_duplicate_notifications_and_reuploads_write_nothing_twice(pipeline: Pipeline, tmp_path: Path) -> None:
+def test_duplicate_notifications_and_reuploads_write_nothing_twice(pipeline_on: Pipeline, tmp_path: Path) -> None:
     """S3 notifications are at-least-once and users upload a file again: the same object notified twice, and
     the same file under another key, leave exactly the items of one run (the stream holds every copy)."""
     path = sample("green_2019-01_sample.csv", tmp_path, rows=300)
     expected = expected_run(path)
     plan = FaultPlan(seed=8, put_entry_failure=0.1, unprocessed_items=0.1)
     for key in ("in/trips.csv", "in/trips.csv", "again/trips-copy.csv"):
-        summary, _ = run(pipeline, path, plan, tmp_path, key=key)
+        summary, _ = run(pipeline_on, path, plan, tmp_path, key=key)
         # The mapping continues from its checkpoint: each run processes just its own records.
         assert summary.trips_processed == summary.records_sent == expected.records
-        outcome = check_tables(pipeline, expected, path)
+        outcome = check_tables(pipeline_on, expected, path)
         assert (outcome.lost, outcome.duplicated, outcome.wrong) == (0, 0, 0)
         assert summary.table_items == {name: len(items) for name, items in expected.items.items()}
-    stream_total = sum(len(r) for r in stream_records(pipeline.clients.kinesis, pipeline.stack.stream_name).values())
+    stream_total = sum(
+        len(r) for r in stream_records(pipeline_on.clients.kinesis, pipeline_on.stack.stream_name).values()
+    )
     assert stream_total == 3 * expected.records
