@@ -28,6 +28,7 @@ from tripstream.local.checkpoints import CheckpointStore
 from tripstream.local.runtime import EventSourceMapping, FunctionInfo, StreamInfo
 from tripstream.settings import Settings
 from tripstream.testing.faults import FaultInjector, FaultPlan
+from tripstream.testing.harness import create_scratch_resources
 from tripstream.trips.analytics import classify
 from tripstream.trips.normalise import TripNormaliser
 from tripstream.trips.readers import LocalFileSource, open_trip_file
@@ -161,31 +162,10 @@ def consumer(emulator_endpoint: str, aws_env: None) -> Iterator[Consumer]:
     handler_clients = AwsClients.create(
         endpoint_url=emulator_endpoint, region="us-east-1", credentials=EMULATOR_CREDENTIALS, max_attempts=1
     )
-    tables = (f"{name}-high", f"{name}-duration", f"{name}-ratio")
-    for table in tables:
-        clients.dynamodb.create_table(
-            TableName=table,
-            KeySchema=[{"AttributeName": "trip_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "trip_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    clients.kinesis.create_stream(StreamName=name, ShardCount=2)
-    clients.s3.create_bucket(Bucket=name)
+    scratch = create_scratch_resources(clients, name, retry_max_attempts=8)
     queue_url = clients.sqs.create_queue(QueueName=name)["QueueUrl"]
-    settings = Settings(
-        stream_name=name,
-        high_value_table=tables[0],
-        duration_table=tables[1],
-        fare_ratio_table=tables[2],
-        rejects_bucket=name,
-        retry_max_attempts=8,
-        retry_base_delay=0.001,
-        retry_max_delay=0.01,
-    )
-    yield Consumer(clients, handler_clients, name, settings, queue_url)
-    clients.kinesis.delete_stream(StreamName=name)
-    for table in tables:
-        clients.dynamodb.delete_table(TableName=table)
+    yield Consumer(clients, handler_clients, name, scratch.settings, queue_url)
+    scratch.delete(clients)
 
 
 def stream_records(trips: list[dict[str, Any]], shard: str = "shardId-000000000000") -> list[StreamRecord]:

@@ -20,7 +20,7 @@ from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.kinesis import KinesisSender, RecordsNotSent
 from tripstream.handlers import producer as producer_handler
 from tripstream.handlers.dependencies import Dependencies
-from tripstream.local.events import s3_object_created_event
+from tripstream.local.pipeline import upload_with_event
 from tripstream.local.runtime import FunctionInfo, invoke_producer
 from tripstream.producer import produce_object
 from tripstream.retry import backoff_factory
@@ -55,18 +55,7 @@ class Producer:
         return Dependencies(self.handler_clients, self.settings.with_changes(**changes))
 
     def upload(self, path: Path, key: str | None = None) -> dict[str, Any]:
-        key = key or path.name
-        self.clients.s3.upload_file(str(path), self.bucket, key)
-        head = self.clients.s3.head_object(Bucket=self.bucket, Key=key)
-        return s3_object_created_event(
-            bucket=self.bucket,
-            key=key,
-            size=head["ContentLength"],
-            etag=head["ETag"],
-            region="us-east-1",
-            account_id="123456789012",
-            sequencer="0055AED6DCD90281E5",
-        )
+        return upload_with_event(self.clients, self.bucket, path, key or path.name)
 
     def stored(self) -> dict[str, list[dict[str, Any]]]:
         return stream_records(self.clients.kinesis, self.stream)

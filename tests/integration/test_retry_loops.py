@@ -29,12 +29,12 @@ from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers import producer as producer_handler
 from tripstream.handlers.dependencies import Dependencies
 from tripstream.local.context import LocalLambdaContext
-from tripstream.local.events import s3_object_created_event
+from tripstream.local.pipeline import upload_with_event
 from tripstream.local.runtime import FunctionInfo, invoke_producer
 from tripstream.retry import Backoff, backoff_factory
 from tripstream.settings import Settings
 from tripstream.testing.faults import BATCH_WRITE_ITEM, PUT_RECORDS, FaultInjector, FaultPlan
-from tripstream.testing.harness import stream_records
+from tripstream.testing.harness import create_scratch_resources, stream_records
 from tripstream.trips.analytics import classify
 from tripstream.trips.generate import write_sample
 from tripstream.trips.normalise import TripNormaliser
@@ -134,31 +134,9 @@ def loops(emulator_endpoint: str, aws_env: None) -> Iterator[Loops]:
     handler_clients = AwsClients.create(
         endpoint_url=emulator_endpoint, region="us-east-1", credentials=EMULATOR_CREDENTIALS, max_attempts=1
     )
-    tables = (f"{name}-high", f"{name}-duration", f"{name}-ratio")
-    for table in tables:
-        clients.dynamodb.create_table(
-            TableName=table,
-            KeySchema=[{"AttributeName": "trip_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "trip_id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-    clients.kinesis.create_stream(StreamName=name, ShardCount=2)
-    clients.s3.create_bucket(Bucket=name)
-    settings = Settings(
-        stream_name=name,
-        high_value_table=tables[0],
-        duration_table=tables[1],
-        fare_ratio_table=tables[2],
-        rejects_bucket=name,
-        retry_max_attempts=10,
-        retry_base_delay=0.001,
-        retry_max_delay=0.01,
-        continuation_mode="return",
-    )
-    yield Loops(clients, handler_clients, name, tables, settings, Observer().install(handler_clients))
-    clients.kinesis.delete_stream(StreamName=name)
-    for table in tables:
-        clients.dynamodb.delete_table(TableName=table)
+    scratch = create_scratch_resources(clients, name, retry_max_attempts=10, continuation_mode="return")
+    yield Loops(clients, handler_clients, name, scratch.tables, scratch.settings, Observer().install(handler_clients))
+    scratch.delete(clients)
 
 
 def entries(count: int, prefix: str = "key") -> list[tuple[bytes, str]]:
@@ -606,17 +584,7 @@ def test_with_time_left_the_consumer_retries_until_everything_is_written(loops: 
 
 
 def s3_event(loops: Loops, path: Path, key: str) -> dict[str, Any]:
-    loops.clients.s3.upload_file(str(path), loops.name, key)
-    head = loops.clients.s3.head_object(Bucket=loops.name, Key=key)
-    return s3_object_created_event(
-        bucket=loops.name,
-        key=key,
-        size=head["ContentLength"],
-        etag=head["ETag"],
-        region="us-east-1",
-        account_id="123456789012",
-        sequencer="0055AED6DCD90281E5",
-    )
+    return upload_with_event(loops.clients, loops.name, path, key)
 
 
 def receive_all(loops: Loops, queue_url: str) -> list[dict[str, Any]]:

@@ -118,6 +118,23 @@ class Progress:
     items_written: Callable[[int], None] | None = None
 
 
+def upload_with_event(
+    clients: AwsClients, bucket: str, path: Path, key: str, *, account_id: str = "123456789012"
+) -> dict[str, Any]:
+    """Upload a file, and the ObjectCreated event S3 would send for it (what the bucket notification delivers)."""
+    clients.s3.upload_file(str(path), bucket, key)
+    head = clients.s3.head_object(Bucket=bucket, Key=key)
+    return s3_object_created_event(
+        bucket=bucket,
+        key=key,
+        size=head["ContentLength"],
+        etag=head["ETag"],
+        region=clients.region,
+        account_id=account_id,
+        sequencer=f"{time.time_ns():X}",
+    )
+
+
 def handler_settings(function: FunctionInfo, overrides: Mapping[str, str] | None = None) -> Settings:
     """The settings a handler would read in Lambda: its function's environment (plus test overrides)."""
     environment = {**function.environment, "CONTINUATION_MODE": "return", **(overrides or {})}
@@ -178,17 +195,7 @@ def run_file(
     )
     mapping.start()
     try:
-        clients.s3.upload_file(str(path), stack.bucket, key)
-        head = clients.s3.head_object(Bucket=stack.bucket, Key=key)
-        event = s3_object_created_event(
-            bucket=stack.bucket,
-            key=key,
-            size=head["ContentLength"],
-            etag=head["ETag"],
-            region=clients.region,
-            account_id=stack.account_id,
-            sequencer=f"{time.time_ns():X}",
-        )
+        event = upload_with_event(clients, stack.bucket, path, key, account_id=stack.account_id)
         run = invoke_producer(
             producer_handler.make_handler(lambda: producer_deps, on_progress=_producer_progress(progress)),
             event,

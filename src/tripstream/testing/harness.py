@@ -136,3 +136,43 @@ def _wait(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> No
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class ScratchResources:
+    """A stream, three tables and a bucket of their own, for tests that drive the plain functions directly
+    (no stack, so that many can share one emulator)."""
+
+    name: str
+    tables: tuple[str, str, str]
+    settings: Settings
+
+    def delete(self, clients: AwsClients) -> None:
+        clients.kinesis.delete_stream(StreamName=self.name)
+        for table in self.tables:
+            clients.dynamodb.delete_table(TableName=table)
+
+
+def create_scratch_resources(clients: AwsClients, name: str, **settings_changes: Any) -> ScratchResources:
+    """Create them (2 shards; tables keyed like the template's) and the Settings that point at them, with fast
+    retries for tests; `settings_changes` override any setting."""
+    tables = (f"{name}-high", f"{name}-duration", f"{name}-ratio")
+    for table in tables:
+        clients.dynamodb.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "trip_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "trip_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    clients.kinesis.create_stream(StreamName=name, ShardCount=2)
+    clients.s3.create_bucket(Bucket=name)
+    settings = Settings(
+        stream_name=name,
+        high_value_table=tables[0],
+        duration_table=tables[1],
+        fare_ratio_table=tables[2],
+        rejects_bucket=name,
+        retry_base_delay=0.001,
+        retry_max_delay=0.01,
+    ).with_changes(**settings_changes)
+    return ScratchResources(name, tables, settings)
