@@ -209,15 +209,18 @@ def tlc_sample_names() -> list[str]:
     return _trip_samples(TLC_SAMPLES_DIR) or [NO_SAMPLES]
 
 
-def require_tlc_samples(folder: Path) -> Path:
-    """`folder` if it holds trip samples; else skip the calling test, or fail it when CI=true."""
-    if _trip_samples(folder):
+def require_tlc_samples(folder: Path, *names: str) -> Path:
+    """`folder` if it holds trip samples (and the files `names`, when given); else skip the calling test, or fail
+    it when CI=true."""
+    missing = [name for name in names if not (folder / name).is_file()]
+    if _trip_samples(folder) and not missing:
         return folder
-    problem = (
-        f"the real TLC samples folder {folder} holds no trip samples"
-        if folder.is_dir()
-        else f"the real TLC samples folder {folder} does not exist"
-    )
+    if not folder.is_dir():
+        problem = f"the real TLC samples folder {folder} does not exist"
+    elif missing:
+        problem = f"the real TLC samples folder {folder} lacks {', '.join(missing)}"
+    else:
+        problem = f"the real TLC samples folder {folder} holds no trip samples"
     if in_ci():
         pytest.fail(f"CI=true and {problem} (CI lays shared/ beside the repository)", pytrace=False)
     pytest.skip(f"{problem}: the real-sample tests need ../shared/data/tlc beside the repository")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require_tlc_samples
 from report_oracle import SAMPLE_2019, ZONES_CSV, check_report, expected_numbers, read_trips, read_zones
 
 pytestmark = [pytest.mark.e2e, pytest.mark.real_samples, pytest.mark.slow]
@@ -105,10 +106,7 @@ def cli(
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    if not SAMPLE_2019.is_file():
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(f"CI=true: {SAMPLE_2019} is missing", pytrace=False)
-        pytest.skip(f"the real TLC samples are not in {SAMPLE_2019.parent}")
+    require_tlc_samples(SAMPLE_2019.parent, SAMPLE_2019.name)
     workdir = tmp_path_factory.mktemp("up")
     trips = workdir / "taxi_trips.csv"
     with SAMPLE_2019.open("rb") as source:

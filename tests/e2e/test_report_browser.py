@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import in_ci, require_tlc_samples
 from report_oracle import SAMPLE_2019, ZONES_CSV, expected_numbers, read_trips, table_items
 from tripstream.report import TableItems, build_report
 from tripstream.report_html import render_html
@@ -29,10 +30,6 @@ CHARTS = (
     "fare-per-mile",
     "fare-tiers",
 )
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 def chromium() -> str:
@@ -57,10 +54,7 @@ def headless(browser: str, *args: str, timeout: float = 90) -> subprocess.Comple
 
 def test_html_report_charts_render_in_chromium(tmp_path: Path) -> None:
     browser = chromium()
-    if not SAMPLE_2019.is_file():
-        if in_ci():
-            pytest.fail(f"CI=true: {SAMPLE_2019} is missing", pytrace=False)
-        pytest.skip(f"the real TLC samples are not in {SAMPLE_2019.parent}")
+    require_tlc_samples(SAMPLE_2019.parent, SAMPLE_2019.name)
     expected = read_trips(SAMPLE_2019)
     report = build_report(TableItems(**table_items(expected)), zones=parse_zone_lookup(ZONES_CSV.read_bytes()))
     page = tmp_path / "report.html"

@@ -6,7 +6,6 @@ the tables (parallel scan) must show the numbers computed independently from the
 
 from __future__ import annotations
 
-import os
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import require_tlc_samples
 from report_oracle import SAMPLE_2019, ZONES_CSV, Expected, check_report, expected_numbers, read_trips, read_zones
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.local.pipeline import DeployedStack, run_file
@@ -57,10 +57,7 @@ def _deploy(endpoint: str) -> tuple[AwsClients, AwsClients, DeployedStack]:
 
 @pytest.fixture(scope="module")
 def pipeline(emulator_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    if not SAMPLE_2019.is_file():
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(f"CI=true: {SAMPLE_2019} is missing", pytrace=False)
-        pytest.skip(f"the real TLC samples are not in {SAMPLE_2019.parent}")
+    require_tlc_samples(SAMPLE_2019.parent, SAMPLE_2019.name)
     _reset(emulator_endpoint)  # the table names are fixed: this module needs the endpoint to itself
     clients, handler_clients, stack = _deploy(emulator_endpoint)
     path = tmp_path_factory.mktemp("report") / "taxi_trips.csv"

@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from conftest import require_tlc_samples
 from report_oracle import SAMPLE_2019, ZONES_CSV, check_report, expected_numbers, read_trips, read_zones, table_items
 from tripstream.report import (
     TableItems,
@@ -29,12 +30,7 @@ from tripstream.zones import ZONES_URL, ZonesError, load_zones, parse_zone_looku
 
 
 def _require_samples() -> None:
-    if SAMPLE_2019.is_file() and ZONES_CSV.is_file():
-        return
-    reason = f"the real TLC samples are not in {SAMPLE_2019.parent}"
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(f"CI=true: {reason}", pytrace=False)
-    pytest.skip(reason)
+    require_tlc_samples(SAMPLE_2019.parent, SAMPLE_2019.name, ZONES_CSV.name)
 
 
 @pytest.fixture(scope="module")
