@@ -1,7 +1,7 @@
 """Benchmark 2: consumer throughput (Kinesis records -> the three tables) against put_item per item and a bare loop.
 
 All three run side by side on one emulator:
-  consumer : tripstream.consumer.consume_records on 500-record batches (the mapping's BatchSize), one batch at a time
+  consumer : pipeline.consumer.consume_records on 500-record batches (the mapping's BatchSize), one batch at a time
   naive    : classify each trip, then one put_item per item
   ceiling  : a bare loop of BatchWriteItem calls (25 pre-built items each), one call at a time
 Rates are in trips/s; the ceiling's items/s is divided by the measured items per trip.
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import deployed, encoded_trips, report, sample, timed, verdict
 
 from tripstream.aws.dynamodb import to_item
-from tripstream.consumer import StreamRecord, consume_records
+from tripstream.pipeline.consumer import StreamRecord, consume_records
 from tripstream.trips.analytics import classify
 from tripstream.trips.records import decode_trip
 

@@ -1,6 +1,6 @@
 """Benchmark 4: producer peak memory (RSS) on a small and a large generated file, CSV and Parquet.
 
-Each run is a fresh child process that runs tripstream.producer.produce_object over the file through an S3 stand-in
+Each run is a fresh child process that runs produce_object over the file through an S3 stand-in
 that serves the local file (head_object, ranged get_object) and a Kinesis stand-in that accepts every PutRecords
 without keeping it: what is measured is the producer's own memory (reader, normaliser, batching), not an emulator's.
 The figure is the child's peak RSS (ru_maxrss). Target: large run <= 1.2x the small run.
@@ -69,7 +69,7 @@ class NullKinesis:
 
 
 def child(path: Path) -> None:
-    from tripstream.producer import produce_object
+    from tripstream.pipeline.producer import produce_object
     from tripstream.settings import Settings
 
     started = time.perf_counter()

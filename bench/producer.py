@@ -1,7 +1,7 @@
 """Benchmark 1: producer throughput (S3 object -> Kinesis) against the naive walkthrough and the emulator's ceiling.
 
 All three run side by side on one emulator and one stream:
-  producer : tripstream.producer.produce_object on the whole generated object
+  producer : tripstream.pipeline.producer.produce_object on the whole generated object
   naive    : the specification walkthrough: read the whole object, csv.DictReader, json.dumps, one put_record per row
   ceiling  : a bare loop sending pre-encoded 500-record PutRecords batches, one call at a time
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import deployed, encoded_trips, report, sample, timed, verdict
 
-from tripstream.producer import produce_object
+from tripstream.pipeline.producer import produce_object
 
 
 def bare_loop(kinesis, stream: str, entries: list[tuple[bytes, str]]) -> int:  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ A small HTTP proxy sits in front of the embedded emulator. For PutRecords/PutRec
 (1,000 records/s and 1 MiB/s, refilled continuously, starting empty) allow; the others are answered per entry with
 ProvisionedThroughputExceededException, as AWS does. Everything else passes through unchanged.
 
-tripstream.producer.produce_object then sends --seconds worth of the combined limit for 1, 2 and 4 shards; the
+tripstream.pipeline.producer.produce_object then sends --seconds worth of the combined limit for 1, 2 and 4 shards; the
 figure is records sent / wall time / combined limit, and the stream is read back to check that nothing was lost.
 Target: >= 90% of the combined limit, 0 lost.
 
@@ -33,7 +33,7 @@ from _common import REGION, deployed, report, sample
 
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.kinesis import iter_stream_records
-from tripstream.producer import produce_object
+from tripstream.pipeline.producer import produce_object
 
 RECORDS_PER_SECOND = 1000
 BYTES_PER_SECOND = 1024 * 1024

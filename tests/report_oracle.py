@@ -1,7 +1,7 @@
 """The report's numbers, computed straight from a TLC trips file with csv, decimal and statistics only.
 
 Independent of tripstream: it re-reads the file and re-applies the rules of ARCHITECTURE.md ("Analytics") and the
-report's definitions (tripstream.report docstring), so that the tests compare two separate computations.
+report's definitions (tripstream.views.report docstring), so that the tests compare two separate computations.
 Handles the eras the tests use: the `tpep_*` / `PULocationID` files (2016/07 on).
 """
 
@@ -236,7 +236,7 @@ def table_items(expected: Expected) -> dict[str, list[dict[str, Any]]]:
 
 
 def check_report(report: dict[str, Any], numbers: dict[str, Any], zones: dict[int, tuple[str, str]] | None) -> None:
-    """Assert that `report` (tripstream.report.build_report's data) shows `numbers`."""
+    """Assert that `report` (tripstream.views.report.build_report's data) shows `numbers`."""
     assert report["totals"]["trips"] == numbers["trips"]
     assert report["totals"]["items"] == numbers["items"]
     assert report["totals"]["high_value_amount"] == numbers["high_value_amount"]

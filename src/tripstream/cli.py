@@ -23,8 +23,8 @@ from tripstream.trips.generate import write_sample
 
 if TYPE_CHECKING:
     from tripstream.aws.clients import AwsClients
-    from tripstream.progress import LiveProgress
-    from tripstream.zones import ZoneLookup
+    from tripstream.local.progress import LiveProgress
+    from tripstream.views.zones import ZoneLookup
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 
@@ -239,7 +239,7 @@ def report(
     with _service_errors(description):
         data = _build_report(clients, stack_name, zones, description, html_path, segments=segments, top_n=top_n)
     if as_json:
-        from tripstream.report import report_json
+        from tripstream.views.report import report_json
 
         click.echo(report_json(data))
     else:
@@ -271,7 +271,7 @@ def query(
     tripstream query "SELECT * FROM high_value_trips WHERE total_amount > 100"
     tripstream query "SELECT trip_id, fare_per_mile FROM distance_to_fare_ratio" --format csv
     """
-    from tripstream.query import execute, format_csv, format_json, rich_table, with_zones
+    from tripstream.views.query import execute, format_csv, format_json, rich_table, with_zones
 
     clients, description = _existing_endpoint(endpoint_url, region)
     lookup = _zones(zones, download=False)
@@ -344,7 +344,7 @@ def replay(
     Ctrl-C stops cleanly: sending stops, the consumer finishes what was sent, the summary is printed (exit 0).
     A second Ctrl-C quits at once (exit 1).
     """
-    from tripstream.replay import Feed, replay_file
+    from tripstream.local.replay import Feed, replay_file
     from tripstream.trips.normalise import FileRefused
 
     _quiet_handler_logs()
@@ -572,7 +572,7 @@ def _service_errors(description: str, *, statement: bool = False) -> Iterator[No
 
 
 def _zones(source: str | None, *, download: bool = True) -> ZoneLookup | None:
-    from tripstream.zones import ZonesError, load_zones
+    from tripstream.views.zones import ZonesError, load_zones
 
     try:
         result = load_zones(source, download=download)
@@ -593,7 +593,7 @@ def _build_report(
     segments: int = 4,
     top_n: int = 10,
 ) -> dict[str, Any]:
-    from tripstream.report import build_report, read_tables, table_names
+    from tripstream.views.report import build_report, read_tables, table_names
 
     lookup = _zones(zones)
     names = table_names(clients.cloudformation, stack_name)
@@ -605,7 +605,7 @@ def _build_report(
         source=description,
     )
     if html_path is not None:
-        from tripstream.report_html import render_html
+        from tripstream.views.html import render_html
 
         html_path.parent.mkdir(parents=True, exist_ok=True)
         html_path.write_text(render_html(data), encoding="utf-8")
@@ -626,19 +626,19 @@ def _console() -> Any:
 
 
 def _print_report(data: dict[str, Any]) -> None:
-    from tripstream.report import render_console
+    from tripstream.views.report import render_console
 
     _console().print(render_console(data))
 
 
 def _jsonable(data: Any) -> Any:
-    from tripstream.report import jsonable
+    from tripstream.views.report import jsonable
 
     return jsonable(data)
 
 
 def _estimate_rows(path: Path) -> int | None:
-    from tripstream.progress import estimate_rows
+    from tripstream.local.progress import estimate_rows
 
     return estimate_rows(path)
 
@@ -647,7 +647,7 @@ def _live_progress(
     show: bool | None, as_json: bool, *, total: int | None, counters: tuple[str, ...] | None = None
 ) -> LiveProgress:
     """Bars when stderr is a terminal, else plain lines (none with --json unless asked for)."""
-    from tripstream.progress import COUNTERS, LiveProgress
+    from tripstream.local.progress import COUNTERS, LiveProgress
 
     live = LiveProgress(total=total, counters=counters or COUNTERS)
     live.enabled = show if show is not None else not (as_json and live.plain)
@@ -751,8 +751,8 @@ def _deploy_errors() -> Iterator[None]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from tripstream.aws.cloudformation import DeployError
-    from tripstream.infra import TemplateError
     from tripstream.infra.artifacts import PackageError
+    from tripstream.infra.template import TemplateError
 
     try:
         yield
@@ -827,7 +827,7 @@ def deploy(
     before the first AWS call: it writes the packaged template, its parameters and the zip, and prints
     what the stack would hold.
     """
-    from tripstream import deploy as operations
+    from tripstream.infra import deploy as operations
     from tripstream.infra.artifacts import package_from_zip
     from tripstream.local.session import region_from_env
 
@@ -885,7 +885,7 @@ def deploy(
 def destroy(stack_name: str, region: str | None, endpoint_url: str | None, yes: bool, delete_tables: bool) -> None:
     """Delete the stack. The tables and the bucket are retained (their data outlives the stack) unless
     --delete-tables; the bucket is never deleted (empty and delete it yourself)."""
-    from tripstream import deploy as operations
+    from tripstream.infra import deploy as operations
 
     clients = _deploy_clients(endpoint_url, region)
     what = f"stack {stack_name}" + (" AND the tables " + ", ".join(operations.table_names()) if delete_tables else "")
@@ -909,7 +909,7 @@ def destroy(stack_name: str, region: str | None, endpoint_url: str | None, yes: 
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(stack_name: str, region: str | None, endpoint_url: str | None, as_json: bool) -> None:
     """Stack state, stream shards, table item counts and the consumer's iterator age."""
-    from tripstream import deploy as operations
+    from tripstream.infra import deploy as operations
 
     clients = _deploy_clients(endpoint_url, region)
     with _deploy_errors():

@@ -16,10 +16,10 @@ import pytest
 
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import scan_all
-from tripstream.consumer import StreamRecord, consume_records
-from tripstream.infra import load_template, resource_names, resources_of_type
+from tripstream.infra.template import load_template, resource_names, resources_of_type
 from tripstream.local.dynamodb_local import DynamoDBLocal
 from tripstream.local.tables import ensure_tables, table_definitions
+from tripstream.pipeline.consumer import StreamRecord, consume_records
 from tripstream.settings import Settings, SettingsError
 from tripstream.trips.schema import SCHEMA_VERSION
 

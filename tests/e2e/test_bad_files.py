@@ -29,12 +29,12 @@ from expected import expected_for
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import scan_all
 from tripstream.aws.kinesis import iter_stream_records
-from tripstream.consumer import ConsumerResult
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers.dependencies import Dependencies
 from tripstream.local.context import LocalLambdaContext
 from tripstream.local.pipeline import DeployedStack, handler_settings
 from tripstream.local.stack import deploy_for_local_runtime
+from tripstream.pipeline.consumer import ConsumerResult
 from tripstream.trips.normalise import TripNormaliser, resolve_header
 
 pytestmark = pytest.mark.e2e

@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 
 from expected import expected_for  # tests/expected.py, the independent reference
+from support.faults import FaultInjector, FaultPlan
+from support.harness import ExpectedRun, expected_run, reset_pipeline, stream_records, table_contents
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers import producer as producer_handler
 from tripstream.local.emulator import Emulator
 from tripstream.local.pipeline import DeployedStack, RunSummary, run_file
 from tripstream.local.stack import deploy_for_local_runtime
-from tripstream.testing.faults import FaultInjector, FaultPlan
-from tripstream.testing.harness import ExpectedRun, expected_run, reset_pipeline, stream_records, table_contents
 
 pytestmark = [pytest.mark.e2e, pytest.mark.real_samples, pytest.mark.slow]
 

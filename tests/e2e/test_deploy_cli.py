@@ -16,9 +16,9 @@ from botocore.endpoint import Endpoint
 from click.testing import CliRunner
 
 from tripstream.cli import main
-from tripstream.deploy import lambda_target
-from tripstream.infra import load_template, resource_names, resources_of_type
 from tripstream.infra.artifacts import LambdaPackage, build_lambda_package
+from tripstream.infra.deploy import lambda_target
+from tripstream.infra.template import load_template, resource_names, resources_of_type
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -20,15 +20,15 @@ import orjson
 import pytest
 
 from expected import expected_for  # tests/expected.py, the independent reference
+from support.faults import ENVIRONMENT_VARIABLE, FaultPlan
+from support.harness import expected_run, stream_records, table_contents
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.local.pipeline import read_stack
-from tripstream.testing.faults import ENVIRONMENT_VARIABLE, FaultPlan
-from tripstream.testing.harness import expected_run, stream_records, table_contents
 
 pytestmark = [pytest.mark.e2e, pytest.mark.real_samples, pytest.mark.slow]
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tlc"
-TRIPSTREAM = Path(sys.executable).with_name("tripstream")
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def sample_head(name: str, rows: int, target: Path) -> Path:
@@ -40,9 +40,11 @@ def sample_head(name: str, rows: int, target: Path) -> Path:
 
 
 def command(path: Path, endpoint_url: str, state: Path) -> list[str]:
-    program = [str(TRIPSTREAM)] if TRIPSTREAM.exists() else [sys.executable, "-m", "tripstream.cli"]
+    # The CLI with the fault plan of TRIPSTREAM_FAULTS installed on its handlers' clients (a test-only wrapper).
     return [
-        *program,
+        sys.executable,
+        "-m",
+        "support.cli_with_faults",
         "run",
         str(path),
         "--endpoint-url",
@@ -82,6 +84,7 @@ def test_sigkill_mid_stream_then_restart_continues_from_the_checkpoint(
         for name, value in os.environ.items()
         if not name.startswith("AWS_ENDPOINT_URL") and name != ENVIRONMENT_VARIABLE
     }
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")]))
 
     slow = {**env, ENVIRONMENT_VARIABLE: FaultPlan(seed=7, write_delay=0.05).to_json()}
     first = subprocess.Popen(

@@ -1,7 +1,7 @@
 """The HTML report opened in a real browser (headless Chromium): every chart must render.
 
 The page records, once laid out, how large each chart was drawn and how many of its bars have a visible size
-(`data-rendered`, `data-drawn-marks`; see tripstream.report_html). Chromium's `--dump-dom` prints the DOM after
+(`data-rendered`, `data-drawn-marks`; see tripstream.views.html). Chromium's `--dump-dom` prints the DOM after
 that script ran. Without Chromium (scripts/ensure-chromium installs Debian's package) this skips, and fails in CI.
 """
 
@@ -17,9 +17,9 @@ import pytest
 
 from conftest import in_ci, require_tlc_samples
 from report_oracle import SAMPLE_2019, ZONES_CSV, expected_numbers, read_trips, table_items
-from tripstream.report import TableItems, build_report
-from tripstream.report_html import render_html
-from tripstream.zones import parse_zone_lookup
+from tripstream.views.html import render_html
+from tripstream.views.report import TableItems, build_report
+from tripstream.views.zones import parse_zone_lookup
 
 pytestmark = [pytest.mark.e2e, pytest.mark.real_samples]
 CHARTS = (

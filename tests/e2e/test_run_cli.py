@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from tripstream.aws.dynamodb import scan_all
-from tripstream.infra import load_template, resource_names
+from tripstream.infra.template import load_template, resource_names
 
 pytestmark = pytest.mark.e2e
 

@@ -16,19 +16,19 @@ from typing import Any
 import orjson
 import pytest
 
+from support.faults import FaultInjector, FaultPlan
+from support.harness import create_scratch_resources
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import scan_all
 from tripstream.aws.kinesis import list_shard_ids
 from tripstream.aws.s3 import read_json_lines
-from tripstream.consumer import ConsumerResult, StreamRecord, consume_records
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers.dependencies import Dependencies
-from tripstream.infra import EventSourceMappingSettings
+from tripstream.infra.template import EventSourceMappingSettings
 from tripstream.local.checkpoints import CheckpointStore
 from tripstream.local.runtime import EventSourceMapping, FunctionInfo, StreamInfo
+from tripstream.pipeline.consumer import ConsumerResult, StreamRecord, consume_records
 from tripstream.settings import Settings
-from tripstream.testing.faults import FaultInjector, FaultPlan
-from tripstream.testing.harness import create_scratch_resources
 from tripstream.trips.analytics import classify
 from tripstream.trips.normalise import TripNormaliser
 from tripstream.trips.readers import LocalFileSource, open_trip_file

@@ -23,10 +23,9 @@ from tripstream.aws.cloudformation import (
     deploy_stack,
     describe_stack,
 )
-from tripstream.infra import (
+from tripstream.infra.stack import artifact_bucket_name, deploy_tripstream
+from tripstream.infra.template import (
     DEFAULT_STACK_NAME,
-    artifact_bucket_name,
-    deploy_tripstream,
     load_template,
     parameter_defaults,
     resource_names,

@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
-from tripstream.infra import TemplateError, load_template, resource_names, resources_of_type
+from tripstream.infra.template import TemplateError, load_template, resource_names, resources_of_type
 from tripstream.local import dynamodb_local
 from tripstream.local.dynamodb_local import (
     DynamoDBLocal,

@@ -16,17 +16,17 @@ from typing import Any
 import pytest
 from botocore.stub import ANY, Stubber
 
+from support.faults import FaultInjector, FaultPlan
+from support.harness import expected_run, stream_records
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.kinesis import KinesisSender, RecordsNotSent
 from tripstream.handlers import producer as producer_handler
 from tripstream.handlers.dependencies import Dependencies
 from tripstream.local.pipeline import upload_with_event
 from tripstream.local.runtime import FunctionInfo, invoke_producer
-from tripstream.producer import produce_object
+from tripstream.pipeline.producer import produce_object
 from tripstream.retry import backoff_factory
 from tripstream.settings import Settings
-from tripstream.testing.faults import FaultInjector, FaultPlan
-from tripstream.testing.harness import expected_run, stream_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.real_samples]
 

@@ -19,11 +19,11 @@ from conftest import require_tlc_samples
 from report_oracle import SAMPLE_2019, ZONES_CSV, Expected, check_report, expected_numbers, read_trips, read_zones
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.local.pipeline import DeployedStack, run_file
+from tripstream.local.replay import replay_file
 from tripstream.local.stack import deploy_for_local_runtime
-from tripstream.query import execute
-from tripstream.replay import replay_file
-from tripstream.report import build_report, read_tables, table_names
-from tripstream.zones import parse_zone_lookup
+from tripstream.views.query import execute
+from tripstream.views.report import build_report, read_tables, table_names
+from tripstream.views.zones import parse_zone_lookup
 
 pytestmark = [pytest.mark.integration, pytest.mark.real_samples, pytest.mark.slow]
 ROWS = 500

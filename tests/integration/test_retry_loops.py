@@ -1,5 +1,5 @@
 """The retry loops of PutRecords (put_records, KinesisSender) and BatchWriteItem (batch_write, write_items) over
-real HTTP to the emulator, the failures made by the fault-injection layer (tripstream.testing.faults); what was
+real HTTP to the emulator, the failures made by the fault-injection layer (support.faults); what was
 sent is recorded by botocore hooks that only observe. Also: Backoff.progressed() in PutRecords, the consumer's
 retries bounded by the invocation's remaining time, and the producer's dead-letter queue on the local runtime."""
 
@@ -21,20 +21,20 @@ import orjson
 import pytest
 from botocore.exceptions import ClientError
 
+from support.faults import BATCH_WRITE_ITEM, PUT_RECORDS, FaultInjector, FaultPlan
+from support.harness import create_scratch_resources, stream_records
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import WriteStats, batch_write, scan_all, write_items
 from tripstream.aws.kinesis import MAX_BYTES_PER_CALL, KinesisSender, PutStats, RecordsNotSent, put_records
-from tripstream.consumer import StreamRecord, consume_records
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers import producer as producer_handler
 from tripstream.handlers.dependencies import Dependencies
 from tripstream.local.context import LocalLambdaContext
 from tripstream.local.pipeline import upload_with_event
 from tripstream.local.runtime import FunctionInfo, invoke_producer
+from tripstream.pipeline.consumer import StreamRecord, consume_records
 from tripstream.retry import Backoff, backoff_factory
 from tripstream.settings import Settings
-from tripstream.testing.faults import BATCH_WRITE_ITEM, PUT_RECORDS, FaultInjector, FaultPlan
-from tripstream.testing.harness import create_scratch_resources, stream_records
 from tripstream.trips.analytics import classify
 from tripstream.trips.generate import write_sample
 from tripstream.trips.normalise import TripNormaliser

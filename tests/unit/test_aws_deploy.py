@@ -84,7 +84,8 @@ def test_source_zip_is_reproducible_and_holds_the_package() -> None:
     with zipfile.ZipFile(io.BytesIO(first)) as archive:
         names = archive.namelist()
     assert "tripstream/__init__.py" in names
-    assert "tripstream/infra/template.yaml" in names
+    assert "tripstream/handlers/producer.py" in names
+    assert "tripstream/infra/template.yaml" not in names  # Lambda never reads the template (see test_lambda_zip)
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 
 

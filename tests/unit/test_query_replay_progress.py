@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from tripstream.progress import ITEMS_WRITTEN, RECORDS_CONSUMED, ROWS_READ, LiveProgress, estimate_rows
-from tripstream.query import columns_of, execute, format_csv, format_json, with_zones
-from tripstream.replay import load_feed, schedule
-from tripstream.zones import parse_zone_lookup
+from tripstream.local.progress import ITEMS_WRITTEN, RECORDS_CONSUMED, ROWS_READ, LiveProgress, estimate_rows
+from tripstream.local.replay import load_feed, schedule
+from tripstream.views.query import columns_of, execute, format_csv, format_json, with_zones
+from tripstream.views.zones import parse_zone_lookup
 
 ZONES = parse_zone_lookup(b"LocationID,Borough,Zone\n132,Queens,JFK Airport\n")
 

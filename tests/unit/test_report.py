@@ -12,7 +12,8 @@ import pytest
 
 from conftest import require_tlc_samples
 from report_oracle import SAMPLE_2019, ZONES_CSV, check_report, expected_numbers, read_trips, read_zones, table_items
-from tripstream.report import (
+from tripstream.views.html import render_html
+from tripstream.views.report import (
     TableItems,
     build_report,
     histogram,
@@ -25,8 +26,7 @@ from tripstream.report import (
     sparkline,
     top,
 )
-from tripstream.report_html import render_html
-from tripstream.zones import ZONES_URL, ZonesError, load_zones, parse_zone_lookup
+from tripstream.views.zones import ZONES_URL, ZonesError, load_zones, parse_zone_lookup
 
 
 def _require_samples() -> None:

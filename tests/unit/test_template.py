@@ -10,7 +10,7 @@ import pytest
 from cfnlint.api import ManualArgs, lint_file
 
 from tripstream import settings
-from tripstream.infra import (
+from tripstream.infra.template import (
     TEMPLATE_PATH,
     TemplateError,
     event_source_mapping_settings,

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode
 
-from tripstream.infra import TEMPLATE_PATH, resource_names
+from tripstream.infra.template import TEMPLATE_PATH, resource_names
 
 CHECKOV = Path(sys.executable).with_name("checkov")
 

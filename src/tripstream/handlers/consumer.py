@@ -9,9 +9,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from tripstream import observability
-from tripstream.consumer import ConsumerResult, StreamRecord, consume_records
+from tripstream.handlers import observability
 from tripstream.handlers.dependencies import Dependencies, lazy_lambda_dependencies
+from tripstream.pipeline.consumer import ConsumerResult, StreamRecord, consume_records
 
 logger = Logger(service="tripstream-consumer")
 

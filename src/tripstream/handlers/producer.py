@@ -9,10 +9,10 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
 
-from tripstream import observability
 from tripstream.aws.kinesis import RecordsNotSent
+from tripstream.handlers import observability
 from tripstream.handlers.dependencies import Dependencies, lazy_lambda_dependencies
-from tripstream.producer import ProducerResult, produce_object
+from tripstream.pipeline.producer import ProducerResult, produce_object
 from tripstream.trips.readers import ResumePoint
 
 logger = Logger(service="tripstream-producer")

@@ -41,6 +41,21 @@ _INCLUDED_SUFFIXES: Final = frozenset({".py", ".yaml", ".typed"})
 _EXCLUDED_DIRECTORIES: Final = frozenset({"__pycache__"})
 
 
+# What Lambda runs, and nothing else: the settings, the trip domain, the use cases, the AWS layer and the handlers.
+# The CLI, the local runtime, the read side and the infrastructure code stay out of the zip.
+LAMBDA_MODULES: Final = frozenset({"__init__.py", "py.typed", "settings.py", "retry.py"})
+LAMBDA_PACKAGES: Final = frozenset({"trips", "pipeline", "aws", "handlers"})
+_NOT_FOR_LAMBDA: Final = frozenset({"trips/generate.py"})  # the CLI's sample generator
+
+
+def _runs_in_lambda(relative: Path) -> bool:
+    if relative.as_posix() in _NOT_FOR_LAMBDA:
+        return False
+    if len(relative.parts) == 1:
+        return relative.name in LAMBDA_MODULES
+    return relative.parts[0] in LAMBDA_PACKAGES
+
+
 def _package_files(root: Path) -> list[Path]:
     return sorted(
         path
@@ -48,11 +63,12 @@ def _package_files(root: Path) -> list[Path]:
         if path.is_file()
         and path.suffix in _INCLUDED_SUFFIXES
         and not _EXCLUDED_DIRECTORIES.intersection(path.relative_to(root).parts)
+        and _runs_in_lambda(path.relative_to(root))
     )
 
 
 def build_source_zip(package_root: Path = PACKAGE_ROOT) -> bytes:
-    """A reproducible zip of the ``tripstream`` package source (``tripstream/...`` at its root).
+    """A reproducible zip of the part of the ``tripstream`` source that Lambda runs (``tripstream/...`` at its root).
 
     For the emulator only (see the module docstring): the package's dependencies are not in it.
     """

@@ -11,11 +11,10 @@ from typing import Any
 
 from tripstream.aws.clients import AwsClients
 from tripstream.aws.dynamodb import item_count
-from tripstream.consumer import ConsumerResult
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers import producer as producer_handler
 from tripstream.handlers.dependencies import Dependencies
-from tripstream.infra import event_source_mapping_settings, load_template
+from tripstream.infra.template import event_source_mapping_settings, load_template
 from tripstream.local.checkpoints import CheckpointStore
 from tripstream.local.events import s3_object_created_event
 from tripstream.local.runtime import (
@@ -25,8 +24,8 @@ from tripstream.local.runtime import (
     function_info,
     invoke_producer,
 )
+from tripstream.pipeline.consumer import ConsumerResult
 from tripstream.settings import Settings
-from tripstream.testing import faults
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,6 @@ def run_file(
     started = time.monotonic()
     key = key or path.name
     summary = RunSummary(file=str(path), bucket=stack.bucket, key=key)
-    faults.install_from_environment(handler_clients)  # tests of the CLI only: no-op unless TRIPSTREAM_FAULTS is set
     producer_deps = Dependencies(handler_clients, handler_settings(stack.producer, environment_overrides))
     consumer_deps = Dependencies(handler_clients, handler_settings(stack.consumer, environment_overrides))
     progress = progress or Progress()

@@ -28,7 +28,7 @@ import orjson
 from tripstream.aws.clients import AwsClients
 from tripstream.aws.dynamodb import WriteStats, write_items
 from tripstream.local.pipeline import DeployedStack
-from tripstream.producer import new_backoff
+from tripstream.pipeline.producer import new_backoff
 from tripstream.settings import Settings
 
 SNAPSHOT_VERSION = 1

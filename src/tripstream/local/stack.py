@@ -6,7 +6,8 @@ from collections.abc import Mapping
 
 from tripstream.aws.clients import AwsClients
 from tripstream.aws.cloudformation import DeployResult
-from tripstream.infra import DEFAULT_STACK_NAME, deploy_tripstream, load_template
+from tripstream.infra.stack import deploy_tripstream
+from tripstream.infra.template import DEFAULT_STACK_NAME, load_template
 from tripstream.local.pipeline import DeployedStack, read_stack
 from tripstream.local.tables import ensure_tables, table_definitions
 

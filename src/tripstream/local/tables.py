@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from tripstream.infra import TemplateError, effective_parameters, resources_of_type
+from tripstream.infra.template import TemplateError, effective_parameters, resources_of_type
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

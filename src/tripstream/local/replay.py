@@ -27,14 +27,14 @@ from typing import Any
 from tripstream.aws.clients import AwsClients
 from tripstream.aws.kinesis import KinesisSender, RecordsNotSent
 from tripstream.aws.s3 import put_json_lines
-from tripstream.consumer import ConsumerResult
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers.dependencies import Dependencies
-from tripstream.infra import event_source_mapping_settings, load_template
+from tripstream.infra.template import event_source_mapping_settings, load_template
 from tripstream.local.checkpoints import CheckpointStore
 from tripstream.local.pipeline import DeployedStack, Progress, handler_settings
 from tripstream.local.runtime import EventSourceMapping, StreamInfo
-from tripstream.producer import new_backoff
+from tripstream.pipeline.consumer import ConsumerResult
+from tripstream.pipeline.producer import new_backoff
 from tripstream.trips.normalise import RowError, TripNormaliser
 from tripstream.trips.readers import LocalFileSource, open_trip_file
 from tripstream.trips.records import encode_trip

@@ -3,7 +3,7 @@
 - Reading: `read_tables` scans each table in parallel segments (`Segment`/`TotalSegments`), every page followed.
 - Computing: `build_report` turns the items into one plain dict (numbers are `Decimal`, lists and dicts of them);
   the statistics are small pure functions (`percentile`, `median`, `histogram`, ...), exactly defined below.
-- Showing: `report_json` for `--json`, `render_console` for a terminal, `tripstream.report_html` for a page.
+- Showing: `report_json` for `--json`, `render_console` for a terminal, `tripstream.views.html` for a page.
 
 Definitions (the tests recompute them from the input file):
 - percentile p of n sorted values: linear interpolation between the closest ranks, at rank p/100 * (n - 1)
@@ -29,7 +29,7 @@ import orjson
 
 from tripstream.aws.dynamodb import from_item
 from tripstream.settings import DURATION_TABLE, FARE_RATIO_TABLE, HIGH_VALUE_TABLE
-from tripstream.zones import ZoneLookup
+from tripstream.views.zones import ZoneLookup
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient

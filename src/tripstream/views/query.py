@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from tripstream.aws.dynamodb import from_attribute
-from tripstream.report import jsonable
-from tripstream.zones import ZoneLookup
+from tripstream.views.report import jsonable
+from tripstream.views.zones import ZoneLookup
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -15,7 +15,7 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
-from tripstream.report import Report, zone_label
+from tripstream.views.report import Report, zone_label
 
 _WIDTH = 560
 _DASH = "\u2013"  # en dash, for ranges and missing values

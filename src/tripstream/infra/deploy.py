@@ -26,17 +26,17 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tripstream.aws.cloudformation import DeployError, DeployResult, delete_stack, deploy_stack, describe_stack
-from tripstream.infra import (
+from tripstream.infra.artifacts import LambdaPackage, LambdaTarget, build_lambda_package, upload_artifact
+from tripstream.infra.stack import artifact_bucket_name
+from tripstream.infra.template import (
     DEFAULT_STACK_NAME,
     TemplateError,
-    artifact_bucket_name,
     effective_parameters,
     load_template,
     resource_names,
     resources_of_type,
     template_body,
 )
-from tripstream.infra.artifacts import LambdaPackage, LambdaTarget, build_lambda_package, upload_artifact
 
 if TYPE_CHECKING:
     from tripstream.aws.clients import AwsClients

@@ -25,9 +25,10 @@ call; never the stream's or tables' names) and how many times that thing was see
 reproducible with a seed whatever the threads' timing, and a retry of the same thing gets a fresh draw. Faults
 are only ever injected towards a loopback endpoint.
 
-The ``tripstream`` CLI installs an injector on its handlers' clients when the environment variable
-``TRIPSTREAM_FAULTS`` holds a plan as JSON (``{"seed": 1, "write_delay": 0.1}``): that is how a test slows
-down or breaks a ``tripstream run`` running in another process.
+A test slows down or breaks a ``tripstream`` command running in another process by starting it as
+``python -m support.cli_with_faults ...`` with the environment variable ``TRIPSTREAM_FAULTS`` holding a plan as
+JSON (``{"seed": 1, "write_delay": 0.1}``): that wrapper installs the injector on the handlers' clients. The
+tripstream package itself knows nothing of fault injection.
 """
 
 from __future__ import annotations

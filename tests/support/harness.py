@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tripstream.aws.dynamodb import scan_all
 from tripstream.aws.kinesis import get_records, list_shard_ids, shard_iterator
-from tripstream.infra import load_template
+from tripstream.infra.template import load_template
 from tripstream.settings import Settings
 from tripstream.trips.analytics import classify
 from tripstream.trips.normalise import RowError, TripNormaliser

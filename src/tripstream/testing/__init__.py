@@ -1,1 +1,0 @@
-"""Helpers for testing tripstream itself (fault injection); never used by the pipeline unless asked to."""

@@ -1,0 +1,1 @@
+"""The read side: the report (terminal, HTML), PartiQL queries, TLC zone names."""
