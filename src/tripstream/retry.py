@@ -1,8 +1,9 @@
 """Exponential backoff with full jitter, bounded by attempts and by elapsed time.
 
 Used for the transient failures that AWS expects callers to retry themselves: failed PutRecords entries,
-UnprocessedItems, throttling and 5xx answers, dropped connections. The handlers' clients have botocore's
-own retries switched off, so every retry of a data-plane call is one of these, counted and bounded here.
+UnprocessedItems, throttling and 5xx answers, dropped connections (which errors those are:
+:func:`tripstream.aws.errors.is_transient`). The handlers' clients have the SDK's own retries switched off, so every
+retry of a data-plane call is one of these, counted and bounded here. Pure Python: no AWS in it.
 """
 
 from __future__ import annotations
@@ -13,50 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, HTTPClientError
-
 if TYPE_CHECKING:
     from tripstream.settings import Settings
-
-# Error codes of a whole call that mean "try again later" (throttling, AWS-side faults).
-TRANSIENT_ERROR_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "Throttling",
-        "ThrottledException",
-        "RequestLimitExceeded",
-        "LimitExceededException",
-        "TooManyRequestsException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "SlowDown",
-        "InternalFailure",
-        "InternalServerError",
-        "InternalError",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "KMSThrottlingException",
-        "TransactionInProgressException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
-)
-# Connection reset or closed, read timeout, broken response stream (HTTPClientError), endpoint unreachable,
-# connect timeout: no answer from the service, so the call may be repeated.
-TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (HTTPClientError, EndpointConnectionError, ConnectTimeoutError)
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether a failed call is worth retrying."""
-    if isinstance(error, TRANSIENT_EXCEPTIONS):
-        return True
-    if isinstance(error, ClientError):
-        code = error.response.get("Error", {}).get("Code", "")
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return code in TRANSIENT_ERROR_CODES or status >= 500 or status == 429
-    return False
-
 
 # One generator for every Backoff: seeding a new one from os.urandom per call costs ~2% of a run.
 _SHARED_RNG = random.Random()

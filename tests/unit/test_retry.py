@@ -17,7 +17,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from tripstream.retry import Backoff, backoff_factory, is_transient
+from tripstream.aws.errors import is_transient
+from tripstream.retry import Backoff, backoff_factory
 from tripstream.settings import Settings
 
 

@@ -8,7 +8,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tripstream.retry import Backoff, is_transient
+from tripstream.aws.errors import is_transient
+from tripstream.retry import Backoff
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient

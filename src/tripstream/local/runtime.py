@@ -24,13 +24,13 @@ import orjson
 from botocore.exceptions import ClientError
 
 from tripstream.aws.clients import AwsClients
+from tripstream.aws.errors import is_transient
 from tripstream.aws.kinesis import get_records, list_shard_ids, shard_iterator
 from tripstream.infra.template import EventSourceMappingSettings
 from tripstream.local.checkpoints import CheckpointStore
 from tripstream.local.context import LocalLambdaContext
 from tripstream.local.events import kinesis_event
 from tripstream.pipeline.consumer import ConsumerResult
-from tripstream.retry import is_transient
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

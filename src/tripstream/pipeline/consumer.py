@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tripstream.aws.dynamodb import Key, WriteStats, to_item, write_items
+from tripstream.aws.errors import is_transient
 from tripstream.aws.s3 import put_json_lines
-from tripstream.retry import Backoff, backoff_factory, is_transient
+from tripstream.retry import Backoff, backoff_factory
 from tripstream.settings import Settings
 from tripstream.trips.analytics import classify
 from tripstream.trips.normalise import RejectReason, RowError
