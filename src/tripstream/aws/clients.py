@@ -64,6 +64,11 @@ def client_config(max_attempts: int | None = None, *, path_style: bool = False) 
     )
 
 
+def has_credentials() -> bool:
+    """Whether boto3's standard credential chain finds any credentials (environment, profile, role...)."""
+    return boto3.session.Session().get_credentials() is not None
+
+
 _SERVICES: Final = frozenset({"s3", "kinesis", "dynamodb", "cloudformation", "iam", "lambda", "sqs", "sts"})
 
 

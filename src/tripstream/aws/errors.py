@@ -115,6 +115,11 @@ def is_not_found(error: BaseException) -> bool:
     return error_code(error) == "ValidationError" and "does not exist" in error_message(error)
 
 
+def is_unreachable(error: BaseException) -> bool:
+    """Whether nothing answered (refused, timed out) or there was nothing to sign the request with."""
+    return isinstance(error, EndpointUnreachable | EndpointConnectionError | ConnectTimeoutError | _CREDENTIAL_ERRORS)
+
+
 def is_endpoint_error(error: BaseException) -> bool:
     """Whether the error came from talking to an endpoint (and so is the endpoint's answer, not a bug)."""
     return isinstance(error, ENDPOINT_ERRORS | AwsError)
