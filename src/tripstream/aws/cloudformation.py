@@ -136,14 +136,6 @@ def describe_stack(cfn: CloudFormationClient, stack_name: str) -> StackTypeDef |
     return live[0] if live else None
 
 
-def stack_outputs(cfn: CloudFormationClient, stack_name: str) -> dict[str, str]:
-    """Output key -> value of the stack (empty while it has none)."""
-    stack = describe_stack(cfn, stack_name)
-    if stack is None:
-        raise DeployError(f"stack {stack_name} does not exist", stack_name=stack_name)
-    return _outputs(stack)
-
-
 def _status_if_known(cfn: CloudFormationClient, stack_name: str) -> str | None:
     """The stack's status for an error message, or ``None`` (no stack, or the endpoint cannot say).
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -230,3 +231,31 @@ def iter_stream_records(kinesis: KinesisClient, stream_name: str, limit: int = 1
             if not page.records and page.millis_behind_latest == 0:
                 break
             iterator = page.next_iterator
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """What DescribeStreamSummary says of a stream."""
+
+    name: str
+    arn: str
+    status: str
+    created: dt.datetime
+    open_shards: int | None
+    mode: str | None
+    encryption: str
+    retention_hours: int | None
+
+
+def describe_stream_summary(kinesis: KinesisClient, stream_name: str) -> StreamSummary:
+    summary = kinesis.describe_stream_summary(StreamName=stream_name)["StreamDescriptionSummary"]
+    return StreamSummary(
+        name=stream_name,
+        arn=summary["StreamARN"],
+        status=summary["StreamStatus"],
+        created=summary["StreamCreationTimestamp"],
+        open_shards=summary.get("OpenShardCount"),
+        mode=summary.get("StreamModeDetails", {}).get("StreamMode"),
+        encryption=summary.get("EncryptionType", "NONE"),
+        retention_hours=summary.get("RetentionPeriodHours"),
+    )

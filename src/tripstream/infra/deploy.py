@@ -26,6 +26,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tripstream.aws.cloudformation import DeployError, DeployResult, delete_stack, deploy_stack, describe_stack
+from tripstream.aws.kinesis import describe_stream_summary
+from tripstream.aws.sts import account_id
 from tripstream.infra.artifacts import LambdaPackage, LambdaTarget, build_lambda_package, upload_artifact
 from tripstream.infra.stack import artifact_bucket_name
 from tripstream.infra.template import (
@@ -255,7 +257,7 @@ def deploy(
 
     Raises :class:`~tripstream.aws.cloudformation.DeployError` naming the failing resources.
     """
-    account = clients.sts.get_caller_identity()["Account"]
+    account = account_id(clients.sts)
     the_plan = plan(
         stack_name=stack_name,
         region=clients.region,
@@ -362,7 +364,7 @@ def _detach_named_policies(clients: AwsClients) -> None:
     """Detach the template's customer managed policies from their roles (the emulator workaround in destroy)."""
     template = load_template()
     names = resource_names(template)
-    account = clients.sts.get_caller_identity()["Account"]
+    account = account_id(clients.sts)
     for logical_id, policy in resources_of_type(template, "AWS::IAM::ManagedPolicy").items():
         arn = f"arn:aws:iam::{account}:policy/{names[logical_id]}"
         for role in policy["Properties"].get("Roles", []):
@@ -429,13 +431,13 @@ def status(clients: AwsClients, *, stack_name: str = DEFAULT_STACK_NAME) -> Stat
     stream_name = names["TripsStream"]
     stream: dict[str, Any]
     try:
-        summary = clients.kinesis.describe_stream_summary(StreamName=stream_name)["StreamDescriptionSummary"]
+        summary = describe_stream_summary(clients.kinesis, stream_name)
         stream = {
             "name": stream_name,
-            "status": summary["StreamStatus"],
-            "open_shards": summary.get("OpenShardCount", _NOT_AVAILABLE),
-            "encryption": summary.get("EncryptionType", "NONE"),
-            "retention_hours": summary.get("RetentionPeriodHours"),
+            "status": summary.status,
+            "open_shards": _NOT_AVAILABLE if summary.open_shards is None else summary.open_shards,
+            "encryption": summary.encryption,
+            "retention_hours": summary.retention_hours,
         }
     except ClientError as error:
         stream = {"name": stream_name, "status": _error_code(error)}

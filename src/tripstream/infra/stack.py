@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from tripstream.aws.cloudformation import DeployResult, deploy_stack
+from tripstream.aws.sts import account_id
 from tripstream.infra.artifacts import artifact_key, build_source_zip, upload_artifact
 from tripstream.infra.template import DEFAULT_STACK_NAME, template_body
 
@@ -42,7 +43,7 @@ def deploy_tripstream(
             "the bare source zip only serves the local runtime"
         )
     body = build_source_zip() if artifact is None else artifact
-    bucket = artifact_bucket or artifact_bucket_name(clients.sts.get_caller_identity()["Account"], clients.region)
+    bucket = artifact_bucket or artifact_bucket_name(account_id(clients.sts), clients.region)
     key = artifact_key(body)
     upload_artifact(clients.s3, bucket=bucket, key=key, body=body, region=clients.region)
     return deploy_stack(

@@ -11,6 +11,8 @@ from typing import Any
 
 from tripstream.aws.clients import AwsClients
 from tripstream.aws.dynamodb import item_count
+from tripstream.aws.kinesis import describe_stream_summary
+from tripstream.aws.sts import account_id
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers import producer as producer_handler
 from tripstream.handlers.dependencies import Dependencies
@@ -64,7 +66,7 @@ def read_stack(clients: AwsClients, stack_name: str) -> DeployedStack:
         parameters=parameters,
         producer=function_info(clients, outputs["ProducerFunctionName"]),
         consumer=function_info(clients, outputs["ConsumerFunctionName"]),
-        account_id=clients.sts.get_caller_identity()["Account"],
+        account_id=account_id(clients.sts),
     )
 
 
@@ -161,12 +163,8 @@ def run_file(
     consumer_deps = Dependencies(handler_clients, handler_settings(stack.consumer, environment_overrides))
     progress = progress or Progress()
 
-    stream_summary = clients.kinesis.describe_stream_summary(StreamName=stack.stream_name)["StreamDescriptionSummary"]
-    stream = StreamInfo(
-        name=stack.stream_name,
-        arn=stream_summary["StreamARN"],
-        created=stream_summary["StreamCreationTimestamp"].isoformat(),
-    )
+    stream_summary = describe_stream_summary(clients.kinesis, stack.stream_name)
+    stream = StreamInfo(name=stack.stream_name, arn=stream_summary.arn, created=stream_summary.created.isoformat())
     checkpoints = CheckpointStore(
         state_dir / "checkpoints" if state_dir is not None else None,
         f"{stream.name}-{stream.created}",

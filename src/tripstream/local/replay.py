@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tripstream.aws.clients import AwsClients
-from tripstream.aws.kinesis import KinesisSender, RecordsNotSent
+from tripstream.aws.kinesis import KinesisSender, RecordsNotSent, describe_stream_summary
 from tripstream.aws.s3 import put_json_lines
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers.dependencies import Dependencies
@@ -269,12 +269,8 @@ def _start_consumer(
     on_records_done: Callable[[int], None] | None,
 ) -> EventSourceMapping:
     """The consumer's event source mapping on the local runtime, as `run_file` sets it up."""
-    description = clients.kinesis.describe_stream_summary(StreamName=stack.stream_name)["StreamDescriptionSummary"]
-    stream = StreamInfo(
-        name=stack.stream_name,
-        arn=description["StreamARN"],
-        created=description["StreamCreationTimestamp"].isoformat(),
-    )
+    description = describe_stream_summary(clients.kinesis, stack.stream_name)
+    stream = StreamInfo(name=stack.stream_name, arn=description.arn, created=description.created.isoformat())
     checkpoints = CheckpointStore(
         state_dir / "checkpoints" if state_dir is not None else None, f"{stream.name}-{stream.created}"
     )
