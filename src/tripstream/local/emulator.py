@@ -16,25 +16,21 @@ its standard input reaches end-of-file, i.e. when the parent process dies withou
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Final, Self
+from typing import Final, Self
+
+from tripstream.local.launcher import ChildProcess, LaunchError, child_environment, on_stdin_eof
 
 HOST: Final = "127.0.0.1"
-_STOP_GRACE_SECONDS: Final = 5.0
-_POLL_SECONDS: Final = 0.05
-_LOG_TAIL_LINES: Final = 40
 _HEALTH_PATH: Final = "/moto-api/"  # moto's dashboard: answers without touching any AWS backend
 
 
@@ -57,7 +53,7 @@ class Emulator:
         self._requested_port = port
         self._requested_log_path = log_path
         self._patched = patched
-        self._process: subprocess.Popen[bytes] | None = None
+        self._child: ChildProcess | None = None
         self._log_path: Path | None = None
         self._owns_log = False
         self._work_dir: tempfile.TemporaryDirectory[str] | None = None
@@ -81,7 +77,7 @@ class Emulator:
 
     def start(self, timeout: float = 30.0) -> str:
         """Start the child and return its endpoint URL once it answers HTTP. No-op if running."""
-        if self._process is not None and self._process.poll() is None and self._endpoint_url is not None:
+        if self._child is not None and self._child.running and self._endpoint_url is not None:
             return self._endpoint_url
         self.stop()
         self._work_dir = tempfile.TemporaryDirectory(prefix="tripstream-emulator-")
@@ -91,7 +87,6 @@ class Emulator:
             self._owns_log = True
         else:
             self._log_path = self._requested_log_path
-            self._log_path.parent.mkdir(parents=True, exist_ok=True)
             self._owns_log = False
 
         command = [
@@ -108,19 +103,25 @@ class Emulator:
         ]
         if not self._patched:
             command.append("--unpatched")
-        with self._log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=_child_environment(),
-                # Its own session: Ctrl-C in the terminal reaches only the parent, which decides
-                # when to stop the emulator (after, e.g., the local runtime has saved checkpoints).
-                start_new_session=True,
-            )
+        # The child watches its own stdin (--exit-on-stdin-eof): no supervisor process needed.
+        self._child = ChildProcess(
+            "the emulator",
+            command,
+            log_path=self._log_path,
+            # the child sets MOTO_PORT to the port it binds
+            env=child_environment(
+                {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "PYTHONUNBUFFERED": "1"}, drop=["MOTO_PORT"]
+            ),
+        )
         try:
-            self._endpoint_url = self._wait_until_ready(port_file, timeout)
+            self._child.start()
+            endpoint_url = _PortFileEndpoint(port_file)
+            try:
+                self._child.wait_until_ready(endpoint_url.answers_http, time.monotonic() + timeout)
+            except LaunchError as error:
+                raise EmulatorError(str(error)) from None
+            assert endpoint_url.url is not None
+            self._endpoint_url = endpoint_url.url
         except BaseException:
             self._stop(keep_log=True)  # the error message names the log
             raise
@@ -131,19 +132,10 @@ class Emulator:
         self._stop(keep_log=False)
 
     def _stop(self, *, keep_log: bool) -> None:
-        process, self._process = self._process, None
+        child, self._child = self._child, None
         self._endpoint_url = None
-        if process is not None:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(_STOP_GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            if process.stdin is not None:
-                with contextlib.suppress(OSError):
-                    process.stdin.close()
+        if child is not None:
+            child.stop()
         if self._work_dir is not None and not (keep_log and self._owns_log):
             self._work_dir.cleanup()
             self._work_dir = None
@@ -160,50 +152,18 @@ class Emulator:
     ) -> None:
         self.stop()
 
-    def _wait_until_ready(self, port_file: Path, timeout: float) -> str:
-        assert self._process is not None
-        deadline = time.monotonic() + timeout
-        endpoint_url: str | None = None
-        while True:
-            returncode = self._process.poll()
-            if returncode is not None:
-                raise EmulatorError(
-                    f"the emulator exited with status {returncode} while starting; "
-                    f"its log ({self._log_path}) ends with:\n{self._log_tail()}"
-                )
-            if endpoint_url is None and port_file.exists():
-                endpoint_url = f"http://{HOST}:{int(port_file.read_text())}"
-            if endpoint_url is not None and _answers_http(endpoint_url):
-                return endpoint_url
-            if time.monotonic() >= deadline:
-                raise EmulatorError(
-                    f"the emulator did not answer within {timeout:g} s; "
-                    f"its log ({self._log_path}) ends with:\n{self._log_tail()}"
-                )
-            time.sleep(_POLL_SECONDS)
 
-    def _log_tail(self) -> str:
-        if self._log_path is None:
-            return ""
-        try:
-            with self._log_path.open("rb") as log:
-                log.seek(0, os.SEEK_END)
-                log.seek(max(0, log.tell() - 16384))
-                text = log.read().decode("utf-8", errors="replace")
-        except OSError as error:
-            return f"(could not read the log: {error})"
-        return "\n".join(text.splitlines()[-_LOG_TAIL_LINES:])
+class _PortFileEndpoint:
+    """The child's endpoint, once it wrote the port it bound to ``port_file``."""
 
+    def __init__(self, port_file: Path) -> None:
+        self._port_file = port_file
+        self.url: str | None = None
 
-def _child_environment() -> dict[str, str]:
-    env = dict(os.environ)
-    env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
-    env["PYTHONUNBUFFERED"] = "1"
-    env.pop("MOTO_PORT", None)  # the child sets it to the port it binds
-    # Make sure the child imports this very copy of tripstream, installed or not.
-    source_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
-    return env
+    def answers_http(self) -> bool:
+        if self.url is None and self._port_file.exists():
+            self.url = f"http://{HOST}:{int(self._port_file.read_text())}"
+        return self.url is not None and _answers_http(self.url)
 
 
 _NO_PROXY_OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -243,18 +203,6 @@ def _write_atomically(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-def _stop_on_stdin_eof(server: Any, stdin_fd: int) -> None:
-    # os.read on the descriptor, not sys.stdin.buffer.read: a daemon thread blocked inside the
-    # buffered reader holds its lock, and the interpreter aborts when it finalizes stdin at exit.
-    def watch() -> None:
-        with contextlib.suppress(OSError):
-            while os.read(stdin_fd, 4096):
-                pass
-        server.shutdown()
-
-    threading.Thread(target=watch, name="stdin-eof-watch", daemon=True).start()
-
-
 def main(argv: list[str] | None = None) -> None:
     """Serve moto on ``--host``/``--port`` until SIGTERM/SIGINT (or stdin EOF if asked)."""
     args = _parse_arguments(argv)
@@ -290,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, exit_on_signal)
     signal.signal(signal.SIGINT, exit_on_signal)
     if args.exit_on_stdin_eof:
-        _stop_on_stdin_eof(server, sys.stdin.fileno())
+        on_stdin_eof(server.shutdown)
 
     print(
         f"tripstream emulator: moto {moto.__version__} "
