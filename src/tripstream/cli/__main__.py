@@ -1,0 +1,5 @@
+"""`python -m tripstream.cli`."""
+
+from tripstream.cli import main
+
+main()

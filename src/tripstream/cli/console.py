@@ -1,0 +1,114 @@
+"""What the commands share that is not option parsing: notes on stderr, rich's console, live progress, signals,
+and the clients of an endpoint that already exists."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from tripstream.cli.errors import EXIT_FAILED, CommandError
+
+if TYPE_CHECKING:
+    from tripstream.aws.clients import AwsClients
+    from tripstream.local.progress import LiveProgress
+
+
+def note(message: str) -> None:
+    # Notes go to stderr, so that stdout stays the summary alone (plain or --json).
+    click.echo(message, err=True)
+
+
+def console() -> Any:
+    """rich's console on stdout; 160 columns when stdout is not a terminal (and COLUMNS is not set)."""
+    import os
+
+    from rich.console import Console
+
+    out = Console(soft_wrap=False)
+    if not out.is_terminal and not os.environ.get("COLUMNS"):
+        out = Console(soft_wrap=False, width=160)
+    return out
+
+
+def live_progress(
+    show: bool | None, as_json: bool, *, total: int | None, counters: tuple[str, ...] | None = None
+) -> LiveProgress:
+    """Bars when stderr is a terminal, else plain lines (none with --json unless asked for)."""
+    from tripstream.local.progress import COUNTERS, LiveProgress
+
+    live = LiveProgress(total=total, counters=counters or COUNTERS)
+    live.enabled = show if show is not None else not (as_json and live.plain)
+    return live
+
+
+def quiet_handler_logs() -> None:
+    """The handlers log JSON lines for CloudWatch; on a terminal only their warnings are worth showing."""
+    from tripstream.handlers import consumer, producer
+
+    for handler_module in (producer, consumer):
+        handler_module.logger.setLevel("WARNING")
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event, what: str, *, sigterm: bool = False) -> Iterator[None]:
+    """The first Ctrl-C (or SIGTERM) sets `stop`; a second Ctrl-C quits at once (exit 1)."""
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+        note(f"stopping {what}..." + (" (Ctrl-C again to quit at once)" if signum == signal.SIGINT else ""))
+
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, on_signal)}
+    if sigterm:
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        yield
+    except KeyboardInterrupt:
+        note(f"{what} aborted")
+        sys.exit(EXIT_FAILED)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def existing_endpoint(endpoint_url: str | None, region: str | None) -> tuple[AwsClients, str]:
+    """Clients for where the tables already are: --endpoint-url, the AWS_ENDPOINT_URL* variables, else AWS."""
+    from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients, has_credentials
+    from tripstream.local.session import configured_dynamodb_endpoint, configured_endpoint, region_from_env
+
+    configured = endpoint_url or configured_endpoint() or configured_dynamodb_endpoint()
+    credentials = has_credentials()
+    if configured is None and not credentials:
+        raise CommandError(
+            "no endpoint and no AWS credentials: start `tripstream up` and export the variables it prints, "
+            "or pass --endpoint-url"
+        )
+    clients = AwsClients.create(
+        endpoint_url=endpoint_url,
+        region=region_from_env(region),
+        credentials=None if credentials else EMULATOR_CREDENTIALS,
+    )
+    return clients, configured or f"AWS ({clients.region})"
+
+
+def deploy_clients(endpoint_url: str | None, region: str | None) -> AwsClients:
+    """Clients for --endpoint-url (emulator credentials when none are configured), else the AWS credential chain."""
+    from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients, has_credentials
+    from tripstream.local.session import region_from_env
+
+    credentials = has_credentials()
+    if endpoint_url is None and not credentials:
+        raise CommandError("no AWS credentials found (standard boto3 chain); or pass --endpoint-url")
+    return AwsClients.create(
+        endpoint_url=endpoint_url,
+        region=region_from_env(region),
+        credentials=None if credentials or endpoint_url is None else EMULATOR_CREDENTIALS,
+    )

@@ -1,0 +1,151 @@
+"""`report` and `query`: read the tables where they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from tripstream.cli.console import console, existing_endpoint, note
+from tripstream.cli.errors import command_errors
+from tripstream.cli.options import (
+    endpoint_url_option,
+    html_option,
+    json_option,
+    region_option,
+    stack_name_option,
+    zones_option,
+)
+
+if TYPE_CHECKING:
+    from tripstream.aws.clients import AwsClients
+    from tripstream.views.zones import ZoneLookup
+
+TABLES_ENDPOINT_HELP = (
+    "The endpoint that holds the tables (default: AWS_ENDPOINT_URL*, e.g. from `tripstream up`; else AWS)."
+)
+
+
+def zone_lookup(source: str | None, *, download: bool = True) -> ZoneLookup | None:
+    from tripstream.views.zones import ZonesError, load_zones
+
+    try:
+        result = load_zones(source, download=download)
+    except ZonesError as error:
+        raise click.BadParameter(str(error), param_hint="--zones") from error
+    if result.note and source is None and download:
+        note(result.note)
+    return result.lookup
+
+
+def build_report(
+    clients: AwsClients,
+    stack_name: str,
+    zones: str | None,
+    description: str,
+    html_path: Path | None,
+    *,
+    segments: int = 4,
+    top_n: int = 10,
+) -> dict[str, Any]:
+    """The report of the stack's tables (and its HTML page written to html_path)."""
+    from tripstream.views import report as views
+
+    lookup = zone_lookup(zones)
+    names = views.table_names(clients.cloudformation, stack_name)
+    data = views.build_report(
+        views.read_tables(clients.dynamodb, names, segments=segments),
+        zones=lookup,
+        top_n=top_n,
+        tables=names,
+        source=description,
+    )
+    if html_path is not None:
+        from tripstream.views.html import render_html
+
+        html_path.parent.mkdir(parents=True, exist_ok=True)
+        html_path.write_text(render_html(data), encoding="utf-8")
+        note(f"HTML report written to {html_path}")
+    return data
+
+
+def print_report(data: dict[str, Any]) -> None:
+    from tripstream.views.report import render_console
+
+    console().print(render_console(data))
+
+
+@click.command()
+@endpoint_url_option(TABLES_ENDPOINT_HELP)
+@region_option()
+@stack_name_option("Where the table names come from.")
+@html_option("Also write the HTML report.")
+@json_option("report")
+@zones_option()
+@click.option("--segments", type=click.IntRange(1, 64), default=4, show_default=True, help="Parallel scan segments.")
+@click.option("--top", "top_n", type=click.IntRange(1, 1000), default=10, show_default=True, help="Rows of top lists.")
+def report(
+    endpoint_url: str | None,
+    region: str | None,
+    stack_name: str,
+    html_path: Path | None,
+    as_json: bool,
+    zones: str | None,
+    segments: int,
+    top_n: int,
+) -> None:
+    """Read the three tables and report: durations, high-value trips by hour and zone, fares per mile, top trips.
+
+    The tables are read where they are: an endpoint (`tripstream up` prints the variables to export) or AWS.
+    """
+    with command_errors() as errors:
+        clients, errors.where = existing_endpoint(endpoint_url, region)
+        data = build_report(clients, stack_name, zones, errors.where, html_path, segments=segments, top_n=top_n)
+    if as_json:
+        from tripstream.views.report import report_json
+
+        click.echo(report_json(data))
+    else:
+        print_report(data)
+
+
+@click.command()
+@click.argument("statement")
+@click.option(
+    "--format", "output_format", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True
+)
+@endpoint_url_option(TABLES_ENDPOINT_HELP)
+@region_option()
+@zones_option()
+@click.option("--max-rows", type=click.IntRange(1), help="Stop after this many rows.")
+@click.option("--page-size", type=click.IntRange(1), help="Rows per ExecuteStatement call (Limit).")
+def query(
+    statement: str,
+    output_format: str,
+    endpoint_url: str | None,
+    region: str | None,
+    zones: str | None,
+    max_rows: int | None,
+    page_size: int | None,
+) -> None:
+    """Run a PartiQL STATEMENT against the tables and print the rows (every page).
+
+    \b
+    tripstream query "SELECT * FROM high_value_trips WHERE total_amount > 100"
+    tripstream query "SELECT trip_id, fare_per_mile FROM distance_to_fare_ratio" --format csv
+    """
+    from tripstream.views.query import execute, format_csv, format_json, rich_table, with_zones
+
+    with command_errors(statement=True) as errors:
+        clients, description = existing_endpoint(endpoint_url, region)
+        lookup = zone_lookup(zones, download=False)
+        errors.where = description
+        rows = list(with_zones(execute(clients.dynamodb, statement, page_size=page_size, max_rows=max_rows), lookup))
+    if output_format == "json":
+        click.echo(format_json(rows))
+    elif output_format == "csv":
+        click.echo(format_csv(rows), nl=False)
+    else:
+        console().print(rich_table(rows))
+        note(f"{len(rows):,} rows")
