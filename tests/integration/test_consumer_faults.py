@@ -21,12 +21,13 @@ from support.harness import create_scratch_resources
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import scan_all
 from tripstream.aws.kinesis import list_shard_ids
+from tripstream.aws.lambda_ import FunctionInfo
 from tripstream.aws.s3 import read_json_lines
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers.dependencies import Dependencies
 from tripstream.infra.template import EventSourceMappingSettings
 from tripstream.local.checkpoints import CheckpointStore
-from tripstream.local.runtime import EventSourceMapping, FunctionInfo, StreamInfo
+from tripstream.local.runtime import EventSourceMapping, StreamInfo
 from tripstream.pipeline.consumer import ConsumerResult, StreamRecord, consume_records
 from tripstream.settings import Settings
 from tripstream.trips.analytics import classify

@@ -20,10 +20,11 @@ from support.faults import FaultInjector, FaultPlan
 from support.harness import expected_run, stream_records
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.kinesis import KinesisSender, RecordsNotSent
+from tripstream.aws.lambda_ import FunctionInfo
 from tripstream.handlers import producer as producer_handler
 from tripstream.handlers.dependencies import Dependencies
 from tripstream.local.pipeline import upload_with_event
-from tripstream.local.runtime import FunctionInfo, invoke_producer
+from tripstream.local.runtime import invoke_producer
 from tripstream.pipeline.producer import produce_object
 from tripstream.retry import backoff_factory
 from tripstream.settings import Settings

@@ -26,12 +26,13 @@ from support.harness import create_scratch_resources, stream_records
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import WriteStats, batch_write, scan_all, write_items
 from tripstream.aws.kinesis import MAX_BYTES_PER_CALL, KinesisSender, PutStats, RecordsNotSent, put_records
+from tripstream.aws.lambda_ import FunctionInfo
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers import producer as producer_handler
 from tripstream.handlers.dependencies import Dependencies
 from tripstream.local.context import LocalLambdaContext
 from tripstream.local.pipeline import upload_with_event
-from tripstream.local.runtime import FunctionInfo, invoke_producer
+from tripstream.local.runtime import invoke_producer
 from tripstream.pipeline.consumer import StreamRecord, consume_records
 from tripstream.retry import Backoff, backoff_factory
 from tripstream.settings import Settings

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from tripstream.aws.errors import is_transient
+from botocore.exceptions import ClientError
+
+from tripstream.aws.errors import error_code, is_not_found, is_transient
 from tripstream.retry import Backoff
 
 if TYPE_CHECKING:
@@ -155,3 +157,47 @@ def item_count(dynamodb: DynamoDBClient, table: str) -> int:
     every six hours on AWS. A COUNT scan would be exact everywhere, but moto serialises every item for it
     (about 20 s for 10k items), which would dwarf the run being summarised."""
     return dynamodb.describe_table(TableName=table)["Table"].get("ItemCount", 0)
+
+
+def describe_table(dynamodb: DynamoDBClient, name: str) -> dict[str, Any] | None:
+    """The table's description, or None when there is no table of that name."""
+    try:
+        return dict(dynamodb.describe_table(TableName=name)["Table"])
+    except ClientError as error:
+        if is_not_found(error):
+            return None
+        raise
+
+
+def create_table(dynamodb: DynamoDBClient, arguments: Mapping[str, Any]) -> bool:
+    """Create a table from CreateTable arguments; False when it exists already (made meanwhile)."""
+    try:
+        dynamodb.create_table(**arguments)
+    except ClientError as error:
+        if error_code(error) == "ResourceInUseException":
+            return False
+        raise
+    return True
+
+
+def table_item_count(dynamodb: DynamoDBClient, name: str) -> str:
+    """DynamoDB's approximate item count of the table (updated every ~6 h on AWS), or the error code."""
+    try:
+        return str(dynamodb.describe_table(TableName=name)["Table"].get("ItemCount", "n/a"))
+    except ClientError as error:
+        return error_code(error) or "error"
+
+
+def delete_table_if_present(dynamodb: DynamoDBClient, name: str) -> bool:
+    try:
+        dynamodb.delete_table(TableName=name)
+    except ClientError as error:
+        if is_not_found(error):
+            return False
+        raise
+    return True
+
+
+def execute_statement(dynamodb: DynamoDBClient, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """One ExecuteStatement page (PartiQL); ``arguments`` are the call's (Statement, Limit, NextToken, ...)."""
+    return dict(dynamodb.execute_statement(**arguments))

@@ -5,13 +5,17 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import orjson
 from botocore.exceptions import ClientError
 
+from tripstream.aws.errors import error_code
+
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.literals import BucketLocationConstraintType
 
 _RANGE_BUFFER = 8 << 20
 
@@ -151,3 +155,59 @@ def read_json_lines(s3: S3Client, bucket: str, prefix: str) -> list[dict[str, An
 
 def upload_file(s3: S3Client, path: str, bucket: str, key: str) -> None:
     s3.upload_file(path, bucket, key)
+
+
+def upload_artifact(s3: S3Client, *, bucket: str, key: str, body: bytes, region: str) -> None:
+    """Put ``body`` at ``s3://bucket/key``, creating the bucket first if it does not exist.
+
+    The artifact bucket must exist before the stack (the functions' code is read while the stack
+    is created), so it is not the stack's own bucket. An object already at ``key`` is kept as it
+    is: keys are content-addressed (:func:`artifact_key`).
+    """
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error_code(error) not in {"404", "NoSuchKey", "NoSuchBucket"}:
+            raise
+    else:
+        return
+    _ensure_bucket(s3, bucket=bucket, region=region)
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/zip")
+
+
+def _ensure_bucket(s3: S3Client, *, bucket: str, region: str) -> None:
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as error:
+        if error_code(error) not in {"404", "NoSuchBucket"}:
+            raise
+    else:
+        return
+    try:
+        if region == "us-east-1":
+            s3.create_bucket(Bucket=bucket)
+        else:
+            s3.create_bucket(
+                Bucket=bucket,
+                CreateBucketConfiguration={"LocationConstraint": cast("BucketLocationConstraintType", region)},
+            )
+    except ClientError as error:
+        if error_code(error) != "BucketAlreadyOwnedByYou":
+            raise
+
+
+def object_exists(s3: S3Client, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error_code(error) in {"404", "NoSuchKey", "NoSuchBucket", "403"}:
+            return False
+        raise
+    return True
+
+
+def upload_file_and_head(s3: S3Client, path: Path, bucket: str, key: str) -> tuple[int, str]:
+    """Upload a local file (multipart when large); returns the object's size and ETag as S3 now holds them."""
+    s3.upload_file(str(path), bucket, key)
+    head = s3.head_object(Bucket=bucket, Key=key)
+    return head["ContentLength"], head["ETag"]

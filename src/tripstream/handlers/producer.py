@@ -10,6 +10,7 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools import Logger
 
 from tripstream.aws.kinesis import RecordsNotSent
+from tripstream.aws.lambda_ import invoke_async
 from tripstream.handlers import observability
 from tripstream.handlers.dependencies import Dependencies, lazy_lambda_dependencies
 from tripstream.pipeline.producer import ProducerResult, produce_object
@@ -108,11 +109,7 @@ def make_handler(
         if pending:
             continuation = {CONTINUATION: pending}
             if settings.continuation_mode == "invoke":
-                clients.lambda_.invoke(
-                    FunctionName=context.invoked_function_arn,
-                    InvocationType="Event",
-                    Payload=json.dumps(continuation).encode(),
-                )
+                invoke_async(clients.lambda_, context.invoked_function_arn, json.dumps(continuation).encode())
                 logger.info("continuing in a follow-up invocation", extra={"jobs": len(pending)})
             response["continuation"] = continuation
         return response

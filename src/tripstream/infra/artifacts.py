@@ -25,13 +25,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, cast
-
-from botocore.exceptions import ClientError
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.literals import BucketLocationConstraintType
+from typing import Final
 
 PACKAGE_ROOT: Final = Path(__file__).resolve().parents[1]  # .../src/tripstream
 ARTIFACT_PREFIX: Final = "lambda/"
@@ -86,45 +80,6 @@ def build_source_zip(package_root: Path = PACKAGE_ROOT) -> bytes:
 def artifact_key(body: bytes, prefix: str = ARTIFACT_PREFIX) -> str:
     """A content-addressed key: new code gets a new key, so CloudFormation updates the functions."""
     return f"{prefix}tripstream-{hashlib.sha256(body).hexdigest()[:32]}.zip"
-
-
-def upload_artifact(s3: S3Client, *, bucket: str, key: str, body: bytes, region: str) -> None:
-    """Put ``body`` at ``s3://bucket/key``, creating the bucket first if it does not exist.
-
-    The artifact bucket must exist before the stack (the functions' code is read while the stack
-    is created), so it is not the stack's own bucket. An object already at ``key`` is kept as it
-    is: keys are content-addressed (:func:`artifact_key`).
-    """
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in {"404", "NoSuchKey", "NoSuchBucket"}:
-            raise
-    else:
-        return
-    _ensure_bucket(s3, bucket=bucket, region=region)
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/zip")
-
-
-def _ensure_bucket(s3: S3Client, *, bucket: str, region: str) -> None:
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket"}:
-            raise
-    else:
-        return
-    try:
-        if region == "us-east-1":
-            s3.create_bucket(Bucket=bucket)
-        else:
-            s3.create_bucket(
-                Bucket=bucket,
-                CreateBucketConfiguration={"LocationConstraint": cast("BucketLocationConstraintType", region)},
-            )
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
-            raise
 
 
 # --- the Lambda package (code + runtime dependencies) -------------------------------------------

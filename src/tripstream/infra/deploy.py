@@ -14,7 +14,6 @@ Plain functions over :class:`~tripstream.aws.clients.AwsClients`; the CLI only p
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import shutil
 from collections.abc import Callable, Mapping
@@ -22,13 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError
-
 from tripstream.aws.cloudformation import DeployError, DeployResult, delete_stack, deploy_stack, describe_stack
+from tripstream.aws.cloudwatch import max_iterator_age_seconds
+from tripstream.aws.dynamodb import delete_table_if_present, describe_table, table_item_count
+from tripstream.aws.errors import error_code, is_endpoint_error
+from tripstream.aws.iam import detach_role_policy_if_attached
 from tripstream.aws.kinesis import describe_stream_summary
+from tripstream.aws.s3 import object_exists, upload_artifact
 from tripstream.aws.sts import account_id
-from tripstream.infra.artifacts import LambdaPackage, LambdaTarget, build_lambda_package, upload_artifact
+from tripstream.infra.artifacts import LambdaPackage, LambdaTarget, build_lambda_package
 from tripstream.infra.stack import artifact_bucket_name
 from tripstream.infra.template import (
     DEFAULT_STACK_NAME,
@@ -286,11 +287,7 @@ def deploy(
 
 
 def _upload(clients: AwsClients, the_plan: Plan) -> bool:
-    try:
-        clients.s3.head_object(Bucket=the_plan.artifact_bucket, Key=the_plan.artifact_key)
-    except ClientError:
-        pass
-    else:
+    if object_exists(clients.s3, the_plan.artifact_bucket, the_plan.artifact_key):
         return False
     upload_artifact(
         clients.s3,
@@ -343,8 +340,8 @@ def destroy(clients: AwsClients, *, stack_name: str = DEFAULT_STACK_NAME, delete
     removed: list[str] = []
     if delete_tables:
         for name in existing:
-            clients.dynamodb.delete_table(TableName=name)
-            removed.append(name)
+            if delete_table_if_present(clients.dynamodb, name):
+                removed.append(name)
     return Destruction(
         stack_deleted=deleted,
         tables_retained=[name for name in existing if name not in removed],
@@ -371,10 +368,7 @@ def _detach_named_policies(clients: AwsClients) -> None:
             role_name = names.get(role.get("Ref", "")) if isinstance(role, dict) else None
             if role_name is None:
                 continue
-            try:
-                clients.iam.detach_role_policy(RoleName=role_name, PolicyArn=arn)
-            except ClientError:
-                continue  # already detached, or already deleted
+            detach_role_policy_if_attached(clients.iam, role_name, arn)  # False: already detached or deleted
 
 
 def _output(stack: Any, key: str) -> str | None:
@@ -387,11 +381,7 @@ def _output(stack: Any, key: str) -> str | None:
 
 
 def _table_exists(clients: AwsClients, name: str) -> bool:
-    try:
-        clients.dynamodb.describe_table(TableName=name)
-    except clients.dynamodb.exceptions.ResourceNotFoundException:
-        return False
-    return True
+    return describe_table(clients.dynamodb, name) is not None
 
 
 # --- status ---------------------------------------------------------------------------------------
@@ -439,16 +429,13 @@ def status(clients: AwsClients, *, stack_name: str = DEFAULT_STACK_NAME) -> Stat
             "encryption": summary.encryption,
             "retention_hours": summary.retention_hours,
         }
-    except ClientError as error:
-        stream = {"name": stream_name, "status": _error_code(error)}
+    except Exception as error:
+        if not is_endpoint_error(error):
+            raise
+        stream = {"name": stream_name, "status": error_code(error) or "error"}
     tables: dict[str, str] = {}
     for name in table_names(template):
-        try:
-            tables[name] = str(
-                clients.dynamodb.describe_table(TableName=name)["Table"].get("ItemCount", _NOT_AVAILABLE)
-            )
-        except ClientError as error:
-            tables[name] = _error_code(error)
+        tables[name] = table_item_count(clients.dynamodb, name)
     outputs = stack.get("Outputs", []) if stack is not None else []
     return Status(
         stack_name=stack_name,
@@ -460,30 +447,9 @@ def status(clients: AwsClients, *, stack_name: str = DEFAULT_STACK_NAME) -> Stat
     )
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", "error"))
-
-
 def _iterator_age(clients: AwsClients, function_name: str) -> str:
-    cloudwatch: Any = boto3.session.Session(region_name=clients.region).client(
-        "cloudwatch", endpoint_url=clients.endpoint_url
-    )
-    end = dt.datetime.now(dt.UTC)
-    try:
-        points = cloudwatch.get_metric_statistics(
-            Namespace="AWS/Lambda",
-            MetricName="IteratorAge",
-            Dimensions=[{"Name": "FunctionName", "Value": function_name}],
-            StartTime=end - dt.timedelta(minutes=15),
-            EndTime=end,
-            Period=60,
-            Statistics=["Maximum"],
-        )["Datapoints"]
-    except (ClientError, BotoCoreError):
-        return _NOT_AVAILABLE
-    if not points:
-        return _NOT_AVAILABLE
-    return f"{max(point['Maximum'] for point in points) / 1000:.1f} s"
+    seconds = max_iterator_age_seconds(clients.region, clients.endpoint_url, function_name)
+    return _NOT_AVAILABLE if seconds is None else f"{seconds:.1f} s"
 
 
 def format_status(state: Status) -> str:

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from tripstream.aws.cloudformation import DeployResult, deploy_stack
+from tripstream.aws.s3 import upload_artifact
 from tripstream.aws.sts import account_id
-from tripstream.infra.artifacts import artifact_key, build_source_zip, upload_artifact
+from tripstream.infra.artifacts import artifact_key, build_source_zip
 from tripstream.infra.template import DEFAULT_STACK_NAME, template_body
 
 if TYPE_CHECKING:

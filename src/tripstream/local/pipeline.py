@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from tripstream.aws.clients import AwsClients
+from tripstream.aws.cloudformation import DeployError, describe_stack
 from tripstream.aws.dynamodb import item_count
 from tripstream.aws.kinesis import describe_stream_summary
+from tripstream.aws.lambda_ import FunctionInfo, function_info
+from tripstream.aws.s3 import upload_file_and_head
 from tripstream.aws.sts import account_id
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers import producer as producer_handler
@@ -21,9 +24,7 @@ from tripstream.local.checkpoints import CheckpointStore
 from tripstream.local.events import s3_object_created_event
 from tripstream.local.runtime import (
     EventSourceMapping,
-    FunctionInfo,
     StreamInfo,
-    function_info,
     invoke_producer,
 )
 from tripstream.pipeline.consumer import ConsumerResult
@@ -58,14 +59,16 @@ class DeployedStack:
 
 
 def read_stack(clients: AwsClients, stack_name: str) -> DeployedStack:
-    stack = clients.cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    stack = describe_stack(clients.cloudformation, stack_name)
+    if stack is None:
+        raise DeployError(f"stack {stack_name} does not exist", stack_name=stack_name)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
     return DeployedStack(
         outputs=outputs,
         parameters=parameters,
-        producer=function_info(clients, outputs["ProducerFunctionName"]),
-        consumer=function_info(clients, outputs["ConsumerFunctionName"]),
+        producer=function_info(clients.lambda_, outputs["ProducerFunctionName"]),
+        consumer=function_info(clients.lambda_, outputs["ConsumerFunctionName"]),
         account_id=account_id(clients.sts),
     )
 
@@ -123,13 +126,12 @@ def upload_with_event(
     clients: AwsClients, bucket: str, path: Path, key: str, *, account_id: str = "123456789012"
 ) -> dict[str, Any]:
     """Upload a file, and the ObjectCreated event S3 would send for it (what the bucket notification delivers)."""
-    clients.s3.upload_file(str(path), bucket, key)
-    head = clients.s3.head_object(Bucket=bucket, Key=key)
+    size, etag = upload_file_and_head(clients.s3, path, bucket, key)
     return s3_object_created_event(
         bucket=bucket,
         key=key,
-        size=head["ContentLength"],
-        etag=head["ETag"],
+        size=size,
+        etag=etag,
         region=clients.region,
         account_id=account_id,
         sequencer=f"{time.time_ns():X}",

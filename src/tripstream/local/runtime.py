@@ -21,11 +21,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from botocore.exceptions import ClientError
 
 from tripstream.aws.clients import AwsClients
-from tripstream.aws.errors import is_transient
+from tripstream.aws.errors import error_code, is_transient
 from tripstream.aws.kinesis import get_records, list_shard_ids, shard_iterator
+from tripstream.aws.lambda_ import FunctionInfo
+from tripstream.aws.sqs import send_message
 from tripstream.infra.template import EventSourceMappingSettings
 from tripstream.local.checkpoints import CheckpointStore
 from tripstream.local.context import LocalLambdaContext
@@ -39,28 +40,6 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 # Lambda retries a failed asynchronous invocation (such as an S3 notification) twice.
 ASYNC_RETRY_ATTEMPTS = 2
-
-
-@dataclass(frozen=True)
-class FunctionInfo:
-    name: str
-    arn: str
-    role_arn: str
-    timeout_seconds: int
-    memory_mb: int
-    environment: dict[str, str]
-
-
-def function_info(clients: AwsClients, name: str) -> FunctionInfo:
-    config = clients.lambda_.get_function_configuration(FunctionName=name)
-    return FunctionInfo(
-        name=config["FunctionName"],
-        arn=config["FunctionArn"],
-        role_arn=config["Role"],
-        timeout_seconds=config.get("Timeout", 3),
-        memory_mb=config.get("MemorySize", 128),
-        environment=dict(config.get("Environment", {}).get("Variables", {})),
-    )
 
 
 # ---------------------------------------------------------------- producer side
@@ -142,17 +121,18 @@ def send_to_dead_letter_queue(
     """What Lambda sends to an SQS dead-letter queue for an asynchronous invocation that exhausted its retries:
     the event itself as the body, and RequestID, ErrorCode and ErrorMessage (at most 1 KB) as attributes."""
     message = f"{type(error).__name__}: {error}".encode()[:1024].decode("utf-8", "ignore")
-    answer = sqs.send_message(
-        QueueUrl=queue_url,
-        MessageBody=orjson.dumps(event).decode(),
-        MessageAttributes={
+    message_id = send_message(
+        sqs,
+        queue_url,
+        orjson.dumps(event).decode(),
+        {
             "RequestID": {"DataType": "String", "StringValue": request_id or str(uuid.uuid4())},
             "ErrorCode": {"DataType": "Number", "StringValue": "200"},
             "ErrorMessage": {"DataType": "String", "StringValue": message or "Unhandled"},
         },
     )
     log.error("every attempt of the producer failed: event sent to the dead-letter queue (%s)", message)
-    return answer["MessageId"]
+    return message_id
 
 
 # ---------------------------------------------------------------- consumer side
@@ -307,7 +287,7 @@ class EventSourceMapping:
                 # Like Lambda's pollers: a throttled/failed read or an expired iterator is retried, from the
                 # checkpoint (the records read so far were not delivered yet, so nothing is skipped).
                 failures += 1
-                if not (is_transient(error) or _error_code(error) == "ExpiredIteratorException"):
+                if not (is_transient(error) or error_code(error) == "ExpiredIteratorException"):
                     raise
                 self._pause_after_read_error(shard_id, error, failures)
                 iterator = self._open(shard_id)
@@ -420,7 +400,7 @@ class EventSourceMapping:
             },
         }
         if self._queue_url:
-            self._clients.sqs.send_message(QueueUrl=self._queue_url, MessageBody=orjson.dumps(message).decode())
+            send_message(self._clients.sqs, self._queue_url, orjson.dumps(message).decode())
         log.error(
             "batch of %d records on %s sent to the on-failure destination (%s)",
             len(records),
@@ -435,12 +415,6 @@ class EventSourceMapping:
         if isinstance(arrived, datetime):
             return (datetime.now(arrived.tzinfo or UTC) - arrived).total_seconds()
         return 0.0
-
-
-def _error_code(error: BaseException) -> str:
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code", ""))
-    return ""
 
 
 def _iso(value: Any) -> str | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal, get_args
 
-from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients, Credentials
+from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients, Credentials, has_credentials
 from tripstream.local.emulator import Emulator
 
 DEFAULT_REGION = "us-east-1"
@@ -110,7 +110,7 @@ def open_endpoint(
         credentials: Credentials | None
         if endpoint_url or configured_endpoint():
             base_url, embedded = endpoint_url, False
-            credentials = None if _has_credentials() else EMULATOR_CREDENTIALS
+            credentials = None if has_credentials() else EMULATOR_CREDENTIALS
             description = endpoint_url or configured_endpoint() or ""
         else:
             emulator = stack.enter_context(Emulator(log_path=emulator_log))
@@ -138,9 +138,3 @@ def open_endpoint(
             backend=checked_backend,
             dynamodb_endpoint_url=dynamodb_url,
         )
-
-
-def _has_credentials() -> bool:
-    import boto3
-
-    return boto3.session.Session().get_credentials() is not None

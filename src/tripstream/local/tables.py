@@ -12,8 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import ClientError
-
+from tripstream.aws.dynamodb import create_table, describe_table
 from tripstream.infra.template import TemplateError, effective_parameters, resources_of_type
 
 if TYPE_CHECKING:
@@ -111,24 +110,15 @@ def ensure_tables(dynamodb: DynamoDBClient, definitions: Mapping[str, Mapping[st
     created: list[str] = []
     for arguments in definitions.values():
         name = arguments["TableName"]
-        try:
-            existing = dynamodb.describe_table(TableName=name)["Table"]
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-                raise
-        else:
+        existing = describe_table(dynamodb, name)
+        if existing is not None:
             if _key_schema(existing) != _key_schema(arguments):
                 raise TemplateError(
                     f"table {name} exists with key {_key_schema(existing)}, "
                     f"but the template defines {_key_schema(arguments)}: delete it or use another DynamoDB"
                 )
             continue
-        try:
-            dynamodb.create_table(**arguments)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ResourceInUseException":  # created meanwhile
-                raise
-        else:
+        if create_table(dynamodb, arguments):
             created.append(name)
     for arguments in definitions.values():
         _wait_active(dynamodb, arguments["TableName"])
@@ -137,7 +127,7 @@ def ensure_tables(dynamodb: DynamoDBClient, definitions: Mapping[str, Mapping[st
 
 def _wait_active(dynamodb: DynamoDBClient, name: str) -> None:
     deadline = time.monotonic() + _ACTIVE_TIMEOUT_SECONDS
-    while dynamodb.describe_table(TableName=name)["Table"].get("TableStatus") != "ACTIVE":
+    while (describe_table(dynamodb, name) or {}).get("TableStatus") != "ACTIVE":
         if time.monotonic() >= deadline:
             raise TimeoutError(f"table {name} did not become ACTIVE within {_ACTIVE_TIMEOUT_SECONDS:g} s")
         time.sleep(0.2)

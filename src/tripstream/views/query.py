@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from tripstream.aws.dynamodb import from_attribute
+from tripstream.aws.dynamodb import execute_statement, from_attribute
 from tripstream.views.report import jsonable
 from tripstream.views.zones import ZoneLookup
 
@@ -58,7 +58,7 @@ def execute(
         kwargs["Limit"] = page_size
     produced = 0
     while True:
-        response = dynamodb.execute_statement(**kwargs)
+        response = execute_statement(dynamodb, kwargs)
         items = response.get("Items", [])
         if on_page is not None:
             on_page(len(items))
