@@ -117,12 +117,12 @@ def is_not_found(error: BaseException) -> bool:
 
 def is_unreachable(error: BaseException) -> bool:
     """Whether nothing answered (refused, timed out) or there was nothing to sign the request with."""
-    return isinstance(error, EndpointUnreachable | EndpointConnectionError | ConnectTimeoutError | _CREDENTIAL_ERRORS)
+    return isinstance(error, (EndpointUnreachable, EndpointConnectionError, ConnectTimeoutError, *_CREDENTIAL_ERRORS))
 
 
 def is_endpoint_error(error: BaseException) -> bool:
     """Whether the error came from talking to an endpoint (and so is the endpoint's answer, not a bug)."""
-    return isinstance(error, ENDPOINT_ERRORS | AwsError)
+    return isinstance(error, (*ENDPOINT_ERRORS, AwsError))
 
 
 def translate(error: BaseException, what: str) -> AwsError:
