@@ -7,10 +7,12 @@ same variables to the handlers it invokes, so both read their configuration the 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 STREAM_NAME = "taxi_trips"
 HIGH_VALUE_TABLE = "high_value_trips"
@@ -116,23 +118,21 @@ def _decimal(env: Mapping[str, str], name: str, default: Decimal) -> Decimal:
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    return _parsed(env, name, default, int, "an integer")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    return _parsed(env, name, default, float, "a number")
+
+
+def _parsed(env: Mapping[str, str], name: str, default: T, parse: Callable[[str], T], what: str) -> T:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        return float(raw)
+        return parse(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
+        raise SettingsError(f"{name}={raw!r} is not {what}") from None
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -218,7 +218,9 @@ def test_bad_rows_and_bad_records_are_set_aside_and_every_good_trip_arrives(depl
     assert all(row["source"]["key"] == "mixed_trips.csv" and row["text"] for row in rows)
     # Each rejected record: its sequence number and reason, under the consumer's rejects prefix.
     records = [report for key, report in json_lines(deployed, "rejects/consumer/")]
-    assert {(record["shard_id"], record["sequence_number"]): record["reason"] for record in records} == sequence_numbers
+    assert {
+        (record["source"]["shard_id"], record["source"]["sequence_number"]): record["reason"] for record in records
+    } == sequence_numbers
 
     # Every good trip arrived, with the values the reference computes.
     for table, want in expected.tables.items():
@@ -271,10 +273,10 @@ def test_the_consumer_handler_sets_aside_what_it_cannot_use_and_writes_the_rest(
     assert result.rejects_key is not None
     body = clients.s3.get_object(Bucket=stack.bucket, Key=result.rejects_key)["Body"].read()
     rejected = [json.loads(line) for line in body.splitlines()]
-    assert [(r["sequence_number"], r["reason"]) for r in rejected] == [
+    assert [(r["source"]["sequence_number"], r["reason"]) for r in rejected] == [
         (str(base + index), what) for index, (_, what) in enumerate(payloads) if what != "good"
     ]
-    assert all(r["shard_id"] == shard and r["detail"] for r in rejected)
+    assert all(r["source"]["shard_id"] == shard and r["detail"] for r in rejected)
     durations = {item["trip_id"] for item in scan_all(clients.dynamodb, "trip_duration_analysis")}
     assert {trip["trip_id"] for trip in good} <= durations
 

@@ -199,7 +199,7 @@ def test_per_record_problems_go_to_rejects_and_count_as_processed(consumer: Cons
     assert result.records_rejected == {"undecodable_record": 2, "invalid_record": 1}
     assert result.rejects_key is not None
     rejects = read_json_lines(consumer.clients.s3, consumer.name, result.rejects_key)
-    assert [r["sequence_number"] for r in rejects] == ["1100", "1101", "1102"]
+    assert [r["source"]["sequence_number"] for r in rejects] == ["1100", "1101", "1102"]
     assert consumer.tables() == as_lists(consumer.expected(good))
 
 
@@ -276,7 +276,9 @@ def test_the_handler_on_a_real_lambda_event_rejects_what_is_not_a_trip(consumer:
         if "consumer/" in o["Key"]
     ]
     rejects = read_json_lines(consumer.clients.s3, consumer.name, result_key)
-    assert [r["sequence_number"] for r in rejects] == [r["kinesis"]["sequenceNumber"] for r in event["Records"][:2]]
+    assert [r["source"]["sequence_number"] for r in rejects] == [
+        r["kinesis"]["sequenceNumber"] for r in event["Records"][:2]
+    ]
     assert {r["reason"] for r in rejects} == {"undecodable_record"}
     assert consumer.tables() == as_lists(consumer.expected([trip]))
 

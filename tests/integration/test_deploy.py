@@ -15,14 +15,8 @@ from typing import Any
 import pytest
 
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients, Credentials
-from tripstream.aws.cloudformation import (
-    DeployError,
-    DeployResult,
-    change_sets_work,
-    delete_stack,
-    deploy_stack,
-    describe_stack,
-)
+from tripstream.aws.cloudformation import DeployError, DeployResult, delete_stack, describe_stack
+from tripstream.aws.stack_deploy import change_sets_work, deploy_stack
 from tripstream.infra.stack import artifact_bucket_name, deploy_tripstream
 from tripstream.infra.template import (
     DEFAULT_STACK_NAME,

@@ -16,7 +16,8 @@ from botocore.parsers import ResponseParserError
 from botocore.stub import ANY, Stubber
 
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients, client_config
-from tripstream.aws.cloudformation import DeployError, deploy_stack, describe_error
+from tripstream.aws.cloudformation import DeployError, describe_error
+from tripstream.aws.stack_deploy import deploy_stack
 from tripstream.infra.artifacts import artifact_key, build_source_zip
 
 STACK = "tripstream-unit"

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 
 from tripstream.handlers import observability
 from tripstream.handlers.dependencies import Dependencies, lazy_lambda_dependencies
@@ -19,19 +20,19 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
 def records_from_event(event: dict[str, Any]) -> list[StreamRecord]:
+    """The batch's records; data that is not valid base64 becomes `None` (a reject, never a blocked shard)."""
     records = []
-    for record in event.get("Records", []):
-        kinesis = record["kinesis"]
+    for record in KinesisStreamEvent(event).records:
         try:
-            data: bytes | None = base64.b64decode(kinesis["data"], validate=True)
+            data: bytes | None = base64.b64decode(record.kinesis.data, validate=True)
         except (binascii.Error, ValueError):
             data = None
         records.append(
             StreamRecord(
-                sequence_number=kinesis["sequenceNumber"],
-                shard_id=str(record.get("eventID", "")).split(":", 1)[0],
+                sequence_number=record.kinesis.sequence_number,
+                shard_id=record.event_id.split(":", 1)[0],
                 data=data,
-                partition_key=kinesis.get("partitionKey", ""),
+                partition_key=str(record.kinesis.get("partitionKey") or ""),
             )
         )
     return records

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from tripstream.aws.cloudformation import DeployError, DeployResult, delete_stack, deploy_stack, describe_stack
+from tripstream.aws.cloudformation import DeployError, DeployResult, delete_stack, describe_stack
 from tripstream.aws.cloudwatch import max_iterator_age_seconds
 from tripstream.aws.dynamodb import delete_table_if_present, describe_table, table_item_count
 from tripstream.aws.errors import error_code, is_endpoint_error
 from tripstream.aws.iam import detach_role_policy_if_attached
 from tripstream.aws.kinesis import describe_stream_summary
 from tripstream.aws.s3 import object_exists, upload_artifact
+from tripstream.aws.stack_deploy import deploy_stack
 from tripstream.aws.sts import account_id
 from tripstream.infra.artifacts import LambdaPackage, LambdaTarget, build_lambda_package
 from tripstream.infra.stack import artifact_bucket_name

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from tripstream.aws.cloudformation import DeployResult, deploy_stack
+from tripstream.aws.cloudformation import DeployResult
 from tripstream.aws.s3 import upload_artifact
+from tripstream.aws.stack_deploy import deploy_stack
 from tripstream.aws.sts import account_id
 from tripstream.infra.artifacts import artifact_key, build_source_zip
 from tripstream.infra.template import DEFAULT_STACK_NAME, template_body

@@ -35,9 +35,10 @@ from tripstream.local.pipeline import DeployedStack, Progress, handler_settings
 from tripstream.local.runtime import EventSourceMapping, StreamInfo
 from tripstream.pipeline.consumer import ConsumerResult
 from tripstream.pipeline.producer import new_backoff
-from tripstream.trips.normalise import RowError, TripNormaliser
+from tripstream.trips.normalise import TripNormaliser
 from tripstream.trips.readers import LocalFileSource, open_trip_file
 from tripstream.trips.records import encode_trip
+from tripstream.trips.rows import trip_rows
 
 DEFAULT_SPEED = 60.0
 DEFAULT_MAX_WAIT_SECONDS = 5.0
@@ -77,33 +78,17 @@ def load_feed(
     normaliser = TripNormaliser(trip_file.header, source_bucket=None, source_key=path.name)
     feed = Feed(trips=[], format=trip_file.format, service=trip_file.header.service)
     rejected: Counter[str] = Counter()
-    for row in trip_file.rows():
+    for outcome in trip_rows(trip_file, normaliser, {"file": str(path)}):
         feed.rows_read += 1
-        error = row.error
-        if error is None:
-            assert row.fields is not None
-            try:
-                trip = normaliser.normalise(row.fields, row.row_number)
-                pickup = datetime.fromisoformat(trip["pickup_datetime"])
-            except RowError as row_error:
-                error = row_error
+        if outcome.trip is not None:
+            pickup = datetime.fromisoformat(outcome.trip["pickup_datetime"])
+            if (start is not None and pickup < start) or (end is not None and pickup >= end):
+                feed.outside_window += 1
             else:
-                if (start is not None and pickup < start) or (end is not None and pickup >= end):
-                    feed.outside_window += 1
-                    continue
-                feed.trips.append(FeedTrip(pickup, trip["trip_id"], encode_trip(trip)))
-                continue
-        rejected[str(error.reason)] += 1
-        feed.rejects.append(
-            {
-                "source": {"file": str(path), "row": row.row_number},
-                "line": row.row_number,
-                "reason": str(error.reason),
-                "column": error.column,
-                "detail": error.detail,
-                "text": row.text,
-            }
-        )
+                feed.trips.append(FeedTrip(pickup, outcome.trip["trip_id"], encode_trip(outcome.trip)))
+        elif outcome.reject is not None:
+            rejected[outcome.reject.reason] += 1
+            feed.rejects.append(outcome.reject.to_dict())
     feed.trips.sort(key=lambda trip: (trip.pickup, trip.trip_id))
     if limit is not None:
         feed.trips = feed.trips[:limit]

@@ -21,6 +21,7 @@ from tripstream.settings import Settings
 from tripstream.trips.analytics import classify
 from tripstream.trips.normalise import RejectReason, RowError
 from tripstream.trips.records import decode_trip
+from tripstream.trips.rows import Reject
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -71,7 +72,7 @@ def consume_records(
     unwritten then is reported (`first_failed_sequence`) for Lambda to re-deliver, instead of a timeout."""
     started = time.monotonic()
     result = ConsumerResult(records_received=len(records))
-    rejects: list[dict[str, Any]] = []
+    rejects: list[tuple[int, Reject]] = []  # (index of the record, its reject)
     requests: dict[Key, tuple[int, dict[str, Any]]] = {}
     categories: list[str | None] = [None] * len(records)
     tables = (settings.high_value_table, settings.duration_table, settings.fare_ratio_table)
@@ -85,7 +86,7 @@ def consume_records(
             except (ArithmeticError, ValueError, TypeError, OverflowError) as exc:
                 raise RowError(RejectReason.INVALID_RECORD, f"cannot classify: {exc}") from None
         except RowError as error:
-            rejects.append(_reject(index, record, error))
+            rejects.append((index, _reject(record, error)))
             continue
         for table, item in zip(tables, (items.high_value, items.duration, items.fare_ratio), strict=True):
             if item is not None:
@@ -110,18 +111,18 @@ def consume_records(
     done = len(records) if failed_index is None else failed_index
     # Rejects are written last and only for the records this invocation completes: the records after a
     # failure are delivered again, and their rejects then go out with that delivery (each reject once).
-    rejected_before_done = [r for r in rejects if r["index"] < done]
+    rejected_before_done = [reject for index, reject in rejects if index < done]
     if rejected_before_done:
         try:
-            result.rejects_key = _write_rejects(s3, settings, records, rejected_before_done)
+            result.rejects_key = _write_rejects(s3, settings, rejected_before_done)
         except Exception as error:
             if not is_transient(error):
                 raise
-            done = rejected_before_done[0]["index"]
+            done = next(index for index, _ in rejects if index < done)
             failed_index = done
             rejected_before_done = []
     result.trips_processed = done - len(rejected_before_done)
-    result.records_rejected = dict(Counter(r["reason"] for r in rejected_before_done))
+    result.records_rejected = dict(Counter(reject.reason for reject in rejected_before_done))
     result.duration_categories = dict(Counter(c for c in categories[:done] if c is not None))
     result.items_written = dict(Counter(table for (table, _), (first, _) in requests.items() if first < done))
     result.write_calls, result.unprocessed_retried, result.calls_retried = (
@@ -151,24 +152,16 @@ def _bounded_backoff(settings: Settings, remaining_seconds: Callable[[], float] 
     return bounded
 
 
-def _reject(index: int, record: StreamRecord, error: RowError) -> dict[str, Any]:
+def _reject(record: StreamRecord, error: RowError) -> Reject:
     text = "" if record.data is None else record.data[:_REJECT_TEXT].decode("utf-8", "replace")
-    return {
-        "sequence_number": record.sequence_number,
-        "shard_id": record.shard_id,
-        "partition_key": record.partition_key,
-        "reason": str(error.reason),
-        "column": error.column,
-        "detail": error.detail,
-        "text": text,
-        "index": index,
-    }
+    source = {"shard_id": record.shard_id, "sequence_number": record.sequence_number}
+    return Reject({**source, "partition_key": record.partition_key}, error, text)
 
 
-def _write_rejects(s3: S3Client, settings: Settings, records: list[StreamRecord], rejects: list[dict[str, Any]]) -> str:
+def _write_rejects(s3: S3Client, settings: Settings, rejects: list[Reject]) -> str:
     if not settings.rejects_bucket:
         raise RuntimeError("REJECTS_BUCKET is not set: the consumer has nowhere to keep rejected records")
-    first = rejects[0]
+    first = rejects[0].source
     key = f"{settings.rejects_prefix}consumer/{first['shard_id']}/{first['sequence_number']}.jsonl"
-    put_json_lines(s3, settings.rejects_bucket, key, ({k: v for k, v in r.items() if k != "index"} for r in rejects))
+    put_json_lines(s3, settings.rejects_bucket, key, (reject.to_dict() for reject in rejects))
     return key

@@ -11,9 +11,10 @@ from tripstream.aws.kinesis import KinesisSender, RecordsNotSent
 from tripstream.aws.s3 import ObjectGone, S3ObjectSource, put_json_lines
 from tripstream.retry import Backoff, backoff_factory
 from tripstream.settings import Settings
-from tripstream.trips.normalise import FileRefused, RowError, TripNormaliser
+from tripstream.trips.normalise import FileRefused, TripNormaliser
 from tripstream.trips.readers import ResumePoint, open_trip_file
 from tripstream.trips.records import encode_trip
+from tripstream.trips.rows import trip_rows
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
@@ -116,29 +117,14 @@ def produce_object(
     last_row, last_offset = (resume.row_number, resume.byte_offset) if resume else (0, None)
     sent_before = 0
     try:
-        for row in trip_file.rows(resume):
+        for outcome in trip_rows(trip_file, normaliser, {"bucket": bucket, "key": key}, resume):
+            row = outcome.row
             result.rows_read += 1
-            error = row.error
-            if error is None:
-                assert row.fields is not None
-                try:
-                    trip = normaliser.normalise(row.fields, row.row_number)
-                except RowError as row_error:
-                    error = row_error
-                else:
-                    sender.add(encode_trip(trip), trip["trip_id"])
-            if error is not None:
-                result.rows_rejected[error.reason] = result.rows_rejected.get(error.reason, 0) + 1
-                rejects.append(
-                    {
-                        "source": {"bucket": bucket, "key": key, "row": row.row_number},
-                        "line": row.row_number,
-                        "reason": str(error.reason),
-                        "column": error.column,
-                        "detail": error.detail,
-                        "text": row.text,
-                    }
-                )
+            if outcome.trip is not None:
+                sender.add(encode_trip(outcome.trip), outcome.trip["trip_id"])
+            elif outcome.reject is not None:
+                result.rows_rejected[outcome.reject.reason] = result.rows_rejected.get(outcome.reject.reason, 0) + 1
+                rejects.append(outcome.reject.to_dict())
                 if len(rejects) >= _REJECTS_PER_PART:
                     result.rejects_keys.append(
                         _write_rejects(s3, settings, rejects_bucket, result, part_start, rejects)
@@ -186,3 +172,74 @@ def _write_rejects(
     key = rejects_key(settings, result.key, result.etag, first_row)
     put_json_lines(s3, bucket, key, rejects)
     return key
+
+
+# --- one event: its objects in order, and a continuation for what did not fit -------------------
+
+CONTINUATION = "tripstream_continuation"
+
+
+@dataclass
+class EventResult:
+    """What one producer invocation did: a result per object processed, and the jobs left for a follow-up."""
+
+    results: list[ProducerResult] = field(default_factory=list)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+
+    def response(self) -> dict[str, Any]:
+        response: dict[str, Any] = {"results": [result.to_dict() for result in self.results]}
+        if self.pending:
+            response["continuation"] = {CONTINUATION: self.pending}
+        return response
+
+
+def produce_event(
+    s3: S3Client,
+    kinesis: KinesisClient,
+    settings: Settings,
+    jobs: list[dict[str, Any]],
+    *,
+    remaining_seconds: Callable[[], float] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    on_result: Callable[[ProducerResult], None] | None = None,
+) -> EventResult:
+    """Produce every job (`{"bucket", "key", "etag", "resume"?}`) in order until time runs short; the job that
+    stopped early and every later one are `pending`, for a follow-up invocation. `on_progress(rows, records)`
+    gets increments. Raises `RecordsNotSent` (the invocation must fail, so that Lambda retries the event)."""
+    outcome = EventResult()
+    for job in jobs:
+        if outcome.pending:  # time already ran out: the rest goes to the follow-up untouched
+            outcome.pending.append(job)
+            continue
+        resume, etag = job.get("resume"), job.get("etag")
+        result = produce_object(
+            s3,
+            kinesis,
+            settings,
+            job["bucket"],
+            job["key"],
+            etag=f'"{etag.strip(chr(34))}"' if etag else None,
+            resume=ResumePoint(**resume) if resume else None,
+            remaining_seconds=remaining_seconds,
+            on_progress=_row_increments(on_progress),
+        )
+        outcome.results.append(result)
+        if on_result is not None:
+            on_result(result)
+        if result.resume is not None:
+            outcome.pending.append({**job, "etag": result.etag, "resume": result.resume})
+    return outcome
+
+
+def _row_increments(on_progress: Callable[[int, int], None] | None) -> Callable[[int, int], None] | None:
+    """produce_object reports (rows read so far in this job, records sent since the last call): make both increments."""
+    if on_progress is None:
+        return None
+    rows_before = 0
+
+    def report(rows_read: int, records_sent: int) -> None:
+        nonlocal rows_before
+        on_progress(rows_read - rows_before, records_sent)
+        rows_before = rows_read
+
+    return report

@@ -6,7 +6,7 @@ Numbers are `Decimal` built from strings, never from binary floats.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -142,7 +142,3 @@ def fare_ratio_item(trip: CanonicalTrip, thresholds: Thresholds) -> Item | None:
     item["fare_per_mile"] = per_mile
     item["profitability_tier"] = profitability_tier(per_mile, thresholds)
     return item
-
-
-def max_duration(thresholds: Thresholds) -> timedelta:
-    return timedelta(hours=float(thresholds.max_duration_hours))

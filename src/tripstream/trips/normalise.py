@@ -11,7 +11,7 @@ import hashlib
 import math
 import operator
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -451,10 +451,3 @@ def trip_as_row(trip: CanonicalTrip) -> list[str]:
     """A canonical trip written back as CSV fields, in CANONICAL_FIELDS order (a header of those names reads
     them back). Normalising that row again gives the same trip: normalisation is idempotent."""
     return ["" if trip.get(name) is None else str(trip[name]) for name in CANONICAL_FIELDS]
-
-
-def describe_rejects(reasons: Iterable[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for reason in reasons:
-        counts[reason] = counts.get(reason, 0) + 1
-    return dict(sorted(counts.items()))
