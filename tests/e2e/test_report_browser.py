@@ -18,7 +18,8 @@ import pytest
 from conftest import in_ci, require_tlc_samples
 from report_oracle import SAMPLE_2019, ZONES_CSV, expected_numbers, read_trips, table_items
 from tripstream.views.html import render_html
-from tripstream.views.report import TableItems, build_report
+from tripstream.views.report import build_report
+from tripstream.views.tables import TableItems
 from tripstream.views.zones import parse_zone_lookup
 
 pytestmark = [pytest.mark.e2e, pytest.mark.real_samples]

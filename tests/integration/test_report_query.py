@@ -22,7 +22,8 @@ from tripstream.local.pipeline import DeployedStack, run_file
 from tripstream.local.replay import replay_file
 from tripstream.local.stack import deploy_for_local_runtime
 from tripstream.views.query import execute
-from tripstream.views.report import build_report, read_tables, table_names
+from tripstream.views.report import build_report
+from tripstream.views.tables import read_tables, table_names
 from tripstream.views.zones import parse_zone_lookup
 
 pytestmark = [pytest.mark.integration, pytest.mark.real_samples, pytest.mark.slow]

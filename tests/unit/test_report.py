@@ -12,20 +12,10 @@ import pytest
 
 from conftest import require_tlc_samples
 from report_oracle import SAMPLE_2019, ZONES_CSV, check_report, expected_numbers, read_trips, read_zones, table_items
+from tripstream.views.console import render_console, sparkline
 from tripstream.views.html import render_html
-from tripstream.views.report import (
-    TableItems,
-    build_report,
-    histogram,
-    jsonable,
-    median,
-    parallel_scan,
-    percentile,
-    render_console,
-    report_json,
-    sparkline,
-    top,
-)
+from tripstream.views.report import build_report, histogram, jsonable, median, percentile, report_json, top
+from tripstream.views.tables import TableItems, parallel_scan
 from tripstream.views.zones import ZONES_URL, ZonesError, load_zones, parse_zone_lookup
 
 

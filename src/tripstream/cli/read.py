@@ -51,11 +51,12 @@ def build_report(
 ) -> dict[str, Any]:
     """The report of the stack's tables (and its HTML page written to html_path)."""
     from tripstream.views import report as views
+    from tripstream.views.tables import read_tables, table_names
 
     lookup = zone_lookup(zones)
-    names = views.table_names(clients.cloudformation, stack_name)
+    names = table_names(clients.cloudformation, stack_name)
     data = views.build_report(
-        views.read_tables(clients.dynamodb, names, segments=segments),
+        read_tables(clients.dynamodb, names, segments=segments),
         zones=lookup,
         top_n=top_n,
         tables=names,
@@ -71,7 +72,7 @@ def build_report(
 
 
 def print_report(data: dict[str, Any]) -> None:
-    from tripstream.views.report import render_console
+    from tripstream.views.console import render_console
 
     console().print(render_console(data))
 

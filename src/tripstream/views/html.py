@@ -15,7 +15,8 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
-from tripstream.views.report import Report, zone_label
+from tripstream.views.formatting import TRIP_COLUMNS, money, number, trip_cells, zone_label
+from tripstream.views.report import Report
 
 _WIDTH = 560
 _DASH = "\u2013"  # en dash, for ranges and missing values
@@ -37,11 +38,11 @@ def _e(value: Any) -> str:
 
 
 def _money(value: Decimal | None) -> str:
-    return _DASH if value is None else f"${value:,.2f}"
+    return money(value, missing=_DASH)
 
 
 def _num(value: Decimal | None, suffix: str = "") -> str:
-    return _DASH if value is None else f"{value:,.2f}{suffix}"
+    return number(value, suffix, missing=_DASH)
 
 
 def _count(value: int) -> str:
@@ -203,6 +204,12 @@ def _table(headers: Sequence[tuple[str, bool]], rows: Sequence[Sequence[str]], n
     if not rows:
         body = f'<tr><td colspan="{len(headers)}" class="empty">no trips</td></tr>'
     return f'<table data-table="{_e(name)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _trips_section(
+    heading: str, subtitle: str, headers: Sequence[tuple[str, bool]], rows: Sequence[Sequence[str]], name: str
+) -> str:
+    return f'<section><h2>{_e(heading)}</h2><p class="sub">{_e(subtitle)}</p>{_table(headers, rows, name)}</section>'
 
 
 _CSS = """
@@ -409,62 +416,26 @@ def render_html(report: Report) -> str:
 
     profitable = report["most_profitable"]
     sections.append(
-        f"<section><h2>The {len(profitable['trips'])} most profitable trips</h2>"
-        f'<p class="sub">highest fare per mile among trips of at least {_e(profitable["min_distance_miles"])} miles</p>'
-        + _table(
+        _trips_section(
+            f"The {len(profitable['trips'])} most profitable trips",
+            f"highest fare per mile among trips of at least {profitable['min_distance_miles']} miles",
+            [*TRIP_COLUMNS, ("fare per mile", True), ("tier", False)],
             [
-                ("pickup", False),
-                ("from", False),
-                ("to", False),
-                ("miles", True),
-                ("fare", True),
-                ("fare per mile", True),
-                ("tier", False),
-            ],
-            [
-                [
-                    str(t["pickup_datetime"]).replace("T", " "),
-                    zone_label(t, "pickup"),
-                    zone_label(t, "dropoff"),
-                    _num(t["trip_distance"]),
-                    _money(t["fare_amount"]),
-                    _money(t["fare_per_mile"]),
-                    str(t["profitability_tier"] or ""),
-                ]
+                [*trip_cells(t, ("fare_per_mile",), _DASH), str(t["profitability_tier"] or "")]
                 for t in profitable["trips"]
             ],
             "most-profitable",
         )
-        + "</section>"
     )
     valuable = report["highest_value"]["trips"]
     sections.append(
-        f'<section><h2>The {len(valuable)} highest-value trips</h2><p class="sub">highest total amount</p>'
-        + _table(
-            [
-                ("pickup", False),
-                ("from", False),
-                ("to", False),
-                ("miles", True),
-                ("fare", True),
-                ("tip", True),
-                ("total", True),
-            ],
-            [
-                [
-                    str(t["pickup_datetime"]).replace("T", " "),
-                    zone_label(t, "pickup"),
-                    zone_label(t, "dropoff"),
-                    _num(t["trip_distance"]),
-                    _money(t["fare_amount"]),
-                    _money(t["tip_amount"]),
-                    _money(t["total_amount"]),
-                ]
-                for t in valuable
-            ],
+        _trips_section(
+            f"The {len(valuable)} highest-value trips",
+            "highest total amount",
+            [*TRIP_COLUMNS, ("tip", True), ("total", True)],
+            [trip_cells(t, ("tip_amount", "total_amount"), _DASH) for t in valuable],
             "highest-value",
         )
-        + "</section>"
     )
 
     items = ", ".join(f"{name} {_count(count)}" for name, count in totals["items"].items())

@@ -1,9 +1,9 @@
-"""The report: what the three analytics tables say, as plain data (and as text for a terminal).
+"""The report: what the three analytics tables say, as plain data.
 
-- Reading: `read_tables` scans each table in parallel segments (`Segment`/`TotalSegments`), every page followed.
+- Reading the tables is `tripstream.views.tables` (`read_tables` gives the `TableItems` built on here).
 - Computing: `build_report` turns the items into one plain dict (numbers are `Decimal`, lists and dicts of them);
   the statistics are small pure functions (`percentile`, `median`, `histogram`, ...), exactly defined below.
-- Showing: `report_json` for `--json`, `render_console` for a terminal, `tripstream.views.html` for a page.
+- Showing: `report_json` for `--json`, `tripstream.views.console` for a terminal, `tripstream.views.html` for a page.
 
 Definitions (the tests recompute them from the input file):
 - percentile p of n sorted values: linear interpolation between the closest ranks, at rank p/100 * (n - 1)
@@ -18,28 +18,19 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from tripstream.aws.dynamodb import from_item
-from tripstream.settings import DURATION_TABLE, FARE_RATIO_TABLE, HIGH_VALUE_TABLE
+from tripstream.views.tables import TABLE_OUTPUTS, Item, TableItems
 from tripstream.views.zones import ZoneLookup
 
-if TYPE_CHECKING:
-    from mypy_boto3_cloudformation import CloudFormationClient
-    from mypy_boto3_dynamodb import DynamoDBClient
-
-Item = dict[str, Any]
 Report = dict[str, Any]
 
 REPORT_VERSION = 1
-DEFAULT_SEGMENTS = 4
 DEFAULT_TOP = 10
 DEFAULT_TOP_ZONES = 12
 MIN_PROFITABLE_MILES = Decimal("1.00")
@@ -50,130 +41,6 @@ TIERS = ("low", "medium", "high")
 DURATION_EDGES = tuple(Decimal(m) for m in range(0, 65, 5))
 FARE_PER_MILE_EDGES = tuple(Decimal(d) for d in range(16))
 _CENT = Decimal("0.01")
-
-# The logical table names (ARCHITECTURE.md) -> the stack output that holds the deployed name.
-TABLE_OUTPUTS = {
-    HIGH_VALUE_TABLE: "HighValueTableName",
-    DURATION_TABLE: "DurationTableName",
-    FARE_RATIO_TABLE: "FareRatioTableName",
-}
-
-
-# ------------------------------------------------------------------------------------------------ reading
-
-
-def table_names(cloudformation: CloudFormationClient | None, stack_name: str | None) -> dict[str, str]:
-    """Logical table name -> deployed name, from the stack's outputs; the fixed names when there is no stack."""
-    names = {name: name for name in TABLE_OUTPUTS}
-    if cloudformation is None or not stack_name:
-        return names
-    try:
-        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    except Exception as error:  # no such stack: the fixed names are the contract
-        if "does not exist" in str(error):
-            return names
-        raise
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    return {name: outputs.get(output, name) for name, output in TABLE_OUTPUTS.items()}
-
-
-# The attributes the report reads from each table (a projection: less to send, and moto's response
-# serialisation, the slow part of a scan there, costs per attribute).
-PROJECTIONS: dict[str, tuple[str, ...]] = {
-    HIGH_VALUE_TABLE: (
-        "trip_id",
-        "pickup_datetime",
-        "dropoff_datetime",
-        "total_amount",
-        "fare_amount",
-        "tip_amount",
-        "trip_distance",
-        "pickup_location_id",
-        "dropoff_location_id",
-        "threshold",
-    ),
-    DURATION_TABLE: ("trip_id", "duration_minutes", "duration_category"),
-    FARE_RATIO_TABLE: (
-        "trip_id",
-        "pickup_datetime",
-        "trip_distance",
-        "fare_amount",
-        "fare_per_mile",
-        "profitability_tier",
-        "pickup_location_id",
-        "dropoff_location_id",
-    ),
-}
-
-
-def parallel_scan(
-    dynamodb: DynamoDBClient,
-    table: str,
-    *,
-    segments: int = DEFAULT_SEGMENTS,
-    attributes: Sequence[str] | None = None,
-    on_items: Callable[[int], None] | None = None,
-) -> list[Item]:
-    """Every item of `table` (plain values, Decimal numbers), read by `segments` concurrent scan segments;
-    only `attributes` when given."""
-    if segments < 1:
-        raise ValueError(f"segments must be at least 1, not {segments}")
-
-    def scan_segment(segment: int) -> list[Item]:
-        items: list[Item] = []
-        kwargs: dict[str, Any] = {"TableName": table}
-        if attributes:
-            names = {f"#a{i}": name for i, name in enumerate(attributes)}
-            kwargs.update(ProjectionExpression=", ".join(names), ExpressionAttributeNames=names)
-        if segments > 1:
-            kwargs.update(Segment=segment, TotalSegments=segments)
-        for page in dynamodb.get_paginator("scan").paginate(**kwargs):
-            page_items = [from_item(item) for item in page.get("Items", [])]
-            items.extend(page_items)
-            if on_items is not None:
-                on_items(len(page_items))
-        return items
-
-    if segments == 1:
-        return scan_segment(0)
-    with ThreadPoolExecutor(max_workers=segments, thread_name_prefix=f"scan-{table}") as pool:
-        return [item for part in pool.map(scan_segment, range(segments)) for item in part]
-
-
-@dataclass(frozen=True)
-class TableItems:
-    """The items of the three tables, keyed by logical name."""
-
-    high_value: list[Item]
-    duration: list[Item]
-    fare_ratio: list[Item]
-
-    def counts(self) -> dict[str, int]:
-        return {
-            HIGH_VALUE_TABLE: len(self.high_value),
-            DURATION_TABLE: len(self.duration),
-            FARE_RATIO_TABLE: len(self.fare_ratio),
-        }
-
-
-def read_tables(
-    dynamodb: DynamoDBClient,
-    tables: Mapping[str, str] | None = None,
-    *,
-    segments: int = DEFAULT_SEGMENTS,
-    on_items: Callable[[int], None] | None = None,
-) -> TableItems:
-    """Scan the three tables (`tables`: logical -> deployed name), one after another, each in parallel segments."""
-    names = {name: name for name in TABLE_OUTPUTS} | dict(tables or {})
-
-    def scan(logical: str) -> list[Item]:
-        return parallel_scan(
-            dynamodb, names[logical], segments=segments, attributes=PROJECTIONS[logical], on_items=on_items
-        )
-
-    return TableItems(
-        high_value=scan(HIGH_VALUE_TABLE), duration=scan(DURATION_TABLE), fare_ratio=scan(FARE_RATIO_TABLE)
-    )
 
 
 # ------------------------------------------------------------------------------------------------ statistics
@@ -452,7 +319,7 @@ def build_report(
     }
 
 
-# ------------------------------------------------------------------------------------------------ output
+# ------------------------------------------------------------------------------------------------ JSON
 
 
 def jsonable(value: Any) -> Any:
@@ -473,168 +340,3 @@ def jsonable(value: Any) -> Any:
 
 def report_json(report: Report) -> str:
     return orjson.dumps(jsonable(report), option=orjson.OPT_INDENT_2).decode()
-
-
-def zone_label(row: Mapping[str, Any], prefix: str) -> str:
-    """`Manhattan / Midtown Center (161)`, or the id alone without zone names, or `-`."""
-    location = row.get(f"{prefix}_location_id")
-    zone, borough = row.get(f"{prefix}_zone"), row.get(f"{prefix}_borough")
-    if location is None:
-        return "-"
-    if not zone:
-        return f"location {location}"
-    name = zone if not borough or borough == zone else f"{borough} / {zone}"
-    return f"{name} ({location})"
-
-
-def _bar(count: int, largest: int, width: int = 30) -> str:
-    if largest <= 0 or count <= 0:
-        return ""
-    cells = count / largest * width
-    return "█" * int(cells) + ("▌" if cells - int(cells) >= 0.5 else "") or "▏"
-
-
-def sparkline(counts: Sequence[int], width: int = 1) -> str:
-    """Counts as a line of block characters (empty for 0), each `width` characters wide."""
-    blocks = "▁▂▃▄▅▆▇█"
-    largest = max(counts, default=0)
-    cells = []
-    for count in counts:
-        cell = " " if count <= 0 or largest <= 0 else blocks[min(7, int(count / largest * 7.999))]
-        cells.append(cell * width)
-    return "".join(cells)
-
-
-def _money(value: Decimal | None) -> str:
-    return "-" if value is None else f"${value:,.2f}"
-
-
-def _num(value: Decimal | None, suffix: str = "") -> str:
-    return "-" if value is None else f"{value:,.2f}{suffix}"
-
-
-def render_console(report: Report) -> Any:
-    """The report as rich renderables (a Group) for a terminal."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    totals, duration = report["totals"], report["duration"]
-    high, fares = report["high_value"], report["fare_per_mile"]
-    parts: list[Any] = []
-    heading = Text("tripstream report", style="bold")
-    heading.append(f"  ({report['generated_at']}", style="dim")
-    heading.append(f", zones: {report['zones'] or 'location ids only'})", style="dim")
-    parts.append(heading)
-
-    summary = Table(title="Totals", title_justify="left", show_header=False, box=None, padding=(0, 2))
-    summary.add_row("trips (distinct)", f"{totals['trips']:,}")
-    for table, count in totals["items"].items():
-        summary.add_row(f"items in {table}", f"{count:,}")
-    summary.add_row("high-value amount", _money(totals["high_value_amount"]))
-    parts.append(summary)
-
-    durations = Table(title=f"Trip duration (median {_num(duration['median_minutes'], ' min')})", title_justify="left")
-    durations.add_column("category")
-    durations.add_column("trips", justify="right")
-    durations.add_column("share", justify="right")
-    durations.add_column("median", justify="right")
-    durations.add_column("")
-    largest = max((c["trips"] for c in duration["categories"]), default=0)
-    for c in duration["categories"]:
-        durations.add_row(
-            c["category"],
-            f"{c['trips']:,}",
-            f"{c['share'] * 100:.1f}%",
-            _num(c["median_minutes"], " min"),
-            Text(_bar(c["trips"], largest), style="cyan"),
-        )
-    parts.append(durations)
-
-    threshold = f"> {_money(high['threshold'])}" if high["threshold"] is not None else ""
-    hours = Text(f"\nHigh-value trips {threshold} by pickup hour ({high['trips']:,} trips)\n", style="italic")
-    hours.append("  " + sparkline(high["by_hour"], width=2) + "\n", style="magenta")
-    hours.append("  " + "".join(f"{hour:<12d}" for hour in range(0, 24, 6)).rstrip() + "\n", style="dim")
-    busiest = sorted(range(24), key=lambda hour: (-high["by_hour"][hour], hour))[:3]
-    hours.append(
-        "  busiest: "
-        + ", ".join(f"{hour:02d}:00 ({high['by_hour'][hour]:,})" for hour in busiest if high["by_hour"][hour])
-    )
-    parts.append(hours)
-
-    zones_table = Table(title="High-value trips by pickup zone", title_justify="left")
-    zones_table.add_column("pickup zone")
-    zones_table.add_column("trips", justify="right")
-    zones_table.add_column("amount", justify="right")
-    zones_table.add_column("")
-    largest = max((z["trips"] for z in high["by_pickup_zone"]), default=0)
-    for z in high["by_pickup_zone"]:
-        zones_table.add_row(
-            zone_label(z, "pickup"),
-            f"{z['trips']:,}",
-            _money(z["total_amount"]),
-            Text(_bar(z["trips"], largest), style="magenta"),
-        )
-    if high["other_zones"]["trips"]:
-        zones_table.add_row(f"{high['other_zones']['zones']} other zones", f"{high['other_zones']['trips']:,}", "", "")
-    if high["unknown_zone_trips"]:
-        zones_table.add_row("no location id", f"{high['unknown_zone_trips']:,}", "", "")
-    parts.append(zones_table)
-
-    fare_table = Table(title=f"Fare per mile ({fares['trips']:,} trips)", title_justify="left", show_header=False)
-    percentiles = "  ".join(f"{name} {_money(value)}" for name, value in fares["percentiles"].items())
-    fare_table.add_row("percentiles", percentiles)
-    fare_table.add_row("min / mean / max", f"{_money(fares['min'])} / {_money(fares['mean'])} / {_money(fares['max'])}")
-    fare_table.add_row(
-        "tiers", "  ".join(f"{t['tier']} {t['trips']:,} ({t['share'] * 100:.1f}%)" for t in fares["tiers"])
-    )
-    parts.append(fare_table)
-
-    profitable = report["most_profitable"]
-    best = Table(
-        title=f"Most profitable trips (fare per mile, trips of {profitable['min_distance_miles']}+ miles)",
-        title_justify="left",
-    )
-    for column, justify in (
-        ("pickup", "left"),
-        ("from", "left"),
-        ("to", "left"),
-        ("miles", "right"),
-        ("fare", "right"),
-        ("$/mile", "right"),
-    ):
-        best.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for t in profitable["trips"]:
-        best.add_row(
-            str(t["pickup_datetime"]).replace("T", " "),
-            zone_label(t, "pickup"),
-            zone_label(t, "dropoff"),
-            _num(t["trip_distance"]),
-            _money(t["fare_amount"]),
-            _money(t["fare_per_mile"]),
-        )
-    parts.append(best)
-
-    valuable = Table(title="Highest-value trips", title_justify="left")
-    for column, justify in (
-        ("pickup", "left"),
-        ("from", "left"),
-        ("to", "left"),
-        ("miles", "right"),
-        ("fare", "right"),
-        ("tip", "right"),
-        ("total", "right"),
-    ):
-        valuable.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for t in report["highest_value"]["trips"]:
-        valuable.add_row(
-            str(t["pickup_datetime"]).replace("T", " "),
-            zone_label(t, "pickup"),
-            zone_label(t, "dropoff"),
-            _num(t["trip_distance"]),
-            _money(t["fare_amount"]),
-            _money(t["tip_amount"]),
-            _money(t["total_amount"]),
-        )
-    parts.append(valuable)
-    return Group(*parts)
