@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from support.cli import reset_emulator
 from tripstream.local.emulator import Emulator
 
 # Dummy credentials from the start, so that boto3 never goes looking for real ones.
@@ -48,11 +49,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def fresh_endpoint(emulator_endpoint: str, aws_env: None) -> str:
     """The session emulator, emptied first: the stack's names are fixed (one stack per endpoint), so a
     test that deploys it needs an endpoint of its own. Resetting moto is much faster than a new process."""
-    import urllib.request
-
-    request = urllib.request.Request(f"{emulator_endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 200
+    reset_emulator(emulator_endpoint)
     return emulator_endpoint
 
 

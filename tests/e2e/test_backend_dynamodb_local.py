@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+import support.cli as support_cli
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import scan_all
 from tripstream.infra.template import load_template, resource_names, resources_of_type
@@ -40,15 +39,8 @@ def _sample_head(tlc_samples: Path, folder: Path) -> Path:
     return head
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tripstream.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return support_cli.run_cli(*args, env=env, timeout=900)
 
 
 def _clients(endpoint_url: str, dynamodb_url: str | None = None) -> AwsClients:

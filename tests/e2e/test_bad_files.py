@@ -11,10 +11,7 @@ import base64
 import gzip
 import io
 import json
-import os
 import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import support.cli as support_cli
 from expected import expected_for
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import scan_all
@@ -74,30 +72,15 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def deployed(emulator_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Deployed:
-    request = urllib.request.Request(f"{emulator_endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 200
+    support_cli.reset_emulator(emulator_endpoint)
     clients = AwsClients.create(endpoint_url=emulator_endpoint, region="us-east-1", credentials=EMULATOR_CREDENTIALS)
     stack, _ = deploy_for_local_runtime(clients)
     return Deployed(emulator_endpoint, clients, stack, tmp_path_factory.mktemp("state"))
 
 
 def run_cli(deployed: Deployed, path: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("AWS_ENDPOINT_URL") and name not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
-    }
-    environment.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-    command = [sys.executable, "-m", "tripstream.cli", "run", str(path), "--endpoint-url", deployed.endpoint]
-    return subprocess.run(
-        [*command, "--state-dir", str(deployed.state_dir), *options],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=environment,
-        check=False,
-    )
+    command = ["run", str(path), "--endpoint-url", deployed.endpoint, "--state-dir", str(deployed.state_dir)]
+    return support_cli.run_cli(*command, *options, timeout=600, isolated=True)
 
 
 def json_lines(deployed: Deployed, prefix: str) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,6 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+import support.cli as support_cli
 from conftest import tlc_sample_names
 from expected import Expected, expected_for
 from tripstream.aws.dynamodb import from_item
@@ -50,9 +48,7 @@ class Pipeline:
 
 @pytest.fixture(scope="module")
 def pipeline(emulator_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
-    request = urllib.request.Request(f"{emulator_endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 200
+    support_cli.reset_emulator(emulator_endpoint)
     return Pipeline(emulator_endpoint, tmp_path_factory.mktemp("state"))
 
 
@@ -76,20 +72,7 @@ def empty_tables(endpoint: str) -> None:
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("AWS_ENDPOINT_URL") and name not in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
-    }
-    environment.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-    return subprocess.run(
-        [sys.executable, "-m", "tripstream.cli", "run", *args, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=environment,
-        check=False,
-    )
+    return support_cli.run_cli("run", *args, "--json", timeout=timeout, isolated=True)
 
 
 def run_and_compare(path: Path, expected: Expected, pipeline: Pipeline) -> dict[str, Any]:

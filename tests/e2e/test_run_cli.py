@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import boto3
 import pytest
 
+from support.cli import run_cli
 from tripstream.aws.dynamodb import scan_all
 from tripstream.infra.template import load_template, resource_names
 
 pytestmark = pytest.mark.e2e
 
 TABLES = ("high_value_trips", "trip_duration_analysis", "distance_to_fare_ratio")
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tripstream.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
 
 
 def test_template_names_are_the_fixed_ones() -> None:

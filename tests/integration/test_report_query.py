@@ -7,7 +7,6 @@ the tables (parallel scan) must show the numbers computed independently from the
 from __future__ import annotations
 
 import threading
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,6 +16,7 @@ import pytest
 
 from conftest import require_tlc_samples
 from report_oracle import SAMPLE_2019, ZONES_CSV, Expected, check_report, expected_numbers, read_trips, read_zones
+from support.cli import reset_emulator
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.local.pipeline import DeployedStack, run_file
 from tripstream.local.replay import replay_file
@@ -41,12 +41,6 @@ class Pipeline:
     state_dir: Path  # shard checkpoints, shared by the run and the replay as the CLI shares .tripstream/
 
 
-def _reset(endpoint: str) -> None:
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 200
-
-
 def _deploy(endpoint: str) -> tuple[AwsClients, AwsClients, DeployedStack]:
     clients = AwsClients.create(endpoint_url=endpoint, region="us-east-1", credentials=EMULATOR_CREDENTIALS)
     handler_clients = AwsClients.create(
@@ -59,7 +53,7 @@ def _deploy(endpoint: str) -> tuple[AwsClients, AwsClients, DeployedStack]:
 @pytest.fixture(scope="module")
 def pipeline(emulator_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     require_tlc_samples(SAMPLE_2019.parent, SAMPLE_2019.name)
-    _reset(emulator_endpoint)  # the table names are fixed: this module needs the endpoint to itself
+    reset_emulator(emulator_endpoint)  # the table names are fixed: this module needs the endpoint to itself
     clients, handler_clients, stack = _deploy(emulator_endpoint)
     path = tmp_path_factory.mktemp("report") / "taxi_trips.csv"
     with SAMPLE_2019.open("rb") as source:
