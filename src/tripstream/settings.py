@@ -18,6 +18,8 @@ STREAM_NAME = "taxi_trips"
 HIGH_VALUE_TABLE = "high_value_trips"
 DURATION_TABLE = "trip_duration_analysis"
 FARE_RATIO_TABLE = "distance_to_fare_ratio"
+ZONE_HOURLY_STATS_TABLE = "zone_hourly_stats"
+COUNTED_TRIPS_TABLE = "zone_hourly_counted_trips"
 
 
 class SettingsError(ValueError):
@@ -44,6 +46,9 @@ class Settings:
     high_value_table: str = HIGH_VALUE_TABLE
     duration_table: str = DURATION_TABLE
     fare_ratio_table: str = FARE_RATIO_TABLE
+    # The aggregates: the zone x hour cells, and the marker of every trip counted into them.
+    zone_hourly_stats_table: str = ZONE_HOURLY_STATS_TABLE
+    counted_trips_table: str = COUNTED_TRIPS_TABLE
     thresholds: Thresholds = field(default_factory=Thresholds)
     # Where rejected rows and records go; the producer defaults to the source object's bucket.
     rejects_bucket: str | None = None
@@ -76,6 +81,8 @@ class Settings:
             high_value_table=env.get("HIGH_VALUE_TABLE", defaults.high_value_table),
             duration_table=env.get("DURATION_TABLE", defaults.duration_table),
             fare_ratio_table=env.get("FARE_RATIO_TABLE", defaults.fare_ratio_table),
+            zone_hourly_stats_table=env.get("ZONE_HOURLY_STATS_TABLE", defaults.zone_hourly_stats_table),
+            counted_trips_table=env.get("COUNTED_TRIPS_TABLE", defaults.counted_trips_table),
             thresholds=thresholds,
             rejects_bucket=env.get("REJECTS_BUCKET") or None,
             rejects_prefix=env.get("REJECTS_PREFIX", defaults.rejects_prefix),

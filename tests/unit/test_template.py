@@ -66,6 +66,8 @@ ENVIRONMENT_VARIABLES = {
     "STREAM_NAME",
     "HIGH_VALUE_TABLE",
     "DURATION_TABLE",
+    "ZONE_HOURLY_STATS_TABLE",
+    "COUNTED_TRIPS_TABLE",
     "FARE_RATIO_TABLE",
     "HIGH_VALUE_THRESHOLD",
     "SHORT_TRIP_MINUTES",
@@ -350,9 +352,20 @@ def test_roles_have_exactly_the_specified_policies(template: dict[str, Any], nam
 def test_extra_permissions_are_separate_and_narrow(template: dict[str, Any], names: dict[str, str]) -> None:
     extra = resources_of_type(template, "AWS::IAM::Policy")
     allowed_actions = {"s3:PutObject", "s3:GetObject", "s3:ListBucket", "lambda:InvokeFunction", "sqs:SendMessage"}
+    aggregate_actions = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"}
     for logical_id, policy in extra.items():
         for statement in statements(policy["Properties"]):
-            assert set(as_list(statement["Action"])) <= allowed_actions, logical_id
+            actions = set(as_list(statement["Action"]))
+            if actions & aggregate_actions:
+                # Only the aggregates' own policy writes DynamoDB, and only the two aggregate tables.
+                assert logical_id == "ZoneHourlyStatsWritePolicy"
+                assert actions <= aggregate_actions
+                assert statement["Resource"] == [
+                    {"Fn::GetAtt": ["ZoneHourlyStatsTable", "Arn"]},
+                    {"Fn::GetAtt": ["CountedTripsTable", "Arn"]},
+                ]
+            else:
+                assert actions <= allowed_actions, logical_id
     producer_id = logical_id_of(names, SPEC_PRODUCER)
     invoke = [
         statement

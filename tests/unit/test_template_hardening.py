@@ -56,7 +56,7 @@ def test_stream_encryption_and_tables_pitr_and_retention(template: dict[str, Any
     (stream,) = _resources(template, "AWS::Kinesis::Stream").values()
     assert stream["Properties"]["StreamEncryption"]["EncryptionType"] == "KMS"
     tables = _resources(template, "AWS::DynamoDB::Table")
-    assert len(tables) == 3
+    assert len(tables) == 5  # the three per-trip tables and the two of the aggregates
     for table in tables.values():
         assert table["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
         assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
