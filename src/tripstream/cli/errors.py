@@ -35,7 +35,7 @@ def _exit_codes() -> tuple[tuple[type[BaseException], int, str], ...]:
     from tripstream.aws.cloudformation import DeployError
     from tripstream.infra.artifacts import PackageError
     from tripstream.infra.template import TemplateError
-    from tripstream.local.dynamodb_local import DynamoDBLocalError, DynamoDBLocalUnavailable
+    from tripstream.local.dynamodb_local_install import DynamoDBLocalError, DynamoDBLocalUnavailable
     from tripstream.local.emulator import EmulatorError
     from tripstream.local.snapshot import SnapshotError
     from tripstream.trips.normalise import FileRefused

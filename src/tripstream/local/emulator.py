@@ -20,15 +20,19 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Final, Self
+from types import FrameType
+from typing import Final
 
-from tripstream.local.launcher import ChildProcess, LaunchError, child_environment, on_stdin_eof
+from tripstream.local.launcher import (
+    ChildProcess,
+    LaunchError,
+    LocalServer,
+    child_environment,
+    http_answer,
+    on_stdin_eof,
+)
 
 HOST: Final = "127.0.0.1"
 _HEALTH_PATH: Final = "/moto-api/"  # moto's dashboard: answers without touching any AWS backend
@@ -38,7 +42,7 @@ class EmulatorError(RuntimeError):
     """The emulator could not be started (the message includes the tail of its log)."""
 
 
-class Emulator:
+class Emulator(LocalServer):
     """moto's server in a child process on 127.0.0.1, usable as a context manager.
 
     ``port=0`` picks a free port. The child's output goes to ``log_path`` (by default a temporary
@@ -47,29 +51,14 @@ class Emulator:
     what the patches fix.
     """
 
+    _not_running = (EmulatorError, "the emulator is not running")
+
     def __init__(self, port: int = 0, *, log_path: Path | None = None, patched: bool = True) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, not {port}")
+        super().__init__(log_path)
         self._requested_port = port
-        self._requested_log_path = log_path
         self._patched = patched
-        self._child: ChildProcess | None = None
-        self._log_path: Path | None = None
-        self._owns_log = False
-        self._work_dir: tempfile.TemporaryDirectory[str] | None = None
-        self._endpoint_url: str | None = None
-
-    @property
-    def endpoint_url(self) -> str:
-        """``http://127.0.0.1:PORT``; raises :class:`EmulatorError` before :meth:`start`."""
-        if self._endpoint_url is None:
-            raise EmulatorError("the emulator is not running: call start() first")
-        return self._endpoint_url
-
-    @property
-    def log_path(self) -> Path | None:
-        """Where the child's output goes (``None`` before :meth:`start`)."""
-        return self._log_path
 
     @property
     def patched(self) -> bool:
@@ -77,18 +66,10 @@ class Emulator:
 
     def start(self, timeout: float = 30.0) -> str:
         """Start the child and return its endpoint URL once it answers HTTP. No-op if running."""
-        if self._child is not None and self._child.running and self._endpoint_url is not None:
-            return self._endpoint_url
-        self.stop()
-        self._work_dir = tempfile.TemporaryDirectory(prefix="tripstream-emulator-")
-        port_file = Path(self._work_dir.name) / "port"
-        if self._requested_log_path is None:
-            self._log_path = Path(self._work_dir.name) / "emulator.log"
-            self._owns_log = True
-        else:
-            self._log_path = self._requested_log_path
-            self._owns_log = False
-
+        if (running := self._running_endpoint()) is not None:
+            return running
+        port_file = self._new_work_dir("tripstream-emulator-", "emulator.log") / "port"
+        assert self._log_path is not None
         command = [
             sys.executable,
             "-m",
@@ -127,31 +108,6 @@ class Emulator:
             raise
         return self._endpoint_url
 
-    def stop(self) -> None:
-        """Terminate the child, killing it after a grace period. Idempotent."""
-        self._stop(keep_log=False)
-
-    def _stop(self, *, keep_log: bool) -> None:
-        child, self._child = self._child, None
-        self._endpoint_url = None
-        if child is not None:
-            child.stop()
-        if self._work_dir is not None and not (keep_log and self._owns_log):
-            self._work_dir.cleanup()
-            self._work_dir = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 class _PortFileEndpoint:
     """The child's endpoint, once it wrote the port it bound to ``port_file``."""
@@ -166,18 +122,8 @@ class _PortFileEndpoint:
         return self.url is not None and _answers_http(self.url)
 
 
-_NO_PROXY_OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
 def _answers_http(endpoint_url: str) -> bool:
-    try:
-        with _NO_PROXY_OPENER.open(endpoint_url + _HEALTH_PATH, timeout=2.0) as response:
-            response.read()
-    except urllib.error.HTTPError:
-        return True  # any HTTP answer will do
-    except (OSError, ValueError):
-        return False
-    return True
+    return http_answer(endpoint_url + _HEALTH_PATH) is not None  # any HTTP answer will do
 
 
 # --- the child process -------------------------------------------------------------------------

@@ -10,6 +10,9 @@ reaches only tripstream, which stops its servers in order.
 without stopping it (its standard input, a pipe from tripstream, closes), so a killed CLI never leaves
 a server (e.g. Java) listening. A Python child can watch its own standard input instead
 (:func:`on_stdin_eof`).
+
+:class:`LocalServer` is what the emulator and DynamoDB Local share around their child: a scratch
+folder for the log, stopping, and use as a context manager.
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Final
+from typing import ClassVar, Final, Self
 
 STOP_GRACE_SECONDS: Final = 5.0
 _POLL_SECONDS: Final = 0.05
@@ -158,6 +165,91 @@ class ChildProcess:
 
     def log_tail(self) -> str:
         return read_log_tail(self.log_path)
+
+
+class LocalServer(ABC):
+    """A server in a :class:`ChildProcess` on 127.0.0.1: its scratch folder, its log, and a context manager.
+
+    The log goes to ``log_path``, by default a file in the scratch folder, which :meth:`stop` removes;
+    a failed start keeps it, since its error names the log.
+    """
+
+    # What endpoint_url raises before start(): each server says it with its own error class.
+    _not_running: ClassVar[tuple[type[Exception], str]] = (RuntimeError, "the server is not running")
+
+    def __init__(self, log_path: Path | None) -> None:
+        self._requested_log_path = log_path
+        self._child: ChildProcess | None = None
+        self._log_path: Path | None = None
+        self._work_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._endpoint_url: str | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:PORT``; raises :attr:`_not_running` before :meth:`start`."""
+        if self._endpoint_url is None:
+            error, message = self._not_running
+            raise error(f"{message}: call start() first")
+        return self._endpoint_url
+
+    @property
+    def log_path(self) -> Path | None:
+        """Where the child's output goes (``None`` before :meth:`start`)."""
+        return self._log_path
+
+    @abstractmethod
+    def start(self, timeout: float = 30.0) -> str:
+        """Start the child and return its endpoint URL once it answers. No-op if running."""
+
+    def stop(self) -> None:
+        """Stop the child (after a grace period, kill it). Idempotent."""
+        self._stop(keep_log=False)
+
+    def _running_endpoint(self) -> str | None:
+        """The endpoint URL while the child runs (then :meth:`start` has nothing to do)."""
+        return self._endpoint_url if self._child is not None and self._child.running else None
+
+    def _new_work_dir(self, prefix: str, log_name: str) -> Path:
+        """Stop what runs, then a fresh scratch folder (returned) and the log path for this start."""
+        self.stop()
+        self._work_dir = tempfile.TemporaryDirectory(prefix=prefix)
+        work_dir = Path(self._work_dir.name)
+        self._log_path = self._requested_log_path or work_dir / log_name
+        return work_dir
+
+    def _stop(self, *, keep_log: bool) -> None:
+        child, self._child = self._child, None
+        self._endpoint_url = None
+        if child is not None:
+            child.stop()
+        if self._work_dir is not None and not (keep_log and self._requested_log_path is None):
+            self._work_dir.cleanup()
+            self._work_dir = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+_NO_PROXY_OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_answer(url: str, timeout: float = 2.0) -> bytes | None:
+    """The body of whatever answers a GET of ``url`` (an HTTP error too), ``None`` if nothing does.
+
+    No proxy: the servers are on 127.0.0.1, and an HTTP(S)_PROXY in the environment must not answer for them.
+    """
+    try:
+        with _NO_PROXY_OPENER.open(url, timeout=timeout) as response:
+            body: bytes = response.read()
+    except urllib.error.HTTPError as error:
+        body = error.read()
+    except (OSError, ValueError):
+        return None
+    return body
 
 
 def _terminate(process: subprocess.Popen[bytes], grace_seconds: float) -> None:
