@@ -109,8 +109,14 @@ def test_stream(clients: AwsClients, deployed: DeployResult) -> None:
 @pytest.mark.parametrize("logical_id", _logical_ids("AWS::DynamoDB::Table"))
 def test_tables(clients: AwsClients, deployed: DeployResult, logical_id: str) -> None:
     table = clients.dynamodb.describe_table(TableName=NAMES[logical_id])["Table"]
-    assert table["KeySchema"] == [{"AttributeName": "trip_id", "KeyType": "HASH"}]
-    assert table["AttributeDefinitions"] == [{"AttributeName": "trip_id", "AttributeType": "S"}]
+    if logical_id == "ZoneHourlyStatsTable":  # ARCHITECTURE.md: zone, then NYC local pickup hour
+        keys = [("pickup_location_id", "HASH"), ("pickup_hour", "RANGE")]
+    else:  # the per-trip tables and the aggregates' per-trip markers
+        keys = [("trip_id", "HASH")]
+    assert table["KeySchema"] == [{"AttributeName": name, "KeyType": kind} for name, kind in keys]
+    assert sorted(table["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == sorted(
+        ({"AttributeName": name, "AttributeType": "S"} for name, _ in keys), key=lambda a: a["AttributeName"]
+    )
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert NAMES[logical_id] in deployed.outputs.values()
 
