@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 import orjson
@@ -82,23 +81,23 @@ def deploy(
     stack_parameters = template_parameters(parameters)
     with command_errors():
         package = package_from_zip(package_path) if package_path is not None else None
-        options: dict[str, Any] = {
-            "stack_name": stack_name,
-            "parameters": stack_parameters,
-            "bucket_name": bucket_name,
-            "artifact_bucket": artifact_bucket,
-            "build_dir": build_dir,
-            "cache_dir": cache_dir,
-            "package": package,
-            "local_runtime": local_runtime,
-            "log": note,
-        }
+        request = operations.DeployRequest(
+            stack_name=stack_name,
+            parameters=stack_parameters,
+            bucket_name=bucket_name,
+            artifact_bucket=artifact_bucket,
+            build_dir=build_dir,
+            cache_dir=cache_dir,
+            package=package,
+            local_runtime=local_runtime,
+            log=note,
+        )
         if dry_run:
-            click.echo(operations.format_plan(operations.plan(region=region_from_env(region), **options)))
+            click.echo(operations.format_plan(operations.plan(request, region=region_from_env(region))))
             return
         clients = deploy_clients(endpoint_url, region)
         note(f"deploying stack {stack_name} to {endpoint_url or f'AWS ({clients.region})'}")
-        deployment = operations.deploy(clients, **options)
+        deployment = operations.deploy(clients, request)
     result = deployment.result
     if result.changed:
         click.echo(f"stack {stack_name}: {result.status} ({result.operation.lower()}, {result.elapsed_seconds:.0f} s)")

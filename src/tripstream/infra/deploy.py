@@ -110,37 +110,40 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "tripstream" / "lambda"
 
 
-def plan(
-    *,
-    stack_name: str = DEFAULT_STACK_NAME,
-    region: str,
-    parameters: Mapping[str, str] | None = None,
-    bucket_name: str | None = None,
-    artifact_bucket: str | None = None,
-    account_id: str | None = None,
-    build_dir: Path = DEFAULT_BUILD_DIR,
-    cache_dir: Path | None = None,
-    package: LambdaPackage | None = None,
-    local_runtime: bool = False,
-    log: Callable[[str], None] | None = None,
-) -> Plan:
+@dataclass(frozen=True)
+class DeployRequest:
+    """What the user asked to deploy: the same for a dry run (`plan`) and a deploy."""
+
+    stack_name: str = DEFAULT_STACK_NAME
+    parameters: Mapping[str, str] | None = None
+    bucket_name: str | None = None
+    artifact_bucket: str | None = None
+    build_dir: Path = DEFAULT_BUILD_DIR
+    cache_dir: Path | None = None
+    package: LambdaPackage | None = None
+    local_runtime: bool = False
+    log: Callable[[str], None] | None = None
+
+
+def plan(request: DeployRequest, *, region: str, account_id: str | None = None) -> Plan:
     """Build (or take from the cache) the package and write what a deploy sends, without any AWS call.
 
     ``account_id`` only fills in names derived from it; unknown (a dry run) it shows as ``<account-id>``.
     """
     template = load_template()
-    given = dict(parameters or {})
-    if bucket_name:
-        given["BucketName"] = bucket_name
-    if package is None:
-        package = build_lambda_package(cache_dir or default_cache_dir(), target=lambda_target(template), log=log)
-    account = account_id or PLACEHOLDER_ACCOUNT
-    bucket = artifact_bucket or artifact_bucket_name(account, region)
-    given.update(
-        {"ArtifactBucket": bucket, "ArtifactKey": package.key, "LocalRuntime": "true" if local_runtime else "false"}
+    given = dict(request.parameters or {})
+    if request.bucket_name:
+        given["BucketName"] = request.bucket_name
+    package = request.package or build_lambda_package(
+        request.cache_dir or default_cache_dir(), target=lambda_target(template), log=request.log
     )
+    account = account_id or PLACEHOLDER_ACCOUNT
+    bucket = request.artifact_bucket or artifact_bucket_name(account, region)
+    local_runtime = "true" if request.local_runtime else "false"
+    given.update({"ArtifactBucket": bucket, "ArtifactKey": package.key, "LocalRuntime": local_runtime})
     effective = effective_parameters(template, given)
 
+    build_dir, stack_name = request.build_dir, request.stack_name
     build_dir.mkdir(parents=True, exist_ok=True)
     package_path = build_dir / Path(package.key).name
     if not package_path.exists() or package_path.stat().st_size != package.zipped_bytes:
@@ -242,37 +245,13 @@ class Deployment:
     uploaded: bool
 
 
-def deploy(
-    clients: AwsClients,
-    *,
-    stack_name: str = DEFAULT_STACK_NAME,
-    parameters: Mapping[str, str] | None = None,
-    bucket_name: str | None = None,
-    artifact_bucket: str | None = None,
-    build_dir: Path = DEFAULT_BUILD_DIR,
-    cache_dir: Path | None = None,
-    package: LambdaPackage | None = None,
-    local_runtime: bool = False,
-    log: Callable[[str], None] | None = None,
-) -> Deployment:
+def deploy(clients: AwsClients, request: DeployRequest) -> Deployment:
     """Build, upload, and create or update the stack through a change set; waits for the end.
 
     Raises :class:`~tripstream.aws.cloudformation.DeployError` naming the failing resources.
     """
-    account = account_id(clients.sts)
-    the_plan = plan(
-        stack_name=stack_name,
-        region=clients.region,
-        parameters=parameters,
-        bucket_name=bucket_name,
-        artifact_bucket=artifact_bucket,
-        account_id=account,
-        build_dir=build_dir,
-        cache_dir=cache_dir,
-        package=package,
-        local_runtime=local_runtime,
-        log=log,
-    )
+    the_plan = plan(request, region=clients.region, account_id=account_id(clients.sts))
+    log = request.log
     uploaded = _upload(clients, the_plan)
     if log is not None:
         log(
@@ -280,7 +259,7 @@ def deploy(
         )
     result = deploy_stack(
         clients.cloudformation,
-        stack_name=stack_name,
+        stack_name=request.stack_name,
         template_body=template_body(),
         parameters=the_plan.parameters,
     )
