@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from tripstream.aws.errors import error_code, is_not_found, is_transient
+from tripstream.counters import Counters
 from tripstream.retry import Backoff
 
 if TYPE_CHECKING:
@@ -56,21 +56,15 @@ def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class WriteStats:
+class WriteStats(Counters):
     calls: int = 0
     items_written: dict[str, int] = field(default_factory=dict)
     unprocessed_retried: int = 0
     calls_retried: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def written(self, table: str, count: int) -> None:
         with self._lock:
             self.items_written[table] = self.items_written.get(table, 0) + count
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for name, value in counts.items():
-                setattr(self, name, getattr(self, name) + value)
 
 
 def batch_write(

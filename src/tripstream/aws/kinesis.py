@@ -6,10 +6,11 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tripstream.aws.errors import is_transient
+from tripstream.counters import Counters
 from tripstream.retry import Backoff
 
 if TYPE_CHECKING:
@@ -39,17 +40,11 @@ class RecordsNotSent(RuntimeError):
 
 
 @dataclass
-class PutStats:
+class PutStats(Counters):
     calls: int = 0
     records_sent: int = 0
     entries_retried: int = 0
     calls_retried: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for name, value in counts.items():
-                setattr(self, name, getattr(self, name) + value)
 
 
 def put_records(

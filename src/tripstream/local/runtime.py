@@ -27,6 +27,7 @@ from tripstream.aws.errors import error_code, is_transient
 from tripstream.aws.kinesis import get_records, list_shard_ids, shard_iterator
 from tripstream.aws.lambda_ import FunctionInfo
 from tripstream.aws.sqs import send_message
+from tripstream.counters import Counters
 from tripstream.infra.template import EventSourceMappingSettings
 from tripstream.local.checkpoints import CheckpointStore
 from tripstream.local.context import LocalLambdaContext
@@ -139,7 +140,7 @@ def send_to_dead_letter_queue(
 
 
 @dataclass
-class ConsumerStats:
+class ConsumerStats(Counters):
     invocations: int = 0
     function_errors: int = 0
     partial_failures: int = 0
@@ -149,12 +150,6 @@ class ConsumerStats:
     records_to_on_failure: int = 0
     read_errors: int = 0
     results: list[ConsumerResult] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for name, value in counts.items():
-                setattr(self, name, getattr(self, name) + value)
 
     def record(self, result: ConsumerResult) -> None:
         with self._lock:
