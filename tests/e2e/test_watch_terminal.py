@@ -142,3 +142,4 @@ def test_watch_shows_and_updates_the_aggregates_in_a_terminal(
         assert not terminal.alive(), "watch did not stop on Ctrl-C"
     finally:
         terminal.run("kill-server", check=False)
+        (Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / terminal.socket).unlink(missing_ok=True)
