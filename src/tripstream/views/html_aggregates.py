@@ -24,7 +24,7 @@ def heat_colour(value: int, largest: int) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def heatmap(name: str, title: str, rows: Sequence[Mapping[str, Any]], *, label_width: int = 240) -> str:
+def heatmap(name: str, title: str, rows: Sequence[Mapping[str, Any]], *, label_width: int = 320) -> str:
     """Rows (zones) x 24 hours of day; `rows[i]["by_hour"]` holds 24 trip counts."""
     cell_h, top, bottom = 18, 8, 26
     width = max(_WIDTH, label_width + 24 * 22 + 8)
@@ -59,7 +59,7 @@ def heatmap(name: str, title: str, rows: Sequence[Mapping[str, Any]], *, label_w
 
 def aggregates_section(view: Mapping[str, Any]) -> str:
     """Cards, the hour-of-day chart and the heatmap, all from the cells of zone_hourly_stats."""
-    mix = ", ".join(f"{c['category']} {c['share'] * 100:.1f}%" for c in view["duration_mix"])
+    mix = [f"{c['category']} {c['share'] * 100:.1f}%" for c in view["duration_mix"]]
     cards = [
         _card("trips", _count(view["trips"]), f"{_count(view['cells'])} zone-hour cells"),
         _card("revenue", _money(view["total_amount"]), "sum of total_amount"),
@@ -68,7 +68,7 @@ def aggregates_section(view: Mapping[str, Any]) -> str:
             f"{view['high_value_share'] * 100:.1f}%",
             f"{_count(view['high_value_trips'])} high-value trips",
         ),
-        _card("duration mix", mix or "\u2013"),
+        _card("duration mix", mix[0], ", ".join(mix[1:])),
     ]
     hour_bars = [
         Bar(
