@@ -149,3 +149,42 @@ def test_watch_once_prints_one_snapshot_of_the_cells() -> None:
     text = out.getvalue()
     assert drawn == 1 and client.scanned == ["stats", "stats"]
     assert "10 trips" in text and "location 161" in text and "2024-01-01 09:00" in text and "$99.50" in text
+
+
+def test_watch_on_a_terminal_redraws_and_outlives_a_failed_refresh() -> None:
+    import threading
+
+    stop = threading.Event()
+    cell = {"pickup_location_id": "132", "pickup_hour": "2024-01-01T08", "trips": 5}
+
+    class Flaky(FakeDynamoDB):
+        def get_paginator(self, name: str) -> Any:
+            if len(self.scanned) == 1:
+                self.scanned.append("failed")
+                raise ConnectionError("the endpoint went away")
+            if len(self.scanned) == 3:
+                stop.set()
+                self.items = [cell | {"trips": 9}]
+            return super().get_paginator(name)
+
+    client = Flaky([cell])
+    out = io.StringIO()
+    console = Console(file=out, width=120, force_terminal=True, color_system=None)
+    drawn = watch(client, "stats", console, where="test", interval=0.01, stop=stop)  # type: ignore[arg-type]
+    text = out.getvalue()
+    assert drawn == 4  # the first, the failed refresh, two good ones
+    assert "refresh failed" in text and "the endpoint went away" in text
+    assert "5 trips" in text and "9 trips" in text
+
+
+def test_a_missing_aggregates_table_says_what_to_do() -> None:
+    from botocore.exceptions import ClientError
+
+    from tripstream.views.aggregates import NoAggregatesTable
+
+    class Missing:
+        def get_paginator(self, name: str) -> Any:
+            raise ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "no table"}}, "Scan")
+
+    with pytest.raises(NoAggregatesTable, match="deploy the stack again"):
+        read_cells(Missing(), "zone_hourly_stats")  # type: ignore[arg-type]

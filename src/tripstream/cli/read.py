@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tripstream.cli.console import console, existing_endpoint, note
-from tripstream.cli.errors import command_errors
+from tripstream.cli.errors import CommandError, command_errors
 from tripstream.cli.options import (
     endpoint_url_option,
     html_option,
@@ -53,13 +53,19 @@ def build_report(
     """The report of the stack's tables (and its HTML page written to html_path): the per-zone and per-hour
     views from zone_hourly_stats, the rest from the per-trip tables (none of them with `aggregates_only`)."""
     from tripstream.views import report as views
-    from tripstream.views.aggregates import read_cells, stats_table_name
+    from tripstream.views.aggregates import NoAggregatesTable, read_cells, stats_table_name
     from tripstream.views.tables import read_tables, table_names
 
     lookup = zone_lookup(zones)
     stats_table = stats_table_name(clients.cloudformation, stack_name)
-    cells = read_cells(clients.dynamodb, stats_table)
-    if aggregates_only:
+    try:
+        cells = read_cells(clients.dynamodb, stats_table)
+    except NoAggregatesTable as error:
+        if aggregates_only:
+            raise CommandError(str(error)) from error
+        note(f"{error}; the report goes on without the aggregates' section")
+        cells = None
+    if cells is not None and aggregates_only:
         data = views.build_aggregate_report(cells, zones=lookup, table=stats_table, source=description)
     else:
         names = table_names(clients.cloudformation, stack_name)
@@ -67,7 +73,7 @@ def build_report(
             read_tables(clients.dynamodb, names, segments=segments),
             zones=lookup,
             top_n=top_n,
-            tables=names | {"zone_hourly_stats": stats_table},
+            tables=names | ({"zone_hourly_stats": stats_table} if cells is not None else {}),
             source=description,
             cells=cells,
         )
@@ -164,25 +170,28 @@ def watch(
     import threading
 
     from tripstream.cli.console import stop_on_signals
-    from tripstream.views.aggregates import stats_table_name
+    from tripstream.views.aggregates import NoAggregatesTable, stats_table_name
     from tripstream.views.watch import watch as run_watch
 
     stop = threading.Event()
     with command_errors() as errors, stop_on_signals(stop, "watch", sigterm=True):
         clients, errors.where = existing_endpoint(endpoint_url, region)
         lookup = zone_lookup(zones)
-        run_watch(
-            clients.dynamodb,
-            stats_table_name(clients.cloudformation, stack_name),
-            console(),
-            where=errors.where,
-            zones=lookup,
-            interval=interval,
-            once=once,
-            top_zones=top_zones,
-            hours_shown=hours,
-            stop=stop,
-        )
+        try:
+            run_watch(
+                clients.dynamodb,
+                stats_table_name(clients.cloudformation, stack_name),
+                console(),
+                where=errors.where,
+                zones=lookup,
+                interval=interval,
+                once=once,
+                top_zones=top_zones,
+                hours_shown=hours,
+                stop=stop,
+            )
+        except NoAggregatesTable as error:
+            raise CommandError(str(error)) from error
 
 
 @click.command()

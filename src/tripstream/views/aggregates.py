@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
+from tripstream.aws.errors import is_not_found
 from tripstream.settings import ZONE_HOURLY_STATS_TABLE
 from tripstream.views.tables import DEFAULT_SEGMENTS, Item, parallel_scan
 from tripstream.views.zones import ZoneLookup
@@ -27,6 +28,10 @@ UNKNOWN_ZONE = "unknown"
 DEFAULT_TOP_ZONES = 12
 _CENT = Decimal("0.01")
 _ZERO = Decimal(0)
+
+
+class NoAggregatesTable(LookupError):
+    """The aggregates table does not exist (a stack deployed before it): the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,16 @@ def stats_table_name(cloudformation: CloudFormationClient | None, stack_name: st
 
 
 def read_cells(dynamodb: DynamoDBClient, table: str = ZONE_HOURLY_STATS_TABLE, *, segments: int = 1) -> list[Cell]:
-    """Every cell of the aggregates table (small: zones x hours); one segment by default."""
-    items: list[Item] = parallel_scan(dynamodb, table, segments=max(1, min(segments, DEFAULT_SEGMENTS)))
+    """Every cell of the aggregates table (small: zones x hours); one segment by default. A missing table is
+    `NoAggregatesTable`."""
+    try:
+        items: list[Item] = parallel_scan(dynamodb, table, segments=max(1, min(segments, DEFAULT_SEGMENTS)))
+    except Exception as error:
+        if is_not_found(error):
+            raise NoAggregatesTable(
+                f"the aggregates table {table} does not exist here: deploy the stack again (its template has it)"
+            ) from error
+        raise
     return [Cell.from_item(item) for item in items if "pickup_location_id" in item and "pickup_hour" in item]
 
 

@@ -71,12 +71,22 @@ def watch(
     if once or not console.is_terminal:
         console.print(frame())
         return 1
+    from rich.console import Group
+    from rich.text import Text
+
     stop = stop or threading.Event()
     drawn = 0
-    with Live(frame(), console=console, auto_refresh=False, screen=False, transient=False) as live:
+    last = frame()  # a failure here (no table, no endpoint) is the command's error
+    with Live(last, console=console, auto_refresh=False, screen=False, transient=False) as live:
         drawn += 1
         live.refresh()
         while not stop.wait(interval):
-            live.update(frame(), refresh=True)
+            try:
+                last = frame()
+            except Exception as error:  # a live view outlives a failed refresh: show it, keep the last numbers
+                live.update(Group(Text(f"refresh failed at {clock():%H:%M:%S}: {error}", style="red"), last))
+            else:
+                live.update(last)
+            live.refresh()
             drawn += 1
     return drawn
