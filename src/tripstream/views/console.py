@@ -170,7 +170,7 @@ def render_aggregates(view: Mapping[str, Any], hours_shown: int = HOURS_ON_SCREE
 
     zones = _table(
         "Busiest pickup zones",
-        (("pickup zone", False), ("trips", True), ("revenue", True), ("high-value", True), ("", False)),
+        (("pickup zone", False), ("trips", True), ("revenue", True), ("high-value %", True), ("", False)),
     )
     largest = max((z["trips"] for z in view["by_pickup_zone"]), default=0)
     for z in view["by_pickup_zone"]:
