@@ -8,14 +8,14 @@ JSON, the HTML heatmap) and by `watch`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
 from tripstream.aws.errors import is_not_found
 from tripstream.settings import ZONE_HOURLY_STATS_TABLE
-from tripstream.views.tables import DEFAULT_SEGMENTS, Item, parallel_scan
+from tripstream.views.tables import DEFAULT_SEGMENTS, Item, parallel_scan, stack_outputs
 from tripstream.views.zones import ZoneLookup
 
 if TYPE_CHECKING:
@@ -68,16 +68,7 @@ class Cell:
 
 def stats_table_name(cloudformation: CloudFormationClient | None, stack_name: str | None) -> str:
     """The deployed name of zone_hourly_stats, from the stack's outputs; the fixed name without a stack."""
-    if cloudformation is None or not stack_name:
-        return ZONE_HOURLY_STATS_TABLE
-    try:
-        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    except Exception as error:  # no such stack: the fixed name is the contract
-        if "does not exist" in str(error):
-            return ZONE_HOURLY_STATS_TABLE
-        raise
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    return outputs.get(STATS_OUTPUT, ZONE_HOURLY_STATS_TABLE)
+    return stack_outputs(cloudformation, stack_name).get(STATS_OUTPUT, ZONE_HOURLY_STATS_TABLE)
 
 
 def read_cells(dynamodb: DynamoDBClient, table: str = ZONE_HOURLY_STATS_TABLE, *, segments: int = 1) -> list[Cell]:
@@ -208,9 +199,3 @@ def build_aggregates(
             "rows": [{**_zone_row(zone, s, zones), "by_hour": zone_hours.get(zone, [0] * 24)} for zone, s in busiest],
         },
     }
-
-
-def latest_hours(view: Mapping[str, Any], count: int) -> Sequence[Mapping[str, Any]]:
-    """The last `count` pickup hours of a view (for a screen that cannot show a month)."""
-    rows: Sequence[Mapping[str, Any]] = view["by_pickup_hour"]
-    return rows[-count:] if count > 0 else []
