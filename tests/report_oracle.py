@@ -261,3 +261,72 @@ def check_report(report: dict[str, Any], numbers: dict[str, Any], zones: dict[in
     assert [(t["total_amount"], t["pickup_datetime"]) for t in report["highest_value"]["trips"]] == numbers[
         "highest_value"
     ]
+
+
+# ------------------------------------------------------------------------------------------------ the aggregates
+
+
+def expected_cells(expected: Expected) -> dict[tuple[str, str], dict[str, Decimal]]:
+    """zone_hourly_stats as ARCHITECTURE.md defines it, for these trips: (zone id text or "unknown", NYC local
+    `YYYY-MM-DDTHH`) -> Number attributes. Every distinct trip counts once."""
+    cells: dict[tuple[str, str], dict[str, Decimal]] = {}
+    for t in expected.trips:
+        key = (str(t.pickup_location) if t.pickup_location is not None else "unknown", t.pickup[:13])
+        cell = cells.setdefault(
+            key, {name: Decimal(0) for name in ("trips", "total_amount", "high_value_trips", "short", "medium", "long")}
+        )
+        cell["trips"] += 1
+        cell["total_amount"] += t.total if t.total is not None else Decimal(0)
+        cell["high_value_trips"] += 1 if t.high_value else 0
+        if t.duration_category is not None:
+            cell[t.duration_category] += 1
+    return cells
+
+
+def cell_items(cells: dict[tuple[str, str], dict[str, Decimal]]) -> list[dict[str, Any]]:
+    """The cells as items read back from DynamoDB (plain values, Decimal numbers)."""
+    return [{"pickup_location_id": zone, "pickup_hour": hour, **values} for (zone, hour), values in cells.items()]
+
+
+def expected_aggregates(expected: Expected, *, top_zones: int = 12) -> dict[str, Any]:
+    """The aggregates' views, straight from the trips (not from the cells)."""
+    trips = expected.trips
+    high = sum(1 for t in trips if t.high_value)
+    by_zone = Counter(t.pickup_location for t in trips if t.pickup_location is not None)
+    busiest = sorted(by_zone.items(), key=lambda entry: (-entry[1], entry[0]))[:top_zones]
+    heat = {
+        zone: [sum(1 for t in trips if t.pickup_location == zone and int(t.pickup[11:13]) == h) for h in range(24)]
+        for zone, _ in busiest
+    }
+    hours = sorted({t.pickup[:13] for t in trips})
+    return {
+        "trips": len(trips),
+        "total_amount": cents(sum((t.total for t in trips if t.total is not None), Decimal(0))),
+        "high_value_trips": high,
+        "high_value_share": (Decimal(high) / len(trips)).quantize(Decimal("0.0001")) if trips else Decimal(0),
+        "by_hour": [sum(1 for t in trips if int(t.pickup[11:13]) == h) for h in range(24)],
+        "by_pickup_hour": [(hour, sum(1 for t in trips if t.pickup[:13] == hour)) for hour in hours],
+        "busiest": busiest,
+        "heatmap": heat,
+        "mix": {c: sum(1 for t in trips if t.duration_category == c) for c in ("short", "medium", "long")},
+        "unknown": sum(1 for t in trips if t.pickup_location is None),
+    }
+
+
+def check_aggregates(
+    view: dict[str, Any], numbers: dict[str, Any], zones: dict[int, tuple[str, str]] | None = None
+) -> None:
+    """Assert that the aggregates section (tripstream.views.aggregates.build_aggregates) shows `numbers`."""
+    assert view["trips"] == numbers["trips"]
+    assert view["total_amount"] == numbers["total_amount"]
+    assert view["high_value_trips"] == numbers["high_value_trips"]
+    assert view["high_value_share"] == numbers["high_value_share"]
+    assert [h["trips"] for h in view["by_hour"]] == numbers["by_hour"]
+    assert [(h["hour"], h["trips"]) for h in view["by_pickup_hour"]] == numbers["by_pickup_hour"]
+    assert [(z["pickup_location_id"], z["trips"]) for z in view["by_pickup_zone"]] == numbers["busiest"]
+    assert {r["pickup_location_id"]: r["by_hour"] for r in view["heatmap"]["rows"]} == numbers["heatmap"]
+    assert {c["category"]: c["trips"] for c in view["duration_mix"]} == numbers["mix"]
+    assert view["unknown_zone_trips"] == numbers["unknown"]
+    if zones is not None:
+        for row in view["by_pickup_zone"]:
+            assert (row["pickup_borough"], row["pickup_zone"]) == zones[row["pickup_location_id"]]

@@ -20,7 +20,16 @@ from pathlib import Path
 import pytest
 
 from conftest import require_tlc_samples
-from report_oracle import SAMPLE_2019, ZONES_CSV, check_report, expected_numbers, read_trips, read_zones
+from report_oracle import (
+    SAMPLE_2019,
+    ZONES_CSV,
+    check_aggregates,
+    check_report,
+    expected_aggregates,
+    expected_numbers,
+    read_trips,
+    read_zones,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.real_samples, pytest.mark.slow]
 ROWS = 300
@@ -137,8 +146,13 @@ def test_report_json_and_html_show_the_files_numbers(up: Up) -> None:
     report = json.loads(result.stdout, parse_float=Decimal)
     check_report(report, expected_numbers(read_trips(SAMPLE_2019, limit=ROWS)), read_zones())
     assert report["zones"] == str(ZONES_CSV)
+    aggregates = report["aggregates"]
+    if aggregates["trips"]:  # the consumer maintains zone_hourly_stats: it must agree with the file
+        check_aggregates(aggregates, expected_aggregates(read_trips(SAMPLE_2019, limit=ROWS)), read_zones())
     page = html.read_text()
-    assert page.startswith("<!DOCTYPE html>") and page.count('<svg class="chart"') == 6
+    # The per-trip charts, trips per hour of day, and the heatmap once there are cells.
+    charts = 6 + 1 + (1 if aggregates["trips"] else 0)
+    assert page.startswith("<!DOCTYPE html>") and page.count('<svg class="chart"') == charts
 
 
 def test_report_prints_tables_on_a_terminal_width(up: Up) -> None:

@@ -7,6 +7,7 @@ that script ran. Without Chromium (scripts/ensure-chromium installs Debian's pac
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -16,7 +17,18 @@ from pathlib import Path
 import pytest
 
 from conftest import in_ci, require_tlc_samples
-from report_oracle import SAMPLE_2019, ZONES_CSV, expected_numbers, read_trips, table_items
+from report_oracle import (
+    SAMPLE_2019,
+    ZONES_CSV,
+    cell_items,
+    expected_aggregates,
+    expected_cells,
+    expected_numbers,
+    read_trips,
+    read_zones,
+    table_items,
+)
+from tripstream.views.aggregates import Cell
 from tripstream.views.html import render_html
 from tripstream.views.report import build_report
 from tripstream.views.tables import TableItems
@@ -84,3 +96,38 @@ def test_html_report_charts_render_in_chromium(tmp_path: Path) -> None:
     assert shot.returncode == 0, shot.stderr[-2000:]
     png = screenshot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000  # a blank page compresses to a few KB
+
+
+def test_zone_hour_heatmap_renders_in_chromium(tmp_path: Path) -> None:
+    """The aggregates' part of the page: every heatmap cell drawn, zone names escaped and shown."""
+    browser = chromium()
+    require_tlc_samples(SAMPLE_2019.parent, SAMPLE_2019.name, ZONES_CSV.name)
+    expected = read_trips(SAMPLE_2019)
+    cells = [Cell.from_item(item) for item in cell_items(expected_cells(expected))]
+    report = build_report(
+        TableItems(**table_items(expected)), zones=parse_zone_lookup(ZONES_CSV.read_bytes()), cells=cells
+    )
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    dumped = headless(browser, "--dump-dom", page.as_uri())
+    assert dumped.returncode == 0, dumped.stderr[-2000:]
+    dom = dumped.stdout
+    charts = len(CHARTS) + 2  # trips-by-hour and the heatmap
+    assert re.search(rf'data-charts="{charts} {charts}"', dom), "not every chart rendered: " + dom[:500]
+    tag = re.search(r'<svg class="chart" data-chart="zone-hour-heatmap"[^>]*>', dom)
+    assert tag is not None
+    size = re.search(r'data-rendered="(\d+)x(\d+)"', tag.group(0))
+    drawn = re.search(r'data-marks="(\d+)" data-drawn-marks="(\d+)"', tag.group(0))
+    assert size is not None and drawn is not None, tag.group(0)
+    assert int(size.group(1)) >= 500 and int(size.group(2)) >= 200, size.group(0)
+    numbers = expected_aggregates(expected)
+    assert int(drawn.group(1)) == int(drawn.group(2)) == 24 * len(numbers["busiest"])
+    heat = dom.split(tag.group(0))[1].split("</svg>")[0]
+    zones = read_zones()
+    for location, _ in numbers["busiest"]:
+        assert html.escape(zones[location][1]) in heat, location
+    shot = tmp_path / "heatmap.png"
+    done = headless(browser, f"--screenshot={shot}", "--window-size=1280,1400", page.as_uri())
+    assert done.returncode == 0 and shot.read_bytes()[:4] == b"\x89PNG"
+    if os.environ.get("TRIPSTREAM_KEEP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["TRIPSTREAM_KEEP_SCREENSHOT"])

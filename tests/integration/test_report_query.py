@@ -15,12 +15,27 @@ from pathlib import Path
 import pytest
 
 from conftest import require_tlc_samples
-from report_oracle import SAMPLE_2019, ZONES_CSV, Expected, check_report, expected_numbers, read_trips, read_zones
-from support.cli import reset_emulator
+from report_oracle import (
+    SAMPLE_2019,
+    ZONES_CSV,
+    Expected,
+    cell_items,
+    check_aggregates,
+    check_report,
+    expected_aggregates,
+    expected_cells,
+    expected_numbers,
+    read_trips,
+    read_zones,
+)
+from support.cli import reset_emulator, run_cli
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
+from tripstream.aws.dynamodb import to_item
+from tripstream.cli.read import build_report as cli_build_report
 from tripstream.local.pipeline import DeployedStack, run_file
 from tripstream.local.replay import replay_file
 from tripstream.local.stack import deploy_for_local_runtime
+from tripstream.views.aggregates import read_cells, stats_table_name
 from tripstream.views.query import execute
 from tripstream.views.report import build_report
 from tripstream.views.tables import read_tables, table_names
@@ -74,6 +89,41 @@ def test_report_from_the_tables_matches_the_file(pipeline: Pipeline) -> None:
     check_report(report, expected_numbers(pipeline.expected), read_zones())
     # The parallel scan read every item exactly once.
     assert len({i["trip_id"] for i in items.duration}) == len(items.duration)
+
+
+def _cells_in_place(pipeline: Pipeline) -> str:
+    """The aggregates table's name; seeded with the oracle's cells when no consumer wrote any (the read side
+    alone)."""
+    table = stats_table_name(pipeline.clients.cloudformation, "tripstream")
+    if not read_cells(pipeline.clients.dynamodb, table):
+        for item in cell_items(expected_cells(pipeline.expected)):
+            pipeline.clients.dynamodb.put_item(TableName=table, Item=to_item(item))
+    return table
+
+
+def test_report_reads_its_zone_and_hour_views_from_the_aggregates(pipeline: Pipeline, tmp_path: Path) -> None:
+    table = _cells_in_place(pipeline)
+    assert table == "zone_hourly_stats"
+    page = tmp_path / "report.html"
+    data = cli_build_report(pipeline.clients, "tripstream", str(ZONES_CSV), "emulator", page)
+    check_aggregates(data["aggregates"], expected_aggregates(pipeline.expected), read_zones())
+    check_report(data, expected_numbers(pipeline.expected), read_zones())  # the per-trip sections as before
+    assert data["tables"]["zone_hourly_stats"] == table
+    assert 'data-chart="zone-hour-heatmap"' in page.read_text(encoding="utf-8")
+    alone = cli_build_report(pipeline.clients, "tripstream", str(ZONES_CSV), "emulator", None, aggregates_only=True)
+    assert "totals" not in alone and alone["aggregates"] == data["aggregates"]
+
+
+def test_watch_once_prints_a_snapshot_of_the_aggregates(pipeline: Pipeline) -> None:
+    _cells_in_place(pipeline)
+    numbers = expected_aggregates(pipeline.expected)
+    result = run_cli(
+        "watch", "--once", "--endpoint-url", pipeline.endpoint, "--zones", str(ZONES_CSV), env={"COLUMNS": "160"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"{numbers['trips']:,} trips" in result.stdout and "Busiest pickup zones" in result.stdout
+    zone = read_zones()[numbers["busiest"][0][0]][1]
+    assert zone in result.stdout
 
 
 def test_table_names_fall_back_to_the_fixed_ones(pipeline: Pipeline) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from tripstream.cli.deploy import deploy, destroy, status
-from tripstream.cli.read import query, report
+from tripstream.cli.read import query, report, watch
 from tripstream.cli.run import generate, replay, run
 from tripstream.cli.up import up
 
@@ -16,7 +16,7 @@ def main() -> None:
     """Real-time NYC taxi trip analytics: S3 -> Kinesis -> Lambda -> DynamoDB, on AWS or on this machine."""
 
 
-for command in (run, generate, report, query, replay, up, deploy, destroy, status):
+for command in (run, generate, report, watch, query, replay, up, deploy, destroy, status):
     main.add_command(command)
 
 __all__ = ["main"]

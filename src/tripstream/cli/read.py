@@ -1,4 +1,4 @@
-"""`report` and `query`: read the tables where they are."""
+"""`report`, `watch` and `query`: read the tables where they are."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tripstream.cli.console import console, existing_endpoint, note
-from tripstream.cli.errors import command_errors
+from tripstream.cli.errors import CommandError, command_errors
 from tripstream.cli.options import (
     endpoint_url_option,
     html_option,
@@ -48,20 +48,35 @@ def build_report(
     *,
     segments: int = 4,
     top_n: int = 10,
+    aggregates_only: bool = False,
 ) -> dict[str, Any]:
-    """The report of the stack's tables (and its HTML page written to html_path)."""
+    """The report of the stack's tables (and its HTML page written to html_path): the per-zone and per-hour
+    views from zone_hourly_stats, the rest from the per-trip tables (none of them with `aggregates_only`)."""
     from tripstream.views import report as views
+    from tripstream.views.aggregates import NoAggregatesTable, read_cells, stats_table_name
     from tripstream.views.tables import read_tables, table_names
 
     lookup = zone_lookup(zones)
-    names = table_names(clients.cloudformation, stack_name)
-    data = views.build_report(
-        read_tables(clients.dynamodb, names, segments=segments),
-        zones=lookup,
-        top_n=top_n,
-        tables=names,
-        source=description,
-    )
+    stats_table = stats_table_name(clients.cloudformation, stack_name)
+    try:
+        cells = read_cells(clients.dynamodb, stats_table)
+    except NoAggregatesTable as error:
+        if aggregates_only:
+            raise CommandError(str(error)) from error
+        note(f"{error}; the report goes on without the aggregates' section")
+        cells = None
+    if cells is not None and aggregates_only:
+        data = views.build_aggregate_report(cells, zones=lookup, table=stats_table, source=description)
+    else:
+        names = table_names(clients.cloudformation, stack_name)
+        data = views.build_report(
+            read_tables(clients.dynamodb, names, segments=segments),
+            zones=lookup,
+            top_n=top_n,
+            tables=names | ({"zone_hourly_stats": stats_table} if cells is not None else {}),
+            source=description,
+            cells=cells,
+        )
     if html_path is not None:
         from tripstream.views.html import render_html
 
@@ -86,6 +101,11 @@ def print_report(data: dict[str, Any]) -> None:
 @zones_option()
 @click.option("--segments", type=click.IntRange(1, 64), default=4, show_default=True, help="Parallel scan segments.")
 @click.option("--top", "top_n", type=click.IntRange(1, 1000), default=10, show_default=True, help="Rows of top lists.")
+@click.option(
+    "--aggregates-only",
+    is_flag=True,
+    help="Only the views of zone_hourly_stats (per zone and hour): no scan of the per-trip tables.",
+)
 def report(
     endpoint_url: str | None,
     region: str | None,
@@ -95,20 +115,83 @@ def report(
     zones: str | None,
     segments: int,
     top_n: int,
+    aggregates_only: bool,
 ) -> None:
-    """Read the three tables and report: durations, high-value trips by hour and zone, fares per mile, top trips.
+    """Report on the tables: trips and revenue per pickup hour and zone, high-value share, duration mix and a
+    zone x hour heatmap (from the aggregates, zone_hourly_stats); durations, high-value trips, fares per mile and
+    top trips (from the three per-trip tables).
 
     The tables are read where they are: an endpoint (`tripstream up` prints the variables to export) or AWS.
     """
     with command_errors() as errors:
         clients, errors.where = existing_endpoint(endpoint_url, region)
-        data = build_report(clients, stack_name, zones, errors.where, html_path, segments=segments, top_n=top_n)
+        data = build_report(
+            clients,
+            stack_name,
+            zones,
+            errors.where,
+            html_path,
+            segments=segments,
+            top_n=top_n,
+            aggregates_only=aggregates_only,
+        )
     if as_json:
         from tripstream.views.report import report_json
 
         click.echo(report_json(data))
     else:
         print_report(data)
+
+
+@click.command()
+@endpoint_url_option(TABLES_ENDPOINT_HELP)
+@region_option()
+@stack_name_option("Where the aggregates table's name comes from.")
+@zones_option()
+@click.option(
+    "--interval", type=click.FloatRange(0.2, 3600), default=3.0, show_default=True, help="Seconds between refreshes."
+)
+@click.option("--once", is_flag=True, help="Print one snapshot and exit (also when stdout is not a terminal).")
+@click.option("--top", "top_zones", type=click.IntRange(1, 100), default=10, show_default=True, help="Busiest zones.")
+@click.option("--hours", type=click.IntRange(1, 168), default=12, show_default=True, help="Pickup hours shown.")
+def watch(
+    endpoint_url: str | None,
+    region: str | None,
+    stack_name: str,
+    zones: str | None,
+    interval: float,
+    once: bool,
+    top_zones: int,
+    hours: int,
+) -> None:
+    """A live dashboard of the aggregates (zone_hourly_stats): trips and revenue per pickup hour, the busiest
+    zones, high-value share, duration mix; redrawn every --interval seconds until Ctrl-C.
+    """
+    import threading
+
+    from tripstream.cli.console import stop_on_signals
+    from tripstream.views.aggregates import NoAggregatesTable, stats_table_name
+    from tripstream.views.watch import watch as run_watch
+
+    stop = threading.Event()
+    with command_errors() as errors, stop_on_signals(stop, "watch", sigterm=True):
+        clients, errors.where = existing_endpoint(endpoint_url, region)
+        lookup = zone_lookup(zones)
+        try:
+            run_watch(
+                clients.dynamodb,
+                stats_table_name(clients.cloudformation, stack_name),
+                console(),
+                where=errors.where,
+                zones=lookup,
+                interval=interval,
+                once=once,
+                top_zones=top_zones,
+                hours_shown=hours,
+                stop=stop,
+            )
+        except NoAggregatesTable as error:
+            raise CommandError(str(error)) from error
 
 
 @click.command()

@@ -1,4 +1,5 @@
-"""The report in a terminal: rich tables, bars and a sparkline (`render_console`)."""
+"""The report in a terminal: rich tables, bars and a sparkline (`render_console`); the aggregates' views
+(`render_aggregates`, shared with `tripstream watch`). Stored text goes into rich `Text`, never parsed as markup."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 from tripstream.views.formatting import TRIP_COLUMNS, money, number, trip_cells, zone_label
 from tripstream.views.report import Report
+
+HOURS_ON_SCREEN = 24
 
 
 def _bar(count: int, largest: int, width: int = 30) -> str:
@@ -30,16 +33,29 @@ def sparkline(counts: Sequence[int], width: int = 1) -> str:
 def render_console(report: Report) -> Any:
     """The report as rich renderables (a Group) for a terminal."""
     from rich.console import Group
+    from rich.text import Text
+
+    heading = Text("tripstream report", style="bold")
+    heading.append(f"  ({report['generated_at']}", style="dim")
+    heading.append(f", zones: {report['zones'] or 'location ids only'})", style="dim")
+    parts: list[Any] = [heading]
+    if report.get("aggregates") is not None:
+        parts.append(Text("\nFrom the aggregates (zone_hourly_stats)", style="bold underline"))
+        parts.append(render_aggregates(report["aggregates"]))
+    if "totals" in report:
+        parts.append(Text("\nFrom the per-trip tables", style="bold underline"))
+        parts.append(_per_trip_sections(report))
+    return Group(*parts)
+
+
+def _per_trip_sections(report: Report) -> Any:
+    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
     totals, duration = report["totals"], report["duration"]
     high, fares = report["high_value"], report["fare_per_mile"]
     parts: list[Any] = []
-    heading = Text("tripstream report", style="bold")
-    heading.append(f"  ({report['generated_at']}", style="dim")
-    heading.append(f", zones: {report['zones'] or 'location ids only'})", style="dim")
-    parts.append(heading)
 
     summary = Table(title="Totals", title_justify="left", show_header=False, box=None, padding=(0, 2))
     summary.add_row("trips (distinct)", f"{totals['trips']:,}")
@@ -80,7 +96,7 @@ def render_console(report: Report) -> Any:
     largest = max((z["trips"] for z in high["by_pickup_zone"]), default=0)
     for z in high["by_pickup_zone"]:
         zones_table.add_row(
-            zone_label(z, "pickup"),
+            Text(zone_label(z, "pickup")),
             f"{z['trips']:,}",
             money(z["total_amount"]),
             Text(_bar(z["trips"], largest), style="magenta"),
@@ -114,6 +130,65 @@ def render_console(report: Report) -> Any:
         )
     )
     return Group(*parts)
+
+
+def render_aggregates(view: Mapping[str, Any], hours_shown: int = HOURS_ON_SCREEN) -> Any:
+    """The aggregates' views: totals, duration mix, trips and revenue per pickup hour (the last `hours_shown`),
+    the busiest zones with names."""
+    from rich.console import Group
+    from rich.text import Text
+
+    summary = Text()
+    summary.append(f"{view['trips']:,} trips", style="bold")
+    summary.append(f"  revenue {money(view['total_amount'])}")
+    summary.append(f"  high-value {view['high_value_trips']:,} ({view['high_value_share'] * 100:.1f}%)")
+    summary.append(f"  cells {view['cells']:,}", style="dim")
+    if view["first_hour"]:
+        summary.append(f"  hours {view['first_hour']} .. {view['last_hour']}", style="dim")
+
+    mix = _table("Duration mix", (("category", False), ("trips", True), ("share", True), ("", False)))
+    largest = max((c["trips"] for c in view["duration_mix"]), default=0)
+    for c in view["duration_mix"]:
+        mix.add_row(
+            Text(c["category"]), f"{c['trips']:,}", f"{c['share'] * 100:.1f}%", Text(_bar(c["trips"], largest, 20))
+        )
+
+    rows = view["by_pickup_hour"][-hours_shown:] if hours_shown > 0 else []
+    hours = _table(
+        f"Trips and revenue per pickup hour (last {len(rows)} of {len(view['by_pickup_hour'])})",
+        (("pickup hour", False), ("trips", True), ("revenue", True), ("high-value", True), ("", False)),
+    )
+    largest = max((r["trips"] for r in rows), default=0)
+    for r in rows:
+        hours.add_row(
+            Text(str(r["hour"]).replace("T", " ") + ":00"),
+            f"{r['trips']:,}",
+            money(r["total_amount"]),
+            f"{r['high_value_trips']:,}",
+            Text(_bar(r["trips"], largest, 20), style="cyan"),
+        )
+
+    zones = _table(
+        "Busiest pickup zones",
+        (("pickup zone", False), ("trips", True), ("revenue", True), ("high-value %", True), ("", False)),
+    )
+    largest = max((z["trips"] for z in view["by_pickup_zone"]), default=0)
+    for z in view["by_pickup_zone"]:
+        zones.add_row(
+            Text(zone_label(z, "pickup")),
+            f"{z['trips']:,}",
+            money(z["total_amount"]),
+            f"{z['high_value_share'] * 100:.1f}%",
+            Text(_bar(z["trips"], largest, 20), style="magenta"),
+        )
+    if view["other_zones"]["trips"]:
+        zones.add_row(Text(f"{view['other_zones']['zones']} other zones"), f"{view['other_zones']['trips']:,}")
+    if view["unknown_zone_trips"]:
+        zones.add_row(Text("unknown zone"), f"{view['unknown_zone_trips']:,}")
+    by_day = Text("  by hour of day: ", style="dim")
+    by_day.append(sparkline([h["trips"] for h in view["by_hour"]]), style="cyan")
+    by_day.append("  (00..23)", style="dim")
+    return Group(summary, by_day, mix, hours, zones)
 
 
 def _trip_table(title: str, trips: Sequence[Mapping[str, Any]], amounts: Sequence[tuple[str, str]]) -> Any:

@@ -245,6 +245,8 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.empty { color: var(--muted); text-align: center; }
 .pct { display: flex; flex-wrap: wrap; gap: 6px 16px; margin: 4px 0 8px; font-size: 13px; }
 .pct b { font-variant-numeric: tabular-nums; }
+h2.part { font-size: 16px; margin: 18px 0 10px; }
+svg .heat-label { fill: #2b3242; font-size: 11px; }
 footer { color: var(--muted); font-size: 12px; text-align: center; padding: 8px; }
 """
 
@@ -271,9 +273,34 @@ _CHECK_SCRIPT = """
 
 def render_html(report: Report) -> str:
     """The report as one HTML document (a str); nothing in it refers to anything outside it."""
+    from tripstream.views.html_aggregates import aggregates_section
+
+    sections: list[str] = []
+    if report.get("aggregates") is not None:
+        sections.append(aggregates_section(report["aggregates"]))
+    if "totals" in report:
+        sections.extend(_per_trip_sections(report))
+        items = ", ".join(f"{name} {_count(count)}" for name, count in report["totals"]["items"].items())
+    else:
+        items = "per-trip tables not read"
+    subtitle = f"generated {report['generated_at']}" + (f" from {report['source']}" if report.get("source") else "")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<title>tripstream report</title>"
+        f"<style>{_CSS}</style></head><body>"
+        f"<header><h1>NYC taxi trips — tripstream report</h1><p>{_e(subtitle)}</p></header>"
+        f"<main>{''.join(sections)}</main>"
+        f"<footer>items: {_e(items)} · zones: {_e(report.get('zones') or 'not loaded')}</footer>"
+        f"<script>{_CHECK_SCRIPT}</script></body></html>\n"
+    )
+
+
+def _per_trip_sections(report: Report) -> list[str]:
+    """The sections read from the three per-trip tables."""
     totals, duration = report["totals"], report["duration"]
     high, fares = report["high_value"], report["fare_per_mile"]
-    sections: list[str] = []
+    sections: list[str] = ['<h2 class="part">From the per-trip tables</h2>']
 
     high_share = f"{high['trips'] / totals['trips'] * 100:.1f}% of trips" if totals["trips"] else ""
     cards = [
@@ -438,15 +465,4 @@ def render_html(report: Report) -> str:
         )
     )
 
-    items = ", ".join(f"{name} {_count(count)}" for name, count in totals["items"].items())
-    subtitle = f"generated {report['generated_at']}" + (f" from {report['source']}" if report.get("source") else "")
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>tripstream report</title>"
-        f"<style>{_CSS}</style></head><body>"
-        f"<header><h1>NYC taxi trips — tripstream report</h1><p>{_e(subtitle)}</p></header>"
-        f"<main>{''.join(sections)}</main>"
-        f"<footer>items: {_e(items)} · zones: {_e(report.get('zones') or 'not loaded')}</footer>"
-        f"<script>{_CHECK_SCRIPT}</script></body></html>\n"
-    )
+    return sections

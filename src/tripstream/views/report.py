@@ -1,6 +1,11 @@
 """The report: what the three analytics tables say, as plain data.
 
 - Reading the tables is `tripstream.views.tables` (`read_tables` gives the `TableItems` built on here).
+- Sections: `aggregates` (trips and revenue per pickup hour, busiest zones, high-value share, duration mix, the
+  zone x hour heatmap) comes from the cells of `zone_hourly_stats` only (`tripstream.views.aggregates`); the
+  others (`totals`, `duration`, `high_value`, `fare_per_mile`, `most_profitable`, `highest_value`) need per-trip
+  values (percentiles, medians, top trips) and come from the three per-trip tables. `build_aggregate_report` is
+  the aggregates alone (no per-trip scan at all).
 - Computing: `build_report` turns the items into one plain dict (numbers are `Decimal`, lists and dicts of them);
   the statistics are small pure functions (`percentile`, `median`, `histogram`, ...), exactly defined below.
 - Showing: `report_json` for `--json`, `tripstream.views.console` for a terminal, `tripstream.views.html` for a page.
@@ -25,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from tripstream.views.aggregates import Cell, build_aggregates
 from tripstream.views.tables import TABLE_OUTPUTS, Item, TableItems
 from tripstream.views.zones import ZoneLookup
 
@@ -250,8 +256,10 @@ def build_report(
     tables: Mapping[str, str] | None = None,
     source: str | None = None,
     generated_at: datetime | None = None,
+    cells: Sequence[Cell] | None = None,
 ) -> Report:
-    """The whole report as plain data (pure: the same items give the same report)."""
+    """The whole report as plain data (pure: the same items give the same report); with `cells`, the aggregates
+    section too."""
     trip_ids = {item["trip_id"] for table in (items.high_value, items.duration, items.fare_ratio) for item in table}
     profitable = top(
         (
@@ -269,6 +277,7 @@ def build_report(
         "source": source,
         "tables": dict(tables or {name: name for name in TABLE_OUTPUTS}),
         "zones": zones.source if zones is not None else None,
+        "aggregates": build_aggregates(cells, zones=zones, top_zones=top_zones) if cells is not None else None,
         "totals": {
             "trips": len(trip_ids),
             "items": items.counts(),
@@ -316,6 +325,29 @@ def build_report(
                 for item in valuable
             ]
         },
+    }
+
+
+def build_aggregate_report(
+    cells: Sequence[Cell],
+    *,
+    zones: ZoneLookup | None = None,
+    top_zones: int = DEFAULT_TOP_ZONES,
+    table: str | None = None,
+    source: str | None = None,
+    generated_at: datetime | None = None,
+) -> Report:
+    """The report of the aggregates alone: the per-trip sections are absent (nothing of them was read)."""
+    aggregates = build_aggregates(cells, zones=zones, top_zones=top_zones)
+    if table is not None:
+        aggregates["table"] = table
+    return {
+        "report_version": REPORT_VERSION,
+        "generated_at": (generated_at or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "source": source,
+        "tables": {"zone_hourly_stats": aggregates["table"]},
+        "zones": zones.source if zones is not None else None,
+        "aggregates": aggregates,
     }
 
 

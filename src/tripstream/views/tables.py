@@ -33,18 +33,22 @@ TABLE_OUTPUTS = {
 }
 
 
-def table_names(cloudformation: CloudFormationClient | None, stack_name: str | None) -> dict[str, str]:
-    """Logical table name -> deployed name, from the stack's outputs; the fixed names when there is no stack."""
-    names = {name: name for name in TABLE_OUTPUTS}
+def stack_outputs(cloudformation: CloudFormationClient | None, stack_name: str | None) -> dict[str, str]:
+    """The stack's outputs (key -> value); none when there is no such stack (the fixed names are the contract)."""
     if cloudformation is None or not stack_name:
-        return names
+        return {}
     try:
         stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    except Exception as error:  # no such stack: the fixed names are the contract
+    except Exception as error:
         if "does not exist" in str(error):
-            return names
+            return {}
         raise
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def table_names(cloudformation: CloudFormationClient | None, stack_name: str | None) -> dict[str, str]:
+    """Logical table name -> deployed name, from the stack's outputs; the fixed names when there is no stack."""
+    outputs = stack_outputs(cloudformation, stack_name)
     return {name: outputs.get(output, name) for name, output in TABLE_OUTPUTS.items()}
 
 
