@@ -135,6 +135,8 @@ ROW_CASES: list[tuple[str, str | bytes, RejectReason, str | None]] = [
     ("header_of_another_era", OLD_HEADER, RejectReason.REPEATED_HEADER, None),
     ("nul_byte_in_a_field", changed(store_and_fwd_flag="N\x00"), RejectReason.BINARY_DATA, None),
     ("nul_padding", b"\x00" * 300, RejectReason.BINARY_DATA, None),
+    ("quoted_field_then_lone_cr", changed(store_and_fwd_flag="N,") + "\rjunk", RejectReason.MALFORMED_CSV, None),
+    ("quoted_field_with_a_stray_cr_after_it", '"2",2019-01-17 18:25:20\r,x', RejectReason.MALFORMED_CSV, None),
 ]  # fmt: skip
 
 
@@ -152,6 +154,21 @@ def test_the_catalogue_has_at_least_30_kinds_and_every_reason_of_a_row() -> None
     assert len({case[0] for case in ROW_CASES}) == len(ROW_CASES) >= 30
     row_reasons = set(RejectReason) - {RejectReason.INVALID_TRIP_ID, *RECORD_REASONS}
     assert {case[2] for case in ROW_CASES} == row_reasons
+
+
+def test_a_lone_cr_in_an_unquoted_row_ends_a_row_instead_of_merging_two(tmp_path: Path, good_ids: list[str]) -> None:
+    outcome = read_all(write(tmp_path, "glued.csv", [HEADER, GOOD_1 + "\r" + GOOD_2, changed(fare_amount="abc")]))
+    assert [trip["trip_id"] for trip in outcome.trips] == good_ids
+    assert [trip["source"]["row"] for trip in outcome.trips] == [2, 3]
+    assert outcome.rejects == [(4, "invalid_number", "fare_amount")]
+
+
+def test_a_header_the_csv_module_cannot_split_refuses_the_file(tmp_path: Path) -> None:
+    huge = HEADER + ',"' + "x" * 200_000 + '"'  # a field over the csv module's 128 KiB limit
+    with pytest.raises(FileRefused) as raised:
+        open_trip_file(LocalFileSource(write(tmp_path, "huge.csv", [huge, GOOD_1])))
+    assert raised.value.problem == "malformed_header"
+    assert "field larger than field limit" in str(raised.value)
 
 
 def test_a_bad_row_in_crlf_gzip_is_still_that_line(tmp_path: Path, good_ids: list[str]) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tripstream.aws.kinesis import KinesisSender, RecordsNotSent
+from tripstream.aws.kinesis import KinesisSender
 from tripstream.aws.s3 import ObjectGone, S3ObjectSource, put_json_lines
 from tripstream.retry import Backoff, backoff_factory
 from tripstream.settings import Settings
@@ -143,8 +143,9 @@ def produce_object(
                 result.resume = {"row_number": last_row, "byte_offset": last_offset}
                 break
         sender.flush()
-    except RecordsNotSent as error:
-        error.sent, error.rows_read = sender.stats.records_sent, result.rows_read
+    except Exception as error:
+        # Whatever stops the invocation, what it got done goes with the error: the summary stays true.
+        vars(error).update(sent=sender.stats.records_sent, rows_read=result.rows_read)
         raise
     finally:
         sender.close()

@@ -57,6 +57,8 @@ class RejectReason(StrEnum):
     NUMBER_OUT_OF_RANGE = "number_out_of_range"
     INVALID_TRIP_ID = "invalid_trip_id"
     REPEATED_HEADER = "repeated_header"
+    # The csv module cannot split the line (a stray quote, a field over its size limit).
+    MALFORMED_CSV = "malformed_csv"
     # Reader level (CSV lines that are not text rows at all).
     LINE_TOO_LONG = "line_too_long"
     BINARY_DATA = "binary_data"
@@ -321,7 +323,10 @@ def _service(keys: set[str], hint: str | None, source_name: str) -> str:
 def split_csv_line(line: str) -> list[str]:
     """One CSV line -> fields; the csv module only when the line has quotes (TLC files rarely do)."""
     if '"' in line:
-        return next(csv.reader([line]))
+        try:
+            return next(csv.reader([line]))
+        except csv.Error as exc:  # one bad line is a reject, never a crash of the file
+            raise RowError(RejectReason.MALFORMED_CSV, f"the line cannot be split as CSV ({exc})") from None
     return line.split(",")
 
 

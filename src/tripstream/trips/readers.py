@@ -4,8 +4,9 @@ A file is checked as a whole before its first row is handed out (format, header,
 row group decodable), so a refused file sends nothing. Rows come out one at a time with their row number: the
 physical line number for CSV (the header is line 1) and the 1-based row number for Parquet.
 
-Lines a CSV reader cannot even split (invalid UTF-8, NUL bytes, over `MAX_LINE_BYTES`) come out as rows with an
-error; every other line comes out as fields, and the normaliser decides.
+Lines a CSV reader cannot even split (invalid UTF-8, NUL bytes, over `MAX_LINE_BYTES`, what the csv module
+refuses) come out as rows with an error; every other line comes out as fields, and the normaliser decides. A lone
+CR in an unquoted line ends a row, and counts as a line.
 """
 
 from __future__ import annotations
@@ -256,7 +257,10 @@ def _open_csv(source: ByteSource, fmt: str, stream: IO[bytes], service_hint: str
         text = line.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise _not_csv(source, "binary content, or text that is not UTF-8") from None
-    columns = split_csv_line(text.rstrip("\r\n"))
+    try:
+        columns = split_csv_line(text.rstrip("\r\n"))
+    except RowError as error:
+        raise FileRefused(source.name, "malformed_header", f"its header line {error.detail}") from None
     header = _resolve(source, columns, service_hint, text)
     return TripFile(
         source=source,
@@ -330,25 +334,45 @@ def _csv_rows(trip_file: TripFile, resume: ResumePoint | None) -> Iterator[RawRo
                     shown = raw[:MAX_REJECT_TEXT].decode("utf-8", "replace")
                     yield RawRow(line_number, None, error, shown, offset if plain else None)
                 continue
-            if line_number <= skip_until:
-                continue
             stripped = raw.rstrip(b"\r\n")
-            if not stripped.strip(b" ,\t"):
-                stats.blank_lines += 1
-                continue
-            end = offset if plain else None
-            if b"\x00" in stripped:
-                position = stripped.index(b"\x00")
-                error = RowError(RejectReason.BINARY_DATA, f"a NUL byte at byte {position} of the line")
-                yield RawRow(line_number, None, error, _shown(stripped), end)
-                continue
-            try:
-                text = stripped.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                error = RowError(RejectReason.INVALID_UTF8, f"byte {exc.start}: {exc.reason}")
-                yield RawRow(line_number, None, error, _shown(stripped), end)
-                continue
-            yield RawRow(line_number, split_csv_line(text), None, text, end)
+            # In an unquoted line a lone CR ends a row (universal newlines): two rows glued by one stay two rows.
+            # With quotes the csv module decides (a CR inside a quoted field is text).
+            pieces = stripped.split(b"\r") if b"\r" in stripped and b'"' not in stripped else (stripped,)
+            line_number -= 1
+            for index, piece in enumerate(pieces):
+                line_number += 1
+                if line_number <= skip_until:
+                    continue
+                end = offset if plain and index == len(pieces) - 1 else None
+                row = _csv_row(piece, line_number, end)
+                if row is None:
+                    stats.blank_lines += 1
+                else:
+                    yield row
+
+
+def _csv_row(line: bytes, line_number: int, end: int | None) -> RawRow | None:
+    """One line (without its line end) -> a row, a row with its error, or None for a blank line."""
+    if not line.strip(b" ,\t"):
+        return None
+    if b"\x00" in line:
+        position = line.index(b"\x00")
+        return RawRow(
+            line_number,
+            None,
+            RowError(RejectReason.BINARY_DATA, f"a NUL byte at byte {position} of the line"),
+            _shown(line),
+            end,
+        )
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        error = RowError(RejectReason.INVALID_UTF8, f"byte {exc.start}: {exc.reason}")
+        return RawRow(line_number, None, error, _shown(line), end)
+    try:
+        return RawRow(line_number, split_csv_line(text), None, text, end)
+    except RowError as error:
+        return RawRow(line_number, None, error, text[:MAX_REJECT_TEXT], end)
 
 
 def _shown(line: bytes) -> str:
