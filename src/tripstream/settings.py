@@ -50,6 +50,8 @@ class Settings:
     zone_hourly_stats_table: str = ZONE_HOURLY_STATS_TABLE
     counted_trips_table: str = COUNTED_TRIPS_TABLE
     thresholds: Thresholds = field(default_factory=Thresholds)
+    # The stack's bucket: the producer reads objects of this bucket only (None: any bucket, for tests and tools).
+    source_bucket: str | None = None
     # Where rejected rows and records go; the producer defaults to the source object's bucket.
     rejects_bucket: str | None = None
     rejects_prefix: str = "rejects/"
@@ -84,6 +86,7 @@ class Settings:
             zone_hourly_stats_table=env.get("ZONE_HOURLY_STATS_TABLE", defaults.zone_hourly_stats_table),
             counted_trips_table=env.get("COUNTED_TRIPS_TABLE", defaults.counted_trips_table),
             thresholds=thresholds,
+            source_bucket=env.get("SOURCE_BUCKET") or None,
             rejects_bucket=env.get("REJECTS_BUCKET") or None,
             rejects_prefix=env.get("REJECTS_PREFIX", defaults.rejects_prefix),
             retry_max_attempts=_int(env, "RETRY_MAX_ATTEMPTS", defaults.retry_max_attempts),

@@ -62,6 +62,8 @@ SPEC_ROLES: dict[str, dict[str, set[str]]] = {
         "aws": {"service-role/AWSLambdaBasicExecutionRole"},
     },
 }
+# What the producer alone reads: the one bucket it may read, and the limits per object.
+PRODUCER_ONLY_VARIABLES = {"SOURCE_BUCKET"}
 ENVIRONMENT_VARIABLES = {
     "STREAM_NAME",
     "HIGH_VALUE_TABLE",
@@ -424,10 +426,16 @@ def test_functions(
     assert (props["Timeout"], props["MemorySize"]) == (timeout, memory)
     assert props["Role"] == {"Fn::GetAtt": [logical_id_of(names, role), "Arn"]}
     variables = props["Environment"]["Variables"]
-    assert set(variables) == ENVIRONMENT_VARIABLES
+    assert set(variables) == ENVIRONMENT_VARIABLES | (PRODUCER_ONLY_VARIABLES if name == SPEC_PRODUCER else set())
     # Values come from Ref/GetAtt/If, never literals repeated from elsewhere in the template.
     assert all(isinstance(value, dict) for value in variables.values()), variables
     assert variables["STREAM_NAME"] == {"Ref": logical_id_of(names, SPEC_STREAM)}
+
+
+def test_the_producer_reads_only_the_stacks_bucket(template: dict[str, Any], names: dict[str, str]) -> None:
+    variables = properties(template, logical_id_of(names, SPEC_PRODUCER))["Environment"]["Variables"]
+    assert variables["SOURCE_BUCKET"] == variables["REJECTS_BUCKET"]
+    assert template["Resources"]["TripsBucket"]["Properties"]["BucketName"] == variables["SOURCE_BUCKET"]
 
 
 def test_bucket_notifies_the_producer_for_each_suffix(template: dict[str, Any], names: dict[str, str]) -> None:

@@ -186,9 +186,13 @@ class EventResult:
 
     results: list[ProducerResult] = field(default_factory=list)
     pending: list[dict[str, Any]] = field(default_factory=list)
+    # Jobs naming an object the producer may not read (another bucket, the rejects): refused unread.
+    refused_jobs: int = 0
 
     def response(self) -> dict[str, Any]:
         response: dict[str, Any] = {"results": [result.to_dict() for result in self.results]}
+        if self.refused_jobs:
+            response["refused_jobs"] = self.refused_jobs
         if self.pending:
             response["continuation"] = {CONTINUATION: self.pending}
         return response
@@ -212,6 +216,14 @@ def produce_event(
         if outcome.pending:  # time already ran out: the rest goes to the follow-up untouched
             outcome.pending.append(job)
             continue
+        refusal = foreign_job(settings, job)
+        if refusal is not None:
+            result = ProducerResult(bucket=str(job.get("bucket")), key=str(job.get("key")), refused=refusal)
+            outcome.results.append(result)
+            outcome.refused_jobs += 1
+            if on_result is not None:
+                on_result(result)
+            continue
         resume, etag = job.get("resume"), job.get("etag")
         result = produce_object(
             s3,
@@ -230,6 +242,25 @@ def produce_event(
         if result.resume is not None:
             outcome.pending.append({**job, "etag": result.etag, "resume": result.resume})
     return outcome
+
+
+def foreign_job(settings: Settings, job: dict[str, Any]) -> dict[str, str] | None:
+    """Why the producer must not read the object `job` names, or None: only the stack's own bucket is a source
+    (whoever may invoke the function could otherwise copy any readable bucket into the rejects and the logs),
+    and the rejects are never a source."""
+    bucket, key = job.get("bucket"), job.get("key")
+    if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
+        return {"problem": "invalid_job", "detail": f"a job without a bucket and key: {str(job)[:200]}"}
+    if settings.source_bucket is not None and bucket != settings.source_bucket:
+        detail = f"s3://{bucket}/{key[:200]}: not the stack's bucket ({settings.source_bucket}); not read"
+        return {"problem": "foreign_bucket", "detail": detail}
+    rejects_bucket = settings.rejects_bucket or bucket
+    if bucket == rejects_bucket and settings.rejects_prefix and key.startswith(settings.rejects_prefix):
+        detail = f"s3://{bucket}/{key[:200]}: under the rejects prefix {settings.rejects_prefix}; not read"
+        return {"problem": "rejects_object", "detail": detail}
+    if settings.rejects_bucket is not None and bucket == settings.rejects_bucket != settings.source_bucket:
+        return {"problem": "rejects_object", "detail": f"s3://{bucket}/{key[:200]}: the rejects bucket; not read"}
+    return None
 
 
 def _row_increments(on_progress: Callable[[int, int], None] | None) -> Callable[[int, int], None] | None:

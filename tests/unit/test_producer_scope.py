@@ -1,0 +1,49 @@
+"""The producer reads only its own bucket: jobs naming another bucket, the rejects prefix or the rejects bucket
+are refused, logged and counted, and never read (issue 15, case 2)."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest.mock import MagicMock
+
+import pytest
+
+from tripstream.pipeline.producer import produce_event
+from tripstream.settings import Settings
+
+SETTINGS = Settings.from_env({"SOURCE_BUCKET": "own", "REJECTS_BUCKET": "own", "REJECTS_PREFIX": "rejects/"})
+
+
+@pytest.mark.parametrize(
+    ("job", "problem"),
+    [
+        ({"bucket": "someone-elses", "key": "secrets.csv"}, "foreign_bucket"),
+        ({"bucket": "own", "key": "rejects/producer/x.csv/abc/rows-000000000002.jsonl"}, "rejects_object"),
+        (
+            {"bucket": "someone-elses", "key": "big.csv", "resume": {"row_number": 5, "byte_offset": 100}},
+            "foreign_bucket",
+        ),
+        ({"key": "no-bucket.csv"}, "invalid_job"),
+        ({"bucket": "own", "key": ["not", "a", "key"]}, "invalid_job"),
+    ],
+    ids=["other_bucket", "rejects_prefix", "continuation_of_another_bucket", "no_bucket", "key_not_text"],
+)
+def test_a_job_outside_the_stacks_bucket_is_refused_unread(job: dict[str, Any], problem: str) -> None:
+    s3, kinesis, seen = MagicMock(), MagicMock(), []
+    outcome = produce_event(s3, kinesis, SETTINGS, [job], on_result=seen.append)
+    assert s3.method_calls == [] and kinesis.method_calls == []  # never read, nothing written or sent
+    (result,) = outcome.results
+    assert result.refused is not None and result.refused["problem"] == problem
+    assert seen == [result]  # logged by the handler's on_result
+    assert outcome.refused_jobs == 1 and outcome.response()["refused_jobs"] == 1
+
+
+def test_a_separate_rejects_bucket_is_never_a_source() -> None:
+    settings = Settings.from_env({"REJECTS_BUCKET": "rejects-bucket"})
+    outcome = produce_event(MagicMock(), MagicMock(), settings, [{"bucket": "rejects-bucket", "key": "t.csv"}])
+    assert outcome.refused_jobs == 1
+
+
+def test_the_settings_read_the_source_bucket() -> None:
+    assert SETTINGS.source_bucket == "own"
+    assert Settings.from_env({}).source_bucket is None
