@@ -82,9 +82,17 @@ def stop_on_signals(stop: threading.Event, what: str, *, sigterm: bool = False) 
 def existing_endpoint(endpoint_url: str | None, region: str | None) -> tuple[AwsClients, str]:
     """Clients for where the tables already are: --endpoint-url, the AWS_ENDPOINT_URL* variables, else AWS."""
     from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients, has_credentials
-    from tripstream.local.session import configured_dynamodb_endpoint, configured_endpoint, region_from_env
+    from tripstream.local.session import (
+        configured_dynamodb_endpoint,
+        configured_endpoint,
+        endpoint_routing,
+        region_from_env,
+    )
 
-    configured = endpoint_url or configured_endpoint() or configured_dynamodb_endpoint()
+    routing = None if endpoint_url else endpoint_routing()  # a partial override is refused, or said in full
+    if routing is not None:
+        note(f"endpoint: {routing}")
+    configured = endpoint_url or routing or configured_endpoint() or configured_dynamodb_endpoint()
     credentials = has_credentials()
     if configured is None and not credentials:
         raise CommandError(
