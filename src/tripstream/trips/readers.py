@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, Protocol
 
 from tripstream.trips.normalise import (
     FileRefused,
@@ -29,9 +29,6 @@ from tripstream.trips.normalise import (
     split_csv_line,
 )
 from tripstream.trips.schema import ALIASES, column_key
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
@@ -51,8 +48,6 @@ MAX_HEADER_BYTES = 1 << 20
 MAX_LINE_BYTES = 8192
 MAX_REJECT_TEXT = 2000
 _CHUNK = 1 << 20
-_PARQUET_BATCH = 8192
-_UTC_NAMES = frozenset({"utc", "etc/utc", "gmt", "etc/gmt", "z", "+00:00", "-00:00", "+0000", "zulu", "universal"})
 
 
 class ByteSource(Protocol):
@@ -157,7 +152,9 @@ class TripFile:
 
     def rows(self, resume: ResumePoint | None = None) -> Iterator[RawRow]:
         if self.format == "parquet":
-            return _parquet_rows(self, resume)
+            from tripstream.trips.parquet import parquet_rows
+
+            return parquet_rows(self, resume)
         return _csv_rows(self, resume)
 
 
@@ -168,7 +165,9 @@ def open_trip_file(source: ByteSource, *, service_hint: str | None = None) -> Tr
     if not head.strip() and (size == 0 or not _has_content(source)):
         raise FileRefused(source.name, "empty_file", "the file is empty")
     if head.startswith(PARQUET_MAGIC):
-        return _open_parquet(source, service_hint)
+        from tripstream.trips.parquet import open_parquet
+
+        return open_parquet(source, service_hint)
     _refuse_foreign(source, head)
     if head.startswith(GZIP_MAGIC):
         _check_gzip(source)
@@ -214,7 +213,7 @@ def _check_gzip(source: ByteSource) -> None:
                             break
                         decompressor = zlib.decompressobj(wbits=47)
         except zlib.error as exc:
-            raise FileRefused(source.name, "corrupt_gzip", f"is not a valid gzip stream ({_one_line(exc)})") from None
+            raise FileRefused(source.name, "corrupt_gzip", f"is not a valid gzip stream ({one_line(exc)})") from None
     if not decompressor.eof:
         raise FileRefused(source.name, "truncated_gzip", "the gzip stream is truncated (it ends before its trailer)")
     if total == 0:
@@ -225,7 +224,7 @@ def _gzip_stream(source: ByteSource) -> io.BufferedReader:
     return io.BufferedReader(gzip.GzipFile(fileobj=source.open_stream(), mode="rb"), buffer_size=_CHUNK)
 
 
-def _one_line(error: BaseException, limit: int = 200) -> str:
+def one_line(error: BaseException, limit: int = 200) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -261,7 +260,7 @@ def _open_csv(source: ByteSource, fmt: str, stream: IO[bytes], service_hint: str
         columns = split_csv_line(text.rstrip("\r\n"))
     except RowError as error:
         raise FileRefused(source.name, "malformed_header", f"its header line {error.detail}") from None
-    header = _resolve(source, columns, service_hint, text)
+    header = resolve_columns(source, columns, service_hint, text)
     return TripFile(
         source=source,
         format=fmt,
@@ -272,7 +271,9 @@ def _open_csv(source: ByteSource, fmt: str, stream: IO[bytes], service_hint: str
     )
 
 
-def _resolve(source: ByteSource, columns: Sequence[str], service_hint: str | None, line: str | None = None) -> Header:
+def resolve_columns(
+    source: ByteSource, columns: Sequence[str], service_hint: str | None, line: str | None = None
+) -> Header:
     try:
         return resolve_header(columns, source_name=source.name, service_hint=service_hint)
     except FileRefused as refused:
@@ -377,139 +378,3 @@ def _csv_row(line: bytes, line_number: int, end: int | None) -> RawRow | None:
 
 def _shown(line: bytes) -> str:
     return line[:MAX_REJECT_TEXT].decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
-
-
-# ---------------------------------------------------------------- parquet
-
-
-def _parquet_type_supported(data_type: pa.DataType) -> bool:
-    import pyarrow as pa
-
-    if pa.types.is_dictionary(data_type):
-        return _parquet_type_supported(data_type.value_type)
-    return any(
-        check(data_type)
-        for check in (
-            pa.types.is_timestamp,
-            pa.types.is_date,
-            pa.types.is_integer,
-            pa.types.is_floating,
-            pa.types.is_decimal,
-            pa.types.is_string,
-            pa.types.is_large_string,
-            pa.types.is_binary,
-            pa.types.is_large_binary,
-            pa.types.is_boolean,
-            pa.types.is_null,
-        )
-    )
-
-
-def _open_parquet(source: ByteSource, service_hint: str | None) -> TripFile:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    # pyarrow's default allocator (mimalloc) keeps what each row group used: peak memory then grows with the file
-    # (measured: 3.9x from 10 MB to 256 MB). The system allocator gives it back, and memory stays flat (1.19x).
-    pa.set_memory_pool(pa.system_memory_pool())
-
-    with source.open_seekable() as handle:
-        try:
-            parquet = pq.ParquetFile(handle)
-            schema = parquet.schema_arrow
-        except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for a damaged footer
-            problem = f"is not a readable Parquet file ({_one_line(exc)})"
-            raise FileRefused(source.name, "unreadable_parquet", problem) from None
-        full = _resolve(source, schema.names, service_hint)
-        for name, index, _ in full.plan:
-            data_type = schema.field(index).type
-            if not _parquet_type_supported(data_type):
-                raise FileRefused(
-                    source.name,
-                    "unsupported_column_type",
-                    f"column {full.columns[index]!r} has the Parquet type {data_type}, which cannot hold a {name}",
-                )
-        # Only the columns that feed canonical fields are read: the header keeps just those, in file order.
-        wanted = [full.columns[index] for _, index, _ in full.plan]
-        header = Header(
-            columns=tuple(wanted),
-            plan=tuple((name, position, kind) for position, (name, _, kind) in enumerate(full.plan)),
-            ignored=full.ignored,
-            service=full.service,
-        )
-        # Decode every row group once before anything is sent: a damaged page refuses the file, not half of it.
-        for group in range(parquet.num_row_groups):
-            try:
-                for _ in parquet.iter_batches(batch_size=65536, row_groups=[group], columns=wanted, use_threads=False):
-                    pass
-            except Exception as exc:
-                raise FileRefused(
-                    source.name,
-                    "corrupt_parquet",
-                    f"row group {group + 1} of {parquet.num_row_groups} cannot be read ({_one_line(exc)})",
-                ) from None
-    return TripFile(source=source, format="parquet", header=header)
-
-
-def _column_texts(column: Any) -> tuple[list[str], dict[int, RowError]]:
-    """One Arrow column -> its values as the text a CSV would hold ("" for null), and per-row errors."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if pa.types.is_dictionary(column.type):
-        column = column.dictionary_decode()
-    data_type = column.type
-    if pa.types.is_timestamp(data_type):
-        if data_type.tz is not None and data_type.tz.strip().lower() not in _UTC_NAMES:
-            # An instant in a named zone or offset: its NYC wall time.
-            column = pc.local_timestamp(column.cast(pa.timestamp(data_type.unit, tz="America/New_York")))
-        # Naive: NYC wall time already. UTC: taken as NYC wall time, as for text marked UTC (normalise.py).
-        column = column.cast(pa.timestamp(data_type.unit)).cast(pa.timestamp("s"), safe=False)
-    elif pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
-        texts: list[str] = []
-        errors: dict[int, RowError] = {}
-        for position, value in enumerate(column.to_pylist()):
-            try:
-                texts.append("" if value is None else value.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                errors[position] = RowError(RejectReason.INVALID_UTF8, f"byte {exc.start}: {exc.reason}")
-                texts.append(value.decode("utf-8", "replace"))
-        return texts, errors
-    return pc.fill_null(column.cast(pa.string()), "").to_pylist(), {}
-
-
-def _parquet_rows(trip_file: TripFile, resume: ResumePoint | None) -> Iterator[RawRow]:
-    import pyarrow.parquet as pq
-
-    wanted = list(trip_file.header.columns)
-    skip = resume.row_number if resume is not None else 0
-    with trip_file.source.open_seekable() as handle:
-        parquet = pq.ParquetFile(handle)
-        row_number = 0
-        for group in range(parquet.num_row_groups):
-            group_rows = parquet.metadata.row_group(group).num_rows
-            if row_number + group_rows <= skip:
-                row_number += group_rows
-                continue
-            for batch in parquet.iter_batches(
-                batch_size=_PARQUET_BATCH, row_groups=[group], columns=wanted, use_threads=False
-            ):
-                columns: list[list[str]] = []
-                errors: dict[int, RowError] = {}
-                for column in batch.columns:
-                    texts, column_errors = _column_texts(column)
-                    columns.append(texts)
-                    for position, error in column_errors.items():
-                        errors.setdefault(position, error)
-                if row_number + batch.num_rows <= skip:
-                    row_number += batch.num_rows
-                    continue
-                for position, values in enumerate(zip(*columns, strict=True)):
-                    row_number += 1
-                    if row_number <= skip:
-                        continue
-                    row_error = errors.get(position) if errors else None
-                    if row_error is not None:
-                        yield RawRow(row_number, None, row_error, ",".join(values)[:MAX_REJECT_TEXT])
-                    else:
-                        yield RawRow(row_number, values)
