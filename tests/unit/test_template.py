@@ -63,7 +63,7 @@ SPEC_ROLES: dict[str, dict[str, set[str]]] = {
     },
 }
 # What the producer alone reads: the one bucket it may read, and the limits per object.
-PRODUCER_ONLY_VARIABLES = {"SOURCE_BUCKET"}
+PRODUCER_ONLY_VARIABLES = {"SOURCE_BUCKET", "MAX_OBJECT_BYTES", "MAX_OBJECT_ROWS", "MAX_COMPRESSION_RATIO"}
 ENVIRONMENT_VARIABLES = {
     "STREAM_NAME",
     "HIGH_VALUE_TABLE",

@@ -91,7 +91,7 @@ def produce_object(
     result = ProducerResult(bucket=bucket, key=key)
     rejects_bucket = settings.rejects_bucket or bucket
     try:
-        trip_file = open_trip_file(source)
+        trip_file = open_trip_file(source, limits=settings.object_limits)
     except ObjectGone as gone:
         result.gone = gone.reason
         result.seconds = time.monotonic() - started

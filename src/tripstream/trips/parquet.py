@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tripstream.trips.limits import PARQUET_ROW_BYTES, ObjectLimits
 from tripstream.trips.normalise import FileRefused, Header, RejectReason, RowError
 from tripstream.trips.readers import (
     MAX_REJECT_TEXT,
@@ -48,7 +49,7 @@ def _parquet_type_supported(data_type: pa.DataType) -> bool:
     )
 
 
-def open_parquet(source: ByteSource, service_hint: str | None) -> TripFile:
+def open_parquet(source: ByteSource, service_hint: str | None, limits: ObjectLimits) -> TripFile:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -63,6 +64,10 @@ def open_parquet(source: ByteSource, service_hint: str | None) -> TripFile:
         except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for a damaged footer
             problem = f"is not a readable Parquet file ({one_line(exc)})"
             raise FileRefused(source.name, "unreadable_parquet", problem) from None
+        # The row count is in the footer: a file of millions of rows in a few KB is refused before any is read.
+        rows = parquet.metadata.num_rows
+        limits.check_rows(source.name, rows)
+        limits.check_bytes(source.name, rows * PARQUET_ROW_BYTES, source.size())
         full = resolve_columns(source, schema.names, service_hint)
         for name, index, _ in full.plan:
             data_type = schema.field(index).type

@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import IO, Protocol
 
+from tripstream.trips.limits import ObjectLimits
 from tripstream.trips.normalise import (
     FileRefused,
     Header,
@@ -48,6 +49,8 @@ MAX_HEADER_BYTES = 1 << 20
 MAX_LINE_BYTES = 8192
 MAX_REJECT_TEXT = 2000
 _CHUNK = 1 << 20
+# The shortest line that can be a trip row (two timestamps): what bounds the rows of a plain CSV by its size.
+_MIN_ROW_BYTES = 40
 
 
 class ByteSource(Protocol):
@@ -158,8 +161,11 @@ class TripFile:
         return _csv_rows(self, resume)
 
 
-def open_trip_file(source: ByteSource, *, service_hint: str | None = None) -> TripFile:
+def open_trip_file(
+    source: ByteSource, *, service_hint: str | None = None, limits: ObjectLimits | None = None
+) -> TripFile:
     """Detect the format by content and check the file; raises `FileRefused` for a file not to be sent."""
+    limits = limits or ObjectLimits()
     size = source.size()
     head = source.read_range(0, 8) if size else b""
     if not head.strip() and (size == 0 or not _has_content(source)):
@@ -167,10 +173,10 @@ def open_trip_file(source: ByteSource, *, service_hint: str | None = None) -> Tr
     if head.startswith(PARQUET_MAGIC):
         from tripstream.trips.parquet import open_parquet
 
-        return open_parquet(source, service_hint)
+        return open_parquet(source, service_hint, limits)
     _refuse_foreign(source, head)
     if head.startswith(GZIP_MAGIC):
-        _check_gzip(source)
+        _check_gzip(source, limits)
         with _gzip_stream(source) as stream:
             inner = stream.peek(8)[:8]
             if inner.startswith(PARQUET_MAGIC):
@@ -179,6 +185,9 @@ def open_trip_file(source: ByteSource, *, service_hint: str | None = None) -> Tr
                 )
             _refuse_foreign(source, inner, "holds, under its gzip compression, a file that ")
             return _open_csv(source, "csv.gz", stream, service_hint)
+    limits.check_bytes(source.name, size, size)
+    if size > limits.max_rows * _MIN_ROW_BYTES:  # only a file this big can hold too many rows: count them
+        _check_line_count(source, limits)
     with source.open_stream() as stream:
         return _open_csv(source, "csv", stream, service_hint)
 
@@ -197,15 +206,29 @@ def _has_content(source: ByteSource) -> bool:
     return False
 
 
-def _check_gzip(source: ByteSource) -> None:
-    """Decompress the whole stream once, discarding it: a truncated or corrupt gzip is refused before sending."""
+def _check_line_count(source: ByteSource, limits: ObjectLimits) -> None:
+    lines = 0
+    with source.open_stream() as stream:
+        while chunk := stream.read(_CHUNK):
+            lines += chunk.count(b"\n")
+            limits.check_rows(source.name, lines - 1)
+
+
+def _check_gzip(source: ByteSource, limits: ObjectLimits) -> None:
+    """Decompress the whole stream once, discarding it: a truncated or corrupt gzip is refused before sending,
+    and so is one that expands beyond the limits (stopping as soon as it does)."""
     decompressor = zlib.decompressobj(wbits=47)
-    total = 0
+    total = compressed = lines = 0
     with source.open_stream() as stream:
         try:
             while chunk := stream.read(_CHUNK):
+                compressed += len(chunk)
                 while chunk:
-                    total += len(decompressor.decompress(chunk, _CHUNK))
+                    output = decompressor.decompress(chunk, _CHUNK)
+                    total += len(output)
+                    lines += output.count(b"\n")
+                    limits.check_bytes(source.name, total, compressed)
+                    limits.check_rows(source.name, lines - 1)
                     chunk = decompressor.unconsumed_tail
                     if decompressor.eof:  # concatenated gzip members are valid gzip
                         chunk = decompressor.unused_data + chunk
