@@ -31,9 +31,10 @@ def console() -> Any:
 
     from rich.console import Console
 
-    out = Console(soft_wrap=False)
+    # markup=False: what is printed includes stored values, which must never be read as rich markup.
+    out = Console(soft_wrap=False, markup=False)
     if not out.is_terminal and not os.environ.get("COLUMNS"):
-        out = Console(soft_wrap=False, width=160)
+        out = Console(soft_wrap=False, width=160, markup=False)
     return out
 
 
