@@ -121,7 +121,19 @@ def parse_timestamp(text: str) -> str:
     copies of the TLC data (and Spark jobs running in UTC) label the TLC's local times. Any other offset
     denotes an instant, converted to NYC wall time.
     """
-    if len(text) == 19 and text[10] in " T" and text[4] == "-" and text[13] == ":" and text[16] == ":":
+    # Fast path, the form of nearly every row. fromisoformat alone would take more than the documented forms
+    # (ISO week dates `2019-W03-4`, non-ASCII digits): the month and day must be ASCII digits.
+    if (
+        len(text) == 19
+        and text[10] in " T"
+        and text[4] == "-"
+        and text[7] == "-"
+        and text[13] == ":"
+        and text[16] == ":"
+        and text.isascii()
+        and text[5:7].isdigit()
+        and text[8:10].isdigit()
+    ):
         try:
             datetime.fromisoformat(text)
         except ValueError:
