@@ -25,6 +25,7 @@ import pytest
 from tripstream.trips.normalise import FileRefused, RejectReason, RowError, TripNormaliser, resolve_header
 from tripstream.trips.readers import MAX_LINE_BYTES, LocalFileSource, open_trip_file
 from tripstream.trips.records import decode_trip, encode_trip
+from tripstream.trips.rows import trip_rows
 
 HEADER = (
     "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,RatecodeID,"
@@ -155,7 +156,9 @@ def test_a_bad_row_is_rejected_with_its_reason_and_the_good_rows_arrive(
 
 def test_the_catalogue_has_at_least_30_kinds_and_every_reason_of_a_row() -> None:
     assert len({case[0] for case in ROW_CASES}) == len(ROW_CASES) >= 30
-    row_reasons = set(RejectReason) - {RejectReason.INVALID_TRIP_ID, *RECORD_REASONS}
+    # Those of the trip_id column have their own tests below.
+    trip_id_reasons = {RejectReason.INVALID_TRIP_ID, RejectReason.CONFLICTING_TRIP_ID}
+    row_reasons = set(RejectReason) - {*trip_id_reasons, *RECORD_REASONS}
     assert {case[2] for case in ROW_CASES} == row_reasons
 
 
@@ -199,6 +202,18 @@ def test_a_file_with_a_trip_id_column_rejects_a_row_without_a_usable_one(
     outcome = read_all(write(tmp_path, "with_ids.csv", lines))
     assert outcome.rejects == [(3, str(reason), "trip_id")]
     assert [trip["trip_id"] for trip in outcome.trips] == ["a-1", "a-2"]
+
+
+def test_rows_sharing_a_trip_id_with_other_content_are_a_conflict_and_duplicates_are_not(tmp_path: Path) -> None:
+    lines = [HEADER + ",trip_id", GOOD_1 + ",a-1", GOOD_2 + ",a-1", GOOD_1 + ",a-1", GOOD_2 + ",a-2"]
+    path = write(tmp_path, "with_ids.csv", lines)
+    trip_file = open_trip_file(LocalFileSource(path))
+    normaliser = TripNormaliser(trip_file.header, source_bucket="bucket", source_key=path.name)
+    outcomes = list(trip_rows(trip_file, normaliser, {"key": path.name}))
+    assert [o.trip["trip_id"] for o in outcomes if o.trip] == ["a-1", "a-1", "a-2"]  # line 4: the same trip again
+    (reject,) = [o.reject for o in outcomes if o.reject]
+    assert (reject.line, reject.reason, reject.error.column) == (3, "conflicting_trip_id", "trip_id")
+    assert "line 2" in reject.error.detail and reject.text == GOOD_2 + ",a-1"  # kept in the rejects
 
 
 # ---------------------------------------------------------------- odd but real rows: sent, not rejected

@@ -56,6 +56,8 @@ class RejectReason(StrEnum):
     NON_FINITE_NUMBER = "non_finite_number"
     NUMBER_OUT_OF_RANGE = "number_out_of_range"
     INVALID_TRIP_ID = "invalid_trip_id"
+    # Two rows of one file with the same trip_id column value and different content.
+    CONFLICTING_TRIP_ID = "conflicting_trip_id"
     REPEATED_HEADER = "repeated_header"
     # The csv module cannot split the line (a stray quote, a field over its size limit).
     MALFORMED_CSV = "malformed_csv"
