@@ -47,3 +47,22 @@ def test_a_separate_rejects_bucket_is_never_a_source() -> None:
 def test_the_settings_read_the_source_bucket() -> None:
     assert SETTINGS.source_bucket == "own"
     assert Settings.from_env({}).source_bucket is None
+
+
+@pytest.mark.parametrize("first_row", [1, None])
+@pytest.mark.parametrize("key", ["k" * 1020, "é" * 510, "dir/" * 200 + "trips.csv"])
+def test_rejects_keys_fit_s3s_limit_and_stay_distinct(key: str, first_row: int | None) -> None:
+    from tripstream.pipeline.producer import MAX_KEY_BYTES, rejects_key
+
+    etag = '"0123456789abcdef0123456789abcdef-12"'
+    made = rejects_key(SETTINGS, key, etag, first_row)
+    other = rejects_key(SETTINGS, key[:-1] + "x", etag, first_row)
+    assert len(made.encode()) <= MAX_KEY_BYTES and len(other.encode()) <= MAX_KEY_BYTES
+    assert made != other and made.startswith("rejects/producer/")
+    assert made.endswith("file.jsonl" if first_row is None else "rows-000000000001.jsonl")
+
+
+def test_a_short_key_keeps_its_rejects_key() -> None:
+    from tripstream.pipeline.producer import rejects_key
+
+    assert rejects_key(SETTINGS, "a/b.csv", '"e"', 2) == "rejects/producer/a/b.csv/e/rows-000000000002.jsonl"

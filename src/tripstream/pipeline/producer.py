@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -64,9 +65,24 @@ def new_backoff(settings: Settings) -> Callable[[], Backoff]:
     return backoff_factory(settings)
 
 
-def rejects_key(settings: Settings, key: str, etag: str | None, first_row: int) -> str:
+# S3 refuses keys over 1,024 bytes (UTF-8); the emulator does not check.
+MAX_KEY_BYTES = 1024
+
+
+def rejects_key(settings: Settings, key: str, etag: str | None, first_row: int | None) -> str:
+    """Where the rejects of `key` go: `.../rows-{first_row}.jsonl`, or `.../file.jsonl` for a refused file.
+
+    A source key too long to fit is cut and given a hash of the whole key, so the rejects key stays under S3's
+    limit and distinct per source key."""
     version = (etag or "unversioned").strip('"')
-    return f"{settings.rejects_prefix}producer/{key}/{version}/rows-{first_row:012d}.jsonl"
+    name = "file.jsonl" if first_row is None else f"rows-{first_row:012d}.jsonl"
+    fixed = f"{settings.rejects_prefix}producer//{version}/{name}"
+    room = MAX_KEY_BYTES - len(fixed.encode())
+    encoded = key.encode()
+    if len(encoded) > room:
+        digest = hashlib.blake2b(encoded, digest_size=8).hexdigest()
+        key = encoded[: max(room - len(digest) - 1, 0)].decode("utf-8", "ignore") + "~" + digest
+    return f"{settings.rejects_prefix}producer/{key}/{version}/{name}"
 
 
 def produce_object(
@@ -100,9 +116,7 @@ def produce_object(
         result.etag = source.etag
         result.refused = {"problem": refused.problem, "detail": str(refused)}
         report = {"source": {"bucket": bucket, "key": key}, "reason": refused.problem, "detail": str(refused)}
-        refused_key = (
-            f"{settings.rejects_prefix}producer/{key}/{(source.etag or 'unversioned').strip(chr(34))}/file.jsonl"
-        )
+        refused_key = rejects_key(settings, key, source.etag, None)
         put_json_lines(s3, rejects_bucket, refused_key, [report])
         result.rejects_keys.append(refused_key)
         result.seconds = time.monotonic() - started
