@@ -3,6 +3,7 @@ of only the columns that feed canonical fields. Split from readers.py, which cho
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from tripstream.trips.limits import PARQUET_ROW_BYTES, ObjectLimits
@@ -68,6 +69,11 @@ def open_parquet(source: ByteSource, service_hint: str | None, limits: ObjectLim
         rows = parquet.metadata.num_rows
         limits.check_rows(source.name, rows)
         limits.check_bytes(source.name, rows * PARQUET_ROW_BYTES, source.size())
+        # Columns are read by name: two of the same name cannot be told apart (pyarrow hands out both).
+        duplicates = sorted(name for name, count in Counter(schema.names).items() if count > 1)
+        if duplicates:
+            shown = ", ".join(repr(name) for name in duplicates[:5])
+            raise FileRefused(source.name, "duplicate_columns", f"has more than one column named {shown}")
         full = resolve_columns(source, schema.names, service_hint)
         for name, index, _ in full.plan:
             data_type = schema.field(index).type
