@@ -7,7 +7,7 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +78,27 @@ def stop_on_signals(stop: threading.Event, what: str, *, sigterm: bool = False) 
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def interruptible(what: str) -> Iterator[list[Callable[[], dict[str, int]]]]:
+    """SIGTERM as Ctrl-C: the `with` blocks inside unwind (emulator stopped, temporary folders removed), then one
+    line says what got done (from the counters registered in the yielded list) and the command exits 1."""
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    counters: list[Callable[[], dict[str, int]]] = []
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield counters
+    except KeyboardInterrupt:
+        counts = {name: count for counter in counters for name, count in counter().items()}
+        done = ", ".join(f"{name.replace('_', ' ')} {count:,}" for name, count in counts.items())
+        note(f"{what} interrupted" + (f": {done}" if done else "") + "; stopped and cleaned up")
+        sys.exit(EXIT_FAILED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def existing_endpoint(endpoint_url: str | None, region: str | None) -> tuple[AwsClients, str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import orjson
 
-from tripstream.cli.console import live_progress, note, quiet_handler_logs, stop_on_signals
+from tripstream.cli.console import interruptible, live_progress, note, quiet_handler_logs, stop_on_signals
 from tripstream.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, command_errors
 from tripstream.cli.options import (
     backend_option,
@@ -89,7 +89,7 @@ def run(
 
     quiet_handler_logs()
     stack_parameters = template_parameters(parameters, shards)
-    with tempfile.TemporaryDirectory(prefix="tripstream-") as scratch:
+    with interruptible("run") as counters, tempfile.TemporaryDirectory(prefix="tripstream-") as scratch:
         if file is None:
             file = write_sample(Path(scratch) / "taxi_trips.csv", rows, seed=seed)
             note(f"generated {rows:,} trips (seed {seed}) in {file}")
@@ -112,6 +112,7 @@ def run(
             if state_dir is None and not endpoint.embedded:
                 state_dir = Path(".tripstream")
             with live_progress(show_progress, as_json, total=estimate_rows(file)) as live:
+                counters.append(lambda: live.counts)
                 summary = run_file(
                     endpoint.clients,
                     endpoint.handler_clients,
