@@ -15,6 +15,7 @@ from tripstream.infra.template import (
     TemplateError,
     event_source_mapping_settings,
     load_template,
+    notification_suffixes,
     parameter_defaults,
     resource_names,
     resources_of_type,
@@ -452,7 +453,8 @@ def test_bucket_notifies_the_producer_for_each_suffix(template: dict[str, Any], 
         (rule,) = configuration["Filter"]["S3Key"]["Rules"]
         assert rule["Name"] == "suffix"
         suffixes.append(rule["Value"])
-    assert sorted(suffixes) == [".csv", ".csv.gz", ".parquet"]
+    assert sorted(suffixes) == [".CSV", ".CSV.GZ", ".PARQUET", ".csv", ".csv.gz", ".parquet"]
+    assert sorted(notification_suffixes(template)) == sorted(suffixes)
 
 
 def test_s3_may_invoke_the_producer_before_the_bucket_exists(template: dict[str, Any], names: dict[str, str]) -> None:
