@@ -8,7 +8,7 @@ from unittest.mock import MagicMock
 
 import pytest
 
-from tripstream.pipeline.producer import produce_event
+from tripstream.pipeline.producer import foreign_job, produce_event
 from tripstream.settings import Settings
 
 SETTINGS = Settings.from_env({"SOURCE_BUCKET": "own", "REJECTS_BUCKET": "own", "REJECTS_PREFIX": "rejects/"})
@@ -39,9 +39,16 @@ def test_a_job_outside_the_stacks_bucket_is_refused_unread(job: dict[str, Any], 
 
 
 def test_a_separate_rejects_bucket_is_never_a_source() -> None:
-    settings = Settings.from_env({"REJECTS_BUCKET": "rejects-bucket"})
+    settings = Settings.from_env({"SOURCE_BUCKET": "own", "REJECTS_BUCKET": "rejects-bucket"})
     outcome = produce_event(MagicMock(), MagicMock(), settings, [{"bucket": "rejects-bucket", "key": "t.csv"}])
     assert outcome.refused_jobs == 1
+
+
+def test_without_a_source_bucket_setting_only_the_rejects_prefix_is_refused() -> None:
+    settings = Settings.from_env({"REJECTS_BUCKET": "b"})
+    jobs = [{"bucket": "b", "key": "rejects/producer/a.csv/e/file.jsonl"}]
+    assert produce_event(MagicMock(), MagicMock(), settings, jobs).refused_jobs == 1
+    assert foreign_job(settings, {"bucket": "b", "key": "taxi_trips.csv"}) is None
 
 
 def test_the_settings_read_the_source_bucket() -> None:

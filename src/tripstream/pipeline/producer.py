@@ -261,7 +261,7 @@ def produce_event(
 def foreign_job(settings: Settings, job: dict[str, Any]) -> dict[str, str] | None:
     """Why the producer must not read the object `job` names, or None: only the stack's own bucket is a source
     (whoever may invoke the function could otherwise copy any readable bucket into the rejects and the logs),
-    and the rejects are never a source."""
+    and the rejects are never a source (a separate rejects bucket is not the source bucket, so it is refused)."""
     bucket, key = job.get("bucket"), job.get("key")
     if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
         return {"problem": "invalid_job", "detail": f"a job without a bucket and key: {str(job)[:200]}"}
@@ -272,8 +272,6 @@ def foreign_job(settings: Settings, job: dict[str, Any]) -> dict[str, str] | Non
     if bucket == rejects_bucket and settings.rejects_prefix and key.startswith(settings.rejects_prefix):
         detail = f"s3://{bucket}/{key[:200]}: under the rejects prefix {settings.rejects_prefix}; not read"
         return {"problem": "rejects_object", "detail": detail}
-    if settings.rejects_bucket is not None and bucket == settings.rejects_bucket != settings.source_bucket:
-        return {"problem": "rejects_object", "detail": f"s3://{bucket}/{key[:200]}: the rejects bucket; not read"}
     return None
 
 
