@@ -359,20 +359,27 @@ def _csv_rows(trip_file: TripFile, resume: ResumePoint | None) -> Iterator[RawRo
                     yield RawRow(line_number, None, error, shown, offset if plain else None)
                 continue
             stripped = raw.rstrip(b"\r\n")
-            # In an unquoted line a lone CR ends a row (universal newlines): two rows glued by one stay two rows.
-            # With quotes the csv module decides (a CR inside a quoted field is text).
-            pieces = stripped.split(b"\r") if b"\r" in stripped and b'"' not in stripped else (stripped,)
-            line_number -= 1
-            for index, piece in enumerate(pieces):
-                line_number += 1
-                if line_number <= skip_until:
-                    continue
-                end = offset if plain and index == len(pieces) - 1 else None
-                row = _csv_row(piece, line_number, end)
-                if row is None:
-                    stats.blank_lines += 1
-                else:
-                    yield row
+            if b"\r" in stripped and b'"' not in stripped:
+                # In an unquoted line a lone CR ends a row (universal newlines): two rows glued by one stay two
+                # rows, each a line. With quotes the csv module decides (a CR inside a quoted field is text).
+                pieces = stripped.split(b"\r")
+                line_number -= 1
+                for index, piece in enumerate(pieces):
+                    line_number += 1
+                    if line_number > skip_until:
+                        row = _csv_row(piece, line_number, offset if plain and index == len(pieces) - 1 else None)
+                        if row is None:
+                            stats.blank_lines += 1
+                        else:
+                            yield row
+                continue
+            if line_number <= skip_until:
+                continue
+            row = _csv_row(stripped, line_number, offset if plain else None)
+            if row is None:
+                stats.blank_lines += 1
+            else:
+                yield row
 
 
 def _csv_row(line: bytes, line_number: int, end: int | None) -> RawRow | None:
