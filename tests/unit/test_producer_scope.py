@@ -8,7 +8,8 @@ from unittest.mock import MagicMock
 
 import pytest
 
-from tripstream.pipeline.producer import foreign_job, produce_event
+from tripstream.infra.template import load_template, resources_of_type
+from tripstream.pipeline.producer import MAX_KEY_BYTES, foreign_job, produce_event, rejects_key
 from tripstream.settings import Settings
 
 SETTINGS = Settings.from_env({"SOURCE_BUCKET": "own", "REJECTS_BUCKET": "own", "REJECTS_PREFIX": "rejects/"})
@@ -59,8 +60,6 @@ def test_the_settings_read_the_source_bucket() -> None:
 @pytest.mark.parametrize("first_row", [1, None])
 @pytest.mark.parametrize("key", ["k" * 1020, "é" * 510, "dir/" * 200 + "trips.csv"])
 def test_rejects_keys_fit_s3s_limit_and_stay_distinct(key: str, first_row: int | None) -> None:
-    from tripstream.pipeline.producer import MAX_KEY_BYTES, rejects_key
-
     etag = '"0123456789abcdef0123456789abcdef-12"'
     made = rejects_key(SETTINGS, key, etag, first_row)
     other = rejects_key(SETTINGS, key[:-1] + "x", etag, first_row)
@@ -70,6 +69,16 @@ def test_rejects_keys_fit_s3s_limit_and_stay_distinct(key: str, first_row: int |
 
 
 def test_a_short_key_keeps_its_rejects_key() -> None:
-    from tripstream.pipeline.producer import rejects_key
-
     assert rejects_key(SETTINGS, "a/b.csv", '"e"', 2) == "rejects/producer/a/b.csv/e/rows-000000000002.jsonl"
+
+
+def test_the_template_gives_the_producer_its_stacks_bucket() -> None:
+    template = load_template()
+    (producer,) = [
+        resource["Properties"]
+        for resource in resources_of_type(template, "AWS::Lambda::Function").values()
+        if resource["Properties"]["FunctionName"] == "lambda-kinesis-producer"
+    ]
+    variables = producer["Environment"]["Variables"]
+    assert variables["SOURCE_BUCKET"] == variables["REJECTS_BUCKET"]
+    assert template["Resources"]["TripsBucket"]["Properties"]["BucketName"] == variables["SOURCE_BUCKET"]

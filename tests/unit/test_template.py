@@ -433,12 +433,6 @@ def test_functions(
     assert variables["STREAM_NAME"] == {"Ref": logical_id_of(names, SPEC_STREAM)}
 
 
-def test_the_producer_reads_only_the_stacks_bucket(template: dict[str, Any], names: dict[str, str]) -> None:
-    variables = properties(template, logical_id_of(names, SPEC_PRODUCER))["Environment"]["Variables"]
-    assert variables["SOURCE_BUCKET"] == variables["REJECTS_BUCKET"]
-    assert template["Resources"]["TripsBucket"]["Properties"]["BucketName"] == variables["SOURCE_BUCKET"]
-
-
 def test_bucket_notifies_the_producer_for_each_suffix(template: dict[str, Any], names: dict[str, str]) -> None:
     bucket = template["Resources"]["TripsBucket"]
     condition, notification, otherwise = bucket["Properties"]["NotificationConfiguration"]["Fn::If"]
