@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
+from tripstream.trips.limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_RATIO, DEFAULT_MAX_ROWS, ObjectLimits
+
 T = TypeVar("T")
 
 STREAM_NAME = "taxi_trips"
@@ -50,6 +52,8 @@ class Settings:
     zone_hourly_stats_table: str = ZONE_HOURLY_STATS_TABLE
     counted_trips_table: str = COUNTED_TRIPS_TABLE
     thresholds: Thresholds = field(default_factory=Thresholds)
+    # The stack's bucket: the producer reads objects of this bucket only (None: any bucket, for tests and tools).
+    source_bucket: str | None = None
     # Where rejected rows and records go; the producer defaults to the source object's bucket.
     rejects_bucket: str | None = None
     rejects_prefix: str = "rejects/"
@@ -65,6 +69,10 @@ class Settings:
     # Consumer: start no DynamoDB retry later than this many seconds before the invocation's deadline (what is
     # still unwritten then goes back to Lambda in batchItemFailures, instead of the invocation timing out).
     consumer_deadline_margin_seconds: float = 10.0
+    # Per object: beyond these it is refused whole before anything is sent (trips/limits.py has the reasons).
+    max_object_bytes: int = DEFAULT_MAX_BYTES
+    max_object_rows: int = DEFAULT_MAX_ROWS
+    max_compression_ratio: float = DEFAULT_MAX_RATIO
     # "invoke": continue a large file by invoking the producer again (AWS); "return": hand the
     # continuation back to the caller (the local runtime).
     continuation_mode: str = "invoke"
@@ -84,6 +92,7 @@ class Settings:
             zone_hourly_stats_table=env.get("ZONE_HOURLY_STATS_TABLE", defaults.zone_hourly_stats_table),
             counted_trips_table=env.get("COUNTED_TRIPS_TABLE", defaults.counted_trips_table),
             thresholds=thresholds,
+            source_bucket=env.get("SOURCE_BUCKET") or None,
             rejects_bucket=env.get("REJECTS_BUCKET") or None,
             rejects_prefix=env.get("REJECTS_PREFIX", defaults.rejects_prefix),
             retry_max_attempts=_int(env, "RETRY_MAX_ATTEMPTS", defaults.retry_max_attempts),
@@ -95,11 +104,18 @@ class Settings:
             consumer_deadline_margin_seconds=_float(
                 env, "CONSUMER_DEADLINE_MARGIN_SECONDS", defaults.consumer_deadline_margin_seconds
             ),
+            max_object_bytes=_int(env, "MAX_OBJECT_BYTES", defaults.max_object_bytes),
+            max_object_rows=_int(env, "MAX_OBJECT_ROWS", defaults.max_object_rows),
+            max_compression_ratio=_float(env, "MAX_COMPRESSION_RATIO", defaults.max_compression_ratio),
             continuation_mode=_choice(env, "CONTINUATION_MODE", defaults.continuation_mode, ("invoke", "return")),
         )
 
     def with_changes(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    @property
+    def object_limits(self) -> ObjectLimits:
+        return ObjectLimits(self.max_object_bytes, self.max_object_rows, self.max_compression_ratio)
 
     @property
     def table_names(self) -> tuple[str, str, str]:

@@ -59,6 +59,7 @@ BAD: list[tuple[bytes, str]] = [
     (GOOD[1].replace(",N,", ",\xe9,").encode("latin-1"), "invalid_utf8"),
     (GOOD[1][:30].encode(), "wrong_field_count"),
     (HEADER.encode(), "repeated_header"),
+    (('"2"' + GOOD[1][1:] + "\rjunk").encode(), "malformed_csv"),  # crashed the whole file before (issue 15)
 ]
 
 
@@ -130,6 +131,8 @@ REFUSED: list[tuple[str, bytes, str]] = [
     ("photo.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10", "not a CSV"),
     ("cut.csv.gz", gzip.compress(GOOD_CSV * 200)[:-40], "gzip stream is truncated"),
     ("damaged.parquet", _damaged_parquet(), "row group 3 of 4 cannot be read"),
+    ("bomb.csv.gz", gzip.compress(GOOD_CSV * 300_000, compresslevel=9), "MAX_COMPRESSION_RATIO"),
+    ("huge_header.csv", HEADER.encode() + b',"' + b"x" * 200_000 + b'"\n' + GOOD_CSV, "field larger than field limit"),
 ]
 
 

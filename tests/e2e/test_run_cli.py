@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import boto3
 import pytest
 
-from support.cli import run_cli
+from support.cli import local_environment, run_cli
 from tripstream.aws.dynamodb import scan_all
 from tripstream.infra.template import load_template, resource_names
 
@@ -81,3 +85,41 @@ def test_a_file_without_time_columns_is_refused_with_exit_code_3(fresh_endpoint:
             StreamName="taxi_trips", ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
         assert kinesis.get_records(ShardIterator=iterator)["Records"] == []
+
+
+def test_sigterm_stops_a_run_like_ctrl_c_with_a_summary_and_nothing_left_behind(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tripstream.cli", "run", "--rows", "400000", "--progress"],
+        env=local_environment({"TMPDIR": str(scratch)}),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stderr is not None
+        seen = []
+        for line in child.stderr:  # until the pipeline is running
+            seen.append(line)
+            if line.startswith("stack "):
+                break
+        time.sleep(2)
+        child.send_signal(signal.SIGTERM)
+        _, rest = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    stderr = "".join(seen) + rest
+    assert child.returncode == 1, stderr
+    assert "run interrupted: rows read" in stderr and "Traceback" not in stderr, stderr
+    assert list(scratch.iterdir()) == []  # the temporary folder (sample, emulator log) is gone
+    leftovers = [p for p in Path("/proc").glob("[0-9]*") if str(scratch) in _cmdline(p)]
+    assert leftovers == []  # and so is the emulator
+
+
+def _cmdline(process: Path) -> str:
+    try:
+        return (process / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

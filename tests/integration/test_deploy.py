@@ -183,6 +183,8 @@ def test_functions(clients: AwsClients, deployed: DeployResult, function_id: str
     assert variables["DURATION_TABLE"] == deployed.outputs["DurationTableName"]
     assert variables["FARE_RATIO_TABLE"] == deployed.outputs["FareRatioTableName"]
     assert variables["REJECTS_BUCKET"] == deployed.outputs["BucketName"]
+    if "SOURCE_BUCKET" in variables:  # the producer's: the local runtime hands it to the handler as Lambda does
+        assert variables["SOURCE_BUCKET"] == deployed.outputs["BucketName"]
     assert variables["REJECTS_PREFIX"] == DEFAULTS["RejectsPrefix"]
     for variable, parameter in (
         ("HIGH_VALUE_THRESHOLD", "HighValueThreshold"),

@@ -292,3 +292,21 @@ def test_on_aws_a_continuation_is_an_asynchronous_invocation_of_the_producer(pro
     (job,) = response["continuation"]["tripstream_continuation"]
     assert job["key"] == path.name and job["resume"]["row_number"] == response["results"][0]["resume"]["row_number"]
     assert response["results"][0]["rows_read"] == 400
+
+
+def test_a_failed_invocation_keeps_what_it_read_and_sent_for_the_summary(producer: Producer, tmp_path: Path) -> None:
+    """Whatever stops an invocation (here: an error after the first 2,000 rows), its counts go with the error, so
+    a run that gives up still reports the rows read and records sent (issue 15, case 1)."""
+    from tripstream.trips.generate import write_sample
+
+    path = write_sample(tmp_path / "taxi_trips.csv", 5000, seed=3)
+
+    def fail(rows: int, records: int) -> None:
+        raise RuntimeError("boom")
+
+    handler = producer_handler.make_handler(producer.deps, on_progress=fail)
+    run = invoke_producer(handler, producer.upload(path), FUNCTION, retry_attempts=0)
+    assert run.gave_up and run.errors == ["RuntimeError: boom"]
+    assert run.last_failure_rows_read == 2000
+    assert 0 < run.last_failure_records_sent <= 2000
+    assert run.records_sent_by_failed_invocations == run.last_failure_records_sent

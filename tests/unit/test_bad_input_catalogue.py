@@ -25,6 +25,7 @@ import pytest
 from tripstream.trips.normalise import FileRefused, RejectReason, RowError, TripNormaliser, resolve_header
 from tripstream.trips.readers import MAX_LINE_BYTES, LocalFileSource, open_trip_file
 from tripstream.trips.records import decode_trip, encode_trip
+from tripstream.trips.rows import trip_rows
 
 HEADER = (
     "VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,RatecodeID,"
@@ -101,6 +102,9 @@ ROW_CASES: list[tuple[str, str | bytes, RejectReason, str | None]] = [
     ("date_without_time", changed(tpep_pickup_datetime="2019-01-17"), RejectReason.INVALID_TIMESTAMP, "tpep_pickup_datetime"),
     ("day_first_date", changed(tpep_pickup_datetime="17/01/2019 18:25"), RejectReason.INVALID_TIMESTAMP, "tpep_pickup_datetime"),
     ("epoch_seconds", changed(tpep_pickup_datetime="1547749520"), RejectReason.INVALID_TIMESTAMP, "tpep_pickup_datetime"),
+    ("iso_week_date", changed(tpep_pickup_datetime="2019-W03-4 18:25:20"), RejectReason.INVALID_TIMESTAMP, "tpep_pickup_datetime"),
+    ("iso_week_date_with_t", changed(tpep_dropoff_datetime="2019-W03-4T18:45:00"), RejectReason.INVALID_TIMESTAMP, "tpep_dropoff_datetime"),
+    ("ordinal_date", changed(tpep_pickup_datetime="2019-017 18:25:20"), RejectReason.INVALID_TIMESTAMP, "tpep_pickup_datetime"),
     ("utc_offset_over_a_day", changed(tpep_pickup_datetime="2019-01-17T18:25:20+25:00"), RejectReason.INVALID_TIMESTAMP, "tpep_pickup_datetime"),
     ("empty_pickup_time", changed(tpep_pickup_datetime=""), RejectReason.MISSING_TIMESTAMP, "tpep_pickup_datetime"),
     ("blank_dropoff_time", changed(tpep_dropoff_datetime="   "), RejectReason.MISSING_TIMESTAMP, "tpep_dropoff_datetime"),
@@ -135,6 +139,8 @@ ROW_CASES: list[tuple[str, str | bytes, RejectReason, str | None]] = [
     ("header_of_another_era", OLD_HEADER, RejectReason.REPEATED_HEADER, None),
     ("nul_byte_in_a_field", changed(store_and_fwd_flag="N\x00"), RejectReason.BINARY_DATA, None),
     ("nul_padding", b"\x00" * 300, RejectReason.BINARY_DATA, None),
+    ("quoted_field_then_lone_cr", changed(store_and_fwd_flag="N,") + "\rjunk", RejectReason.MALFORMED_CSV, None),
+    ("quoted_field_with_a_stray_cr_after_it", '"2",2019-01-17 18:25:20\r,x', RejectReason.MALFORMED_CSV, None),
 ]  # fmt: skip
 
 
@@ -150,8 +156,17 @@ def test_a_bad_row_is_rejected_with_its_reason_and_the_good_rows_arrive(
 
 def test_the_catalogue_has_at_least_30_kinds_and_every_reason_of_a_row() -> None:
     assert len({case[0] for case in ROW_CASES}) == len(ROW_CASES) >= 30
-    row_reasons = set(RejectReason) - {RejectReason.INVALID_TRIP_ID, *RECORD_REASONS}
+    # Those of the trip_id column have their own tests below.
+    trip_id_reasons = {RejectReason.INVALID_TRIP_ID, RejectReason.CONFLICTING_TRIP_ID}
+    row_reasons = set(RejectReason) - {*trip_id_reasons, *RECORD_REASONS}
     assert {case[2] for case in ROW_CASES} == row_reasons
+
+
+def test_a_lone_cr_in_an_unquoted_row_ends_a_row_instead_of_merging_two(tmp_path: Path, good_ids: list[str]) -> None:
+    outcome = read_all(write(tmp_path, "glued.csv", [HEADER, GOOD_1 + "\r" + GOOD_2, changed(fare_amount="abc")]))
+    assert [trip["trip_id"] for trip in outcome.trips] == good_ids
+    assert [trip["source"]["row"] for trip in outcome.trips] == [2, 3]
+    assert outcome.rejects == [(4, "invalid_number", "fare_amount")]
 
 
 def test_a_bad_row_in_crlf_gzip_is_still_that_line(tmp_path: Path, good_ids: list[str]) -> None:
@@ -179,6 +194,18 @@ def test_a_file_with_a_trip_id_column_rejects_a_row_without_a_usable_one(
     outcome = read_all(write(tmp_path, "with_ids.csv", lines))
     assert outcome.rejects == [(3, str(reason), "trip_id")]
     assert [trip["trip_id"] for trip in outcome.trips] == ["a-1", "a-2"]
+
+
+def test_rows_sharing_a_trip_id_with_other_content_are_a_conflict_and_duplicates_are_not(tmp_path: Path) -> None:
+    lines = [HEADER + ",trip_id", GOOD_1 + ",a-1", GOOD_2 + ",a-1", GOOD_1 + ",a-1", GOOD_2 + ",a-2"]
+    path = write(tmp_path, "with_ids.csv", lines)
+    trip_file = open_trip_file(LocalFileSource(path))
+    normaliser = TripNormaliser(trip_file.header, source_bucket="bucket", source_key=path.name)
+    outcomes = list(trip_rows(trip_file, normaliser, {"key": path.name}))
+    assert [o.trip["trip_id"] for o in outcomes if o.trip] == ["a-1", "a-1", "a-2"]  # line 4: the same trip again
+    (reject,) = [o.reject for o in outcomes if o.reject]
+    assert (reject.line, reject.reason, reject.error.column) == (3, "conflicting_trip_id", "trip_id")
+    assert "line 2" in reject.error.detail and reject.text == GOOD_2 + ",a-1"  # kept in the rejects
 
 
 # ---------------------------------------------------------------- odd but real rows: sent, not rejected
@@ -362,6 +389,8 @@ REFUSED_CASES: list[tuple[str, bytes, str, str]] = [
     ("parquet_damaged_page", _damaged_page(), "corrupt_parquet", "row group 6 of 10"),
     ("parquet_without_time_columns", _parquet_bytes(pa.table({"VendorID": [1], "fare_amount": [2.5]})), "missing_columns", "no pickup time"),
     ("parquet_without_dropoff", _parquet_bytes(pa.table({"tpep_pickup_datetime": ["2019-01-01 00:00:00"], "fare_amount": [2.5]})), "missing_columns", "dropoff"),
+    ("parquet_two_columns_of_one_name", _parquet_bytes(pa.table([["2019-01-01 00:00:00"], ["2019-01-01 00:10:00"], ["x"]], names=["tpep_pickup_datetime", "tpep_dropoff_datetime", "tpep_dropoff_datetime"])), "duplicate_columns", "'tpep_dropoff_datetime'"),
+    ("header_field_over_the_csv_limit", (HEADER + ',"' + "x" * 200_000 + '"\n' + GOOD_1 + "\n").encode(), "malformed_header", "field larger than field limit"),
     ("parquet_list_column", _parquet_bytes(pa.table({"tpep_pickup_datetime": [["2019-01-01 00:00:00"]], "tpep_dropoff_datetime": ["2019-01-01 00:10:00"]})), "unsupported_column_type", "tpep_pickup_datetime"),
 ]  # fmt: skip
 

@@ -25,6 +25,7 @@ from tripstream.trips.normalise import (
 )
 from tripstream.trips.readers import LocalFileSource, open_trip_file
 from tripstream.trips.records import decode_trip, encode_trip
+from tripstream.trips.rows import trip_rows
 from tripstream.trips.schema import CANONICAL_FIELDS
 
 HEADER = [
@@ -181,3 +182,28 @@ def test_a_decoded_record_is_either_refused_or_classifiable(changes: dict[str, A
     except RowError:
         return
     classify(decoded, Thresholds())
+
+
+csv_bytes = st.lists(
+    st.one_of(
+        st.sampled_from([b",", b'"', b"\r", b"\n", b"\r\n", b"\x00", b"\xff", b" ", b"1", b"2019-01-17 18:25:20"]),
+        st.binary(max_size=8),
+    ),
+    max_size=80,
+).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(csv_bytes)
+def test_any_bytes_under_a_good_header_never_raise_and_every_row_is_sent_or_rejected(
+    tmp_path: Path, data: bytes
+) -> None:
+    path = tmp_path / "any.csv"
+    path.write_bytes(b"VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,fare_amount\n" + data)
+    trip_file = open_trip_file(LocalFileSource(path))
+    outcomes = list(trip_rows(trip_file, TripNormaliser(trip_file.header), {"key": "any.csv"}))
+    sent = sum(1 for outcome in outcomes if outcome.trip is not None)
+    rejected = sum(1 for outcome in outcomes if outcome.reject is not None)
+    assert len(outcomes) == sent + rejected
+    lines = data.replace(b"\r\n", b"\n").count(b"\n") + data.count(b"\r") - data.count(b"\r\n") + 1
+    assert len(outcomes) + trip_file.stats.blank_lines <= lines

@@ -174,3 +174,18 @@ def test_disabled_progress_prints_nothing() -> None:
     with LiveProgress(total=10, stream=out, enabled=False) as live:
         live.add(ROWS_READ, 3)
     assert out.getvalue() == "" and live.counts[ROWS_READ] == 3
+
+
+def test_stored_values_are_never_rendered_as_markup() -> None:
+    from rich.console import Console
+
+    from tripstream.cli.console import console
+    from tripstream.views.query import rich_table
+
+    rows = [{"trip_id": "a", "payment_type": "[/oops]", "[b]col": "[link=https://evil.example]1[/link]"}]
+    for out in (Console(record=True, width=200), console()):
+        out.record = True
+        out.print(rich_table(rows, title="[/title]"))
+        text = out.export_text()
+        assert "[/oops]" in text and "[link=https://evil.example]1[/link]" in text and "[b]col" in text
+        assert "[/title]" in text

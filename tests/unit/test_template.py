@@ -15,6 +15,7 @@ from tripstream.infra.template import (
     TemplateError,
     event_source_mapping_settings,
     load_template,
+    notification_suffixes,
     parameter_defaults,
     resource_names,
     resources_of_type,
@@ -62,6 +63,8 @@ SPEC_ROLES: dict[str, dict[str, set[str]]] = {
         "aws": {"service-role/AWSLambdaBasicExecutionRole"},
     },
 }
+# What the producer alone reads: the one bucket it may read, and the limits per object.
+PRODUCER_ONLY_VARIABLES = {"SOURCE_BUCKET", "MAX_OBJECT_BYTES", "MAX_OBJECT_ROWS", "MAX_COMPRESSION_RATIO"}
 ENVIRONMENT_VARIABLES = {
     "STREAM_NAME",
     "HIGH_VALUE_TABLE",
@@ -424,7 +427,7 @@ def test_functions(
     assert (props["Timeout"], props["MemorySize"]) == (timeout, memory)
     assert props["Role"] == {"Fn::GetAtt": [logical_id_of(names, role), "Arn"]}
     variables = props["Environment"]["Variables"]
-    assert set(variables) == ENVIRONMENT_VARIABLES
+    assert set(variables) == ENVIRONMENT_VARIABLES | (PRODUCER_ONLY_VARIABLES if name == SPEC_PRODUCER else set())
     # Values come from Ref/GetAtt/If, never literals repeated from elsewhere in the template.
     assert all(isinstance(value, dict) for value in variables.values()), variables
     assert variables["STREAM_NAME"] == {"Ref": logical_id_of(names, SPEC_STREAM)}
@@ -444,7 +447,8 @@ def test_bucket_notifies_the_producer_for_each_suffix(template: dict[str, Any], 
         (rule,) = configuration["Filter"]["S3Key"]["Rules"]
         assert rule["Name"] == "suffix"
         suffixes.append(rule["Value"])
-    assert sorted(suffixes) == [".csv", ".csv.gz", ".parquet"]
+    assert sorted(suffixes) == [".CSV", ".CSV.GZ", ".PARQUET", ".csv", ".csv.gz", ".parquet"]
+    assert sorted(notification_suffixes(template)) == sorted(suffixes)
 
 
 def test_s3_may_invoke_the_producer_before_the_bucket_exists(template: dict[str, Any], names: dict[str, str]) -> None:

@@ -66,7 +66,7 @@ def test_bucket_notification_is_only_left_out_for_the_local_runtime(template: di
     notification = template["Resources"]["TripsBucket"]["Properties"]["NotificationConfiguration"]
     condition, configured, _ = notification["Fn::If"]
     assert condition == "IsLambdaRuntime"
-    assert len(configured["LambdaConfigurations"]) == 3
+    assert len(configured["LambdaConfigurations"]) == 6  # .csv, .csv.gz, .parquet and their upper-case forms
 
 
 def test_s3_read_access_parameter_swaps_the_managed_policy(template: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +31,10 @@ def console() -> Any:
 
     from rich.console import Console
 
-    out = Console(soft_wrap=False)
+    # markup=False: what is printed includes stored values, which must never be read as rich markup.
+    out = Console(soft_wrap=False, markup=False)
     if not out.is_terminal and not os.environ.get("COLUMNS"):
-        out = Console(soft_wrap=False, width=160)
+        out = Console(soft_wrap=False, width=160, markup=False)
     return out
 
 
@@ -79,12 +80,41 @@ def stop_on_signals(stop: threading.Event, what: str, *, sigterm: bool = False) 
             signal.signal(signum, handler)
 
 
+@contextlib.contextmanager
+def interruptible(what: str) -> Iterator[list[Callable[[], dict[str, int]]]]:
+    """SIGTERM as Ctrl-C: the `with` blocks inside unwind (emulator stopped, temporary folders removed), then one
+    line says what got done (from the counters registered in the yielded list) and the command exits 1."""
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    counters: list[Callable[[], dict[str, int]]] = []
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield counters
+    except KeyboardInterrupt:
+        counts = {name: count for counter in counters for name, count in counter().items()}
+        done = ", ".join(f"{name.replace('_', ' ')} {count:,}" for name, count in counts.items())
+        note(f"{what} interrupted" + (f": {done}" if done else "") + "; stopped and cleaned up")
+        sys.exit(EXIT_FAILED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def existing_endpoint(endpoint_url: str | None, region: str | None) -> tuple[AwsClients, str]:
     """Clients for where the tables already are: --endpoint-url, the AWS_ENDPOINT_URL* variables, else AWS."""
     from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients, has_credentials
-    from tripstream.local.session import configured_dynamodb_endpoint, configured_endpoint, region_from_env
+    from tripstream.local.session import (
+        configured_dynamodb_endpoint,
+        configured_endpoint,
+        endpoint_routing,
+        region_from_env,
+    )
 
-    configured = endpoint_url or configured_endpoint() or configured_dynamodb_endpoint()
+    routing = None if endpoint_url else endpoint_routing()  # a partial override is refused, or said in full
+    if routing is not None:
+        note(f"endpoint: {routing}")
+    configured = endpoint_url or routing or configured_endpoint() or configured_dynamodb_endpoint()
     credentials = has_credentials()
     if configured is None and not credentials:
         raise CommandError(

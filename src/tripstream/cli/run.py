@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 import orjson
 
-from tripstream.cli.console import live_progress, note, quiet_handler_logs, stop_on_signals
-from tripstream.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, command_errors
+from tripstream.cli.console import interruptible, live_progress, note, quiet_handler_logs, stop_on_signals
+from tripstream.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, CommandError, command_errors
 from tripstream.cli.options import (
     backend_option,
     endpoint_url_option,
@@ -89,10 +89,12 @@ def run(
 
     quiet_handler_logs()
     stack_parameters = template_parameters(parameters, shards)
-    with tempfile.TemporaryDirectory(prefix="tripstream-") as scratch:
+    with interruptible("run") as counters, tempfile.TemporaryDirectory(prefix="tripstream-") as scratch:
         if file is None:
             file = write_sample(Path(scratch) / "taxi_trips.csv", rows, seed=seed)
             note(f"generated {rows:,} trips (seed {seed}) in {file}")
+        with command_errors():
+            check_notified_key(key or file.name)
         with (
             command_errors(),
             open_endpoint(
@@ -112,6 +114,7 @@ def run(
             if state_dir is None and not endpoint.embedded:
                 state_dir = Path(".tripstream")
             with live_progress(show_progress, as_json, total=estimate_rows(file)) as live:
+                counters.append(lambda: live.counts)
                 summary = run_file(
                     endpoint.clients,
                     endpoint.handler_clients,
@@ -244,3 +247,16 @@ def replay(
     else:
         click.echo(render_replay_summary(summary))
     sys.exit(EXIT_OK if summary.ok else EXIT_FAILED)
+
+
+def check_notified_key(key: str) -> None:
+    """Refuse a key the deployed stack would never process: on AWS only the bucket notification's suffixes (the
+    template's, compared case-sensitively as S3 does) reach the producer, so `run` takes the same keys."""
+    from tripstream.infra.template import load_template, notification_suffixes
+
+    suffixes = notification_suffixes(load_template())
+    if not key.endswith(suffixes):
+        raise CommandError(
+            f"{key!r} would never reach the producer on AWS: the bucket notifies it for keys ending in "
+            f"{', '.join(suffixes)} only (S3 compares them case-sensitively). Rename the file or pass --key"
+        )

@@ -220,3 +220,20 @@ __all__ = [
     "resources_of_type",
     "template_body",
 ]
+
+
+# --- what reaches the producer ------------------------------------------------------------------
+
+
+def notification_suffixes(template: Mapping[str, Any]) -> tuple[str, ...]:
+    """The key suffixes the bucket notifies the producer for, as S3 compares them: case-sensitively."""
+    bucket = resources_of_type(template, "AWS::S3::Bucket")
+    suffixes: list[str] = []
+    for resource in bucket.values():
+        notification = resource.get("Properties", {}).get("NotificationConfiguration", {})
+        if "Fn::If" in notification:
+            notification = notification["Fn::If"][1]
+        for configuration in notification.get("LambdaConfigurations", []):
+            rules = configuration.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+            suffixes += [rule["Value"] for rule in rules if rule.get("Name") == "suffix"]
+    return tuple(suffixes)

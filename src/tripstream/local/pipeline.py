@@ -210,6 +210,9 @@ def run_file(
     summary.producer_invocations = run.invocations
     summary.producer_errors = run.errors
     summary.producer_errors_final = run.gave_up
+    if run.gave_up:  # the rows the last attempt did read and send before failing are in the stream
+        summary.rows_read += run.last_failure_rows_read
+        summary.records_sent += run.last_failure_records_sent
     summary.producer_dead_letter_message_id = run.dead_letter_message_id
     if run.failed_invocations:
         # Failed invocations are retried whole: what they had sent is in the stream twice (idempotent downstream).

@@ -32,6 +32,9 @@ PLAIN_INTERVAL_SECONDS: Final = 5.0
 _CHUNK: Final = 1 << 20
 
 
+_GZIP_SAMPLE = 8 << 20
+
+
 def estimate_rows(path: Path) -> int | None:
     """How many data rows a trip file has (lines minus the header; Parquet: its metadata), None if unknown.
 
@@ -44,11 +47,16 @@ def estimate_rows(path: Path) -> int | None:
             import pyarrow.parquet as pq
 
             return int(pq.ParquetFile(str(path)).metadata.num_rows)
-        lines, last = 0, b"\n"
-        with path.open("rb") as raw, gzip.GzipFile(fileobj=raw) if magic[:2] == b"\x1f\x8b" else raw as stream:
+        lines, last, out = 0, b"\n", 0
+        packed = magic[:2] == b"\x1f\x8b"
+        with path.open("rb") as raw, gzip.GzipFile(fileobj=raw) if packed else raw as stream:
             while chunk := stream.read(_CHUNK):
                 lines += chunk.count(b"\n")
                 last = chunk[-1:]
+                out += len(chunk)
+                if packed and out >= _GZIP_SAMPLE:
+                    # Decompressing all of it would be a third pass (and unbounded for a bomb): extrapolate.
+                    return int(lines * path.stat().st_size / max(raw.tell(), 1))
         if last != b"\n":
             lines += 1  # a last line without a newline
         return max(0, lines - 1)

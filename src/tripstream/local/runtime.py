@@ -57,6 +57,9 @@ class ProducerRun:
     gave_up: bool = False
     # Records that failed invocations did get into the stream before failing (their retry sends them again).
     records_sent_by_failed_invocations: int = 0
+    # What the last failed attempt read and sent: counted in the summary when the event is given up on.
+    last_failure_rows_read: int = 0
+    last_failure_records_sent: int = 0
     # The event given up on was sent to the producer's dead-letter queue (its SQS message id).
     dead_letter_message_id: str | None = None
 
@@ -99,6 +102,8 @@ def invoke_producer(
             except Exception as error:
                 run.failed_invocations += 1
                 run.records_sent_by_failed_invocations += getattr(error, "sent", 0)
+                run.last_failure_rows_read = getattr(error, "rows_read", 0)
+                run.last_failure_records_sent = getattr(error, "sent", 0)
                 run.errors.append(f"{type(error).__name__}: {error}")
                 log.warning("producer invocation failed (attempt %d): %s", attempt + 1, error)
                 attempt += 1

@@ -55,6 +55,46 @@ def configured_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
     return "per-service endpoints (" + ", ".join(sorted(per_service)) + ")"
 
 
+# The services tripstream's clients use, by the name of their boto3 endpoint variable.
+SERVICE_ENDPOINT_VARIABLES: Final = {
+    service: f"AWS_ENDPOINT_URL_{service.upper()}"
+    for service in ("cloudformation", "dynamodb", "iam", "kinesis", "lambda", "s3", "sqs", "sts")
+}
+# Set to 1 to let a partial per-service override send the other services to real AWS on purpose.
+ALLOW_PARTIAL_VARIABLE: Final = "TRIPSTREAM_ALLOW_PARTIAL_ENDPOINTS"
+
+
+class PartialEndpoints(ValueError):
+    """Some services are overridden and the others would go to real AWS, which nobody asked for."""
+
+
+def endpoint_routing(environ: Mapping[str, str] | None = None) -> str | None:
+    """What goes where when per-service variables are set without ``AWS_ENDPOINT_URL`` (None otherwise).
+
+    Raises `PartialEndpoints` when services are left to real AWS, unless ``TRIPSTREAM_ALLOW_PARTIAL_ENDPOINTS=1``:
+    ``AWS_ENDPOINT_URL_S3`` alone would otherwise send CloudFormation, IAM, Lambda, Kinesis, DynamoDB and STS to
+    the account the credential chain finds, from a command meant for a local stack.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("AWS_ENDPOINT_URL"):
+        return None
+    overridden = {service: env[name] for service, name in SERVICE_ENDPOINT_VARIABLES.items() if env.get(name)}
+    if not overridden or set(overridden) == {"dynamodb"}:  # DynamoDB alone: the embedded emulator serves the rest
+        return None
+    to_aws = sorted(SERVICE_ENDPOINT_VARIABLES.keys() - overridden.keys())
+    routing = "; ".join(f"{service} -> {url}" for service, url in sorted(overridden.items()))
+    if not to_aws:
+        return routing
+    routing += f"; {', '.join(to_aws)} -> real AWS (the boto3 credential chain)"
+    if env.get(ALLOW_PARTIAL_VARIABLE, "").strip().lower() not in {"1", "true", "yes"}:
+        variables = ", ".join(SERVICE_ENDPOINT_VARIABLES[service] for service in to_aws)
+        raise PartialEndpoints(
+            f"only some services have an endpoint ({routing}). Set AWS_ENDPOINT_URL (or --endpoint-url) for all "
+            f"of them, or {variables}; or set {ALLOW_PARTIAL_VARIABLE}=1 to send the others to AWS on purpose"
+        )
+    return routing
+
+
 def configured_dynamodb_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
     """``AWS_ENDPOINT_URL_DYNAMODB``, if set."""
     env = os.environ if environ is None else environ
@@ -108,10 +148,11 @@ def open_endpoint(
 
         base_url: str | None
         credentials: Credentials | None
+        routing = None if endpoint_url else endpoint_routing()  # refuses before anything is started or sent
         if endpoint_url or configured_endpoint():
             base_url, embedded = endpoint_url, False
             credentials = None if has_credentials() else EMULATOR_CREDENTIALS
-            description = endpoint_url or configured_endpoint() or ""
+            description = endpoint_url or routing or configured_endpoint() or ""
         else:
             emulator = stack.enter_context(Emulator(log_path=emulator_log))
             base_url, embedded, credentials = emulator.endpoint_url, True, EMULATOR_CREDENTIALS

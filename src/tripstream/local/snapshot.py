@@ -116,17 +116,32 @@ def load_snapshot(clients: AwsClients, stack: DeployedStack, state_dir: Path) ->
     if manifest.get("version") != SNAPSHOT_VERSION:
         raise SnapshotError(f"{manifest_path}: snapshot version {manifest.get('version')!r} is not supported")
     info = SnapshotInfo(path=folder, saved_at=str(manifest.get("saved_at")))
-    for entry in manifest.get("objects", []):
-        clients.s3.upload_file(str(folder / entry["file"]), stack.bucket, entry["key"])
+    # Every path is checked before anything is written: a crafted manifest must not upload files from elsewhere.
+    objects = [(_inside(folder, "objects", entry), entry) for entry in manifest.get("objects", [])]
+    table_files = {logical: _inside(folder, "tables", entry) for logical, entry in manifest.get("tables", {}).items()}
+    for path, entry in objects:
+        clients.s3.upload_file(str(path), stack.bucket, entry["key"])
         info.objects += 1
         info.object_bytes += int(entry.get("size", 0))
     settings = Settings()
     for logical, entry in manifest.get("tables", {}).items():
         table = stack.tables.get(logical, entry.get("table", logical))
-        with (folder / entry["file"]).open("rb") as lines:
+        with table_files[logical].open("rb") as lines:
             requests = [(table, orjson.loads(line)) for line in lines if line.strip()]
         unwritten = write_items(clients.dynamodb, requests, new_backoff(settings), WriteStats(), settings.max_in_flight)
         if unwritten:
             raise SnapshotError(f"{len(unwritten)} items of {logical} could not be written back")
         info.items[logical] = len(requests)
     return info
+
+
+def _inside(folder: Path, subfolder: str, entry: Any) -> Path:
+    """The file a manifest entry names, refused unless it is a regular file in `folder/subfolder` (no `..`,
+    no absolute path, no symlink out)."""
+    name = entry.get("file") if isinstance(entry, dict) else None
+    key = entry.get("key", "") if isinstance(entry, dict) else None
+    root = (folder / subfolder).resolve()
+    path = (folder / name).resolve() if isinstance(name, str) else None
+    if path is None or not isinstance(key, str) or not path.is_relative_to(root) or not path.is_file():
+        raise SnapshotError(f"{folder / MANIFEST}: {str(entry)[:200]} does not name a file in {root}")
+    return path

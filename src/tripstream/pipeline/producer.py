@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tripstream.aws.kinesis import KinesisSender, RecordsNotSent
+from tripstream.aws.kinesis import KinesisSender
 from tripstream.aws.s3 import ObjectGone, S3ObjectSource, put_json_lines
 from tripstream.retry import Backoff, backoff_factory
 from tripstream.settings import Settings
@@ -64,9 +65,24 @@ def new_backoff(settings: Settings) -> Callable[[], Backoff]:
     return backoff_factory(settings)
 
 
-def rejects_key(settings: Settings, key: str, etag: str | None, first_row: int) -> str:
+# S3 refuses keys over 1,024 bytes (UTF-8); the emulator does not check.
+MAX_KEY_BYTES = 1024
+
+
+def rejects_key(settings: Settings, key: str, etag: str | None, first_row: int | None) -> str:
+    """Where the rejects of `key` go: `.../rows-{first_row}.jsonl`, or `.../file.jsonl` for a refused file.
+
+    A source key too long to fit is cut and given a hash of the whole key, so the rejects key stays under S3's
+    limit and distinct per source key."""
     version = (etag or "unversioned").strip('"')
-    return f"{settings.rejects_prefix}producer/{key}/{version}/rows-{first_row:012d}.jsonl"
+    name = "file.jsonl" if first_row is None else f"rows-{first_row:012d}.jsonl"
+    fixed = f"{settings.rejects_prefix}producer//{version}/{name}"
+    room = MAX_KEY_BYTES - len(fixed.encode())
+    encoded = key.encode()
+    if len(encoded) > room:
+        digest = hashlib.blake2b(encoded, digest_size=8).hexdigest()
+        key = encoded[: max(room - len(digest) - 1, 0)].decode("utf-8", "ignore") + "~" + digest
+    return f"{settings.rejects_prefix}producer/{key}/{version}/{name}"
 
 
 def produce_object(
@@ -91,7 +107,7 @@ def produce_object(
     result = ProducerResult(bucket=bucket, key=key)
     rejects_bucket = settings.rejects_bucket or bucket
     try:
-        trip_file = open_trip_file(source)
+        trip_file = open_trip_file(source, limits=settings.object_limits)
     except ObjectGone as gone:
         result.gone = gone.reason
         result.seconds = time.monotonic() - started
@@ -100,9 +116,7 @@ def produce_object(
         result.etag = source.etag
         result.refused = {"problem": refused.problem, "detail": str(refused)}
         report = {"source": {"bucket": bucket, "key": key}, "reason": refused.problem, "detail": str(refused)}
-        refused_key = (
-            f"{settings.rejects_prefix}producer/{key}/{(source.etag or 'unversioned').strip(chr(34))}/file.jsonl"
-        )
+        refused_key = rejects_key(settings, key, source.etag, None)
         put_json_lines(s3, rejects_bucket, refused_key, [report])
         result.rejects_keys.append(refused_key)
         result.seconds = time.monotonic() - started
@@ -143,8 +157,9 @@ def produce_object(
                 result.resume = {"row_number": last_row, "byte_offset": last_offset}
                 break
         sender.flush()
-    except RecordsNotSent as error:
-        error.sent, error.rows_read = sender.stats.records_sent, result.rows_read
+    except Exception as error:
+        # Whatever stops the invocation, what it got done goes with the error: the summary stays true.
+        vars(error).update(sent=sender.stats.records_sent, rows_read=result.rows_read)
         raise
     finally:
         sender.close()
@@ -185,9 +200,13 @@ class EventResult:
 
     results: list[ProducerResult] = field(default_factory=list)
     pending: list[dict[str, Any]] = field(default_factory=list)
+    # Jobs naming an object the producer may not read (another bucket, the rejects): refused unread.
+    refused_jobs: int = 0
 
     def response(self) -> dict[str, Any]:
         response: dict[str, Any] = {"results": [result.to_dict() for result in self.results]}
+        if self.refused_jobs:
+            response["refused_jobs"] = self.refused_jobs
         if self.pending:
             response["continuation"] = {CONTINUATION: self.pending}
         return response
@@ -211,6 +230,14 @@ def produce_event(
         if outcome.pending:  # time already ran out: the rest goes to the follow-up untouched
             outcome.pending.append(job)
             continue
+        refusal = foreign_job(settings, job)
+        if refusal is not None:
+            result = ProducerResult(bucket=str(job.get("bucket")), key=str(job.get("key")), refused=refusal)
+            outcome.results.append(result)
+            outcome.refused_jobs += 1
+            if on_result is not None:
+                on_result(result)
+            continue
         resume, etag = job.get("resume"), job.get("etag")
         result = produce_object(
             s3,
@@ -229,6 +256,23 @@ def produce_event(
         if result.resume is not None:
             outcome.pending.append({**job, "etag": result.etag, "resume": result.resume})
     return outcome
+
+
+def foreign_job(settings: Settings, job: dict[str, Any]) -> dict[str, str] | None:
+    """Why the producer must not read the object `job` names, or None: only the stack's own bucket is a source
+    (whoever may invoke the function could otherwise copy any readable bucket into the rejects and the logs),
+    and the rejects are never a source (a separate rejects bucket is not the source bucket, so it is refused)."""
+    bucket, key = job.get("bucket"), job.get("key")
+    if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
+        return {"problem": "invalid_job", "detail": f"a job without a bucket and key: {str(job)[:200]}"}
+    if settings.source_bucket is not None and bucket != settings.source_bucket:
+        detail = f"s3://{bucket}/{key[:200]}: not the stack's bucket ({settings.source_bucket}); not read"
+        return {"problem": "foreign_bucket", "detail": detail}
+    rejects_bucket = settings.rejects_bucket or bucket
+    if bucket == rejects_bucket and settings.rejects_prefix and key.startswith(settings.rejects_prefix):
+        detail = f"s3://{bucket}/{key[:200]}: under the rejects prefix {settings.rejects_prefix}; not read"
+        return {"problem": "rejects_object", "detail": detail}
+    return None
 
 
 def _row_increments(on_progress: Callable[[int, int], None] | None) -> Callable[[int, int], None] | None:

@@ -56,7 +56,11 @@ class RejectReason(StrEnum):
     NON_FINITE_NUMBER = "non_finite_number"
     NUMBER_OUT_OF_RANGE = "number_out_of_range"
     INVALID_TRIP_ID = "invalid_trip_id"
+    # Two rows of one file with the same trip_id column value and different content.
+    CONFLICTING_TRIP_ID = "conflicting_trip_id"
     REPEATED_HEADER = "repeated_header"
+    # The csv module cannot split the line (a stray quote, a field over its size limit).
+    MALFORMED_CSV = "malformed_csv"
     # Reader level (CSV lines that are not text rows at all).
     LINE_TOO_LONG = "line_too_long"
     BINARY_DATA = "binary_data"
@@ -119,7 +123,16 @@ def parse_timestamp(text: str) -> str:
     copies of the TLC data (and Spark jobs running in UTC) label the TLC's local times. Any other offset
     denotes an instant, converted to NYC wall time.
     """
-    if len(text) == 19 and text[10] in " T" and text[4] == "-" and text[13] == ":" and text[16] == ":":
+    # Fast path, the form of nearly every row. The dash at 7 keeps out what fromisoformat takes beyond the
+    # documented forms: ISO week dates (`2019-W03-4`, which it reads as 2019-01-17).
+    if (
+        len(text) == 19
+        and text[10] in " T"
+        and text[4] == "-"
+        and text[7] == "-"
+        and text[13] == ":"
+        and text[16] == ":"
+    ):
         try:
             datetime.fromisoformat(text)
         except ValueError:
@@ -321,7 +334,10 @@ def _service(keys: set[str], hint: str | None, source_name: str) -> str:
 def split_csv_line(line: str) -> list[str]:
     """One CSV line -> fields; the csv module only when the line has quotes (TLC files rarely do)."""
     if '"' in line:
-        return next(csv.reader([line]))
+        try:
+            return next(csv.reader([line]))
+        except csv.Error as exc:  # one bad line is a reject, never a crash of the file
+            raise RowError(RejectReason.MALFORMED_CSV, f"the line cannot be split as CSV ({exc})") from None
     return line.split(",")
 
 

@@ -4,8 +4,9 @@ A file is checked as a whole before its first row is handed out (format, header,
 row group decodable), so a refused file sends nothing. Rows come out one at a time with their row number: the
 physical line number for CSV (the header is line 1) and the 1-based row number for Parquet.
 
-Lines a CSV reader cannot even split (invalid UTF-8, NUL bytes, over `MAX_LINE_BYTES`) come out as rows with an
-error; every other line comes out as fields, and the normaliser decides.
+Lines a CSV reader cannot even split (invalid UTF-8, NUL bytes, over `MAX_LINE_BYTES`, what the csv module
+refuses) come out as rows with an error; every other line comes out as fields, and the normaliser decides. A lone
+CR in an unquoted line ends a row, and counts as a line.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, Protocol
 
+from tripstream.trips.limits import ObjectLimits
 from tripstream.trips.normalise import (
     FileRefused,
     Header,
@@ -28,9 +30,6 @@ from tripstream.trips.normalise import (
     split_csv_line,
 )
 from tripstream.trips.schema import ALIASES, column_key
-
-if TYPE_CHECKING:
-    import pyarrow as pa
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
@@ -50,8 +49,8 @@ MAX_HEADER_BYTES = 1 << 20
 MAX_LINE_BYTES = 8192
 MAX_REJECT_TEXT = 2000
 _CHUNK = 1 << 20
-_PARQUET_BATCH = 8192
-_UTC_NAMES = frozenset({"utc", "etc/utc", "gmt", "etc/gmt", "z", "+00:00", "-00:00", "+0000", "zulu", "universal"})
+# The shortest line that can be a trip row (two timestamps): what bounds the rows of a plain CSV by its size.
+_MIN_ROW_BYTES = 40
 
 
 class ByteSource(Protocol):
@@ -156,21 +155,28 @@ class TripFile:
 
     def rows(self, resume: ResumePoint | None = None) -> Iterator[RawRow]:
         if self.format == "parquet":
-            return _parquet_rows(self, resume)
+            from tripstream.trips.parquet import parquet_rows
+
+            return parquet_rows(self, resume)
         return _csv_rows(self, resume)
 
 
-def open_trip_file(source: ByteSource, *, service_hint: str | None = None) -> TripFile:
+def open_trip_file(
+    source: ByteSource, *, service_hint: str | None = None, limits: ObjectLimits | None = None
+) -> TripFile:
     """Detect the format by content and check the file; raises `FileRefused` for a file not to be sent."""
+    limits = limits or ObjectLimits()
     size = source.size()
     head = source.read_range(0, 8) if size else b""
     if not head.strip() and (size == 0 or not _has_content(source)):
         raise FileRefused(source.name, "empty_file", "the file is empty")
     if head.startswith(PARQUET_MAGIC):
-        return _open_parquet(source, service_hint)
+        from tripstream.trips.parquet import open_parquet
+
+        return open_parquet(source, service_hint, limits)
     _refuse_foreign(source, head)
     if head.startswith(GZIP_MAGIC):
-        _check_gzip(source)
+        _check_gzip(source, limits)
         with _gzip_stream(source) as stream:
             inner = stream.peek(8)[:8]
             if inner.startswith(PARQUET_MAGIC):
@@ -179,6 +185,9 @@ def open_trip_file(source: ByteSource, *, service_hint: str | None = None) -> Tr
                 )
             _refuse_foreign(source, inner, "holds, under its gzip compression, a file that ")
             return _open_csv(source, "csv.gz", stream, service_hint)
+    limits.check_bytes(source.name, size, size)
+    if size > limits.max_rows * _MIN_ROW_BYTES:  # only a file this big can hold too many rows: count them
+        _check_line_count(source, limits)
     with source.open_stream() as stream:
         return _open_csv(source, "csv", stream, service_hint)
 
@@ -197,15 +206,29 @@ def _has_content(source: ByteSource) -> bool:
     return False
 
 
-def _check_gzip(source: ByteSource) -> None:
-    """Decompress the whole stream once, discarding it: a truncated or corrupt gzip is refused before sending."""
+def _check_line_count(source: ByteSource, limits: ObjectLimits) -> None:
+    lines = 0
+    with source.open_stream() as stream:
+        while chunk := stream.read(_CHUNK):
+            lines += chunk.count(b"\n")
+            limits.check_rows(source.name, lines - 1)
+
+
+def _check_gzip(source: ByteSource, limits: ObjectLimits) -> None:
+    """Decompress the whole stream once, discarding it: a truncated or corrupt gzip is refused before sending,
+    and so is one that expands beyond the limits (stopping as soon as it does)."""
     decompressor = zlib.decompressobj(wbits=47)
-    total = 0
+    total = compressed = lines = 0
     with source.open_stream() as stream:
         try:
             while chunk := stream.read(_CHUNK):
+                compressed += len(chunk)
                 while chunk:
-                    total += len(decompressor.decompress(chunk, _CHUNK))
+                    output = decompressor.decompress(chunk, _CHUNK)
+                    total += len(output)
+                    lines += output.count(b"\n")
+                    limits.check_bytes(source.name, total, compressed)
+                    limits.check_rows(source.name, lines - 1)
                     chunk = decompressor.unconsumed_tail
                     if decompressor.eof:  # concatenated gzip members are valid gzip
                         chunk = decompressor.unused_data + chunk
@@ -213,7 +236,7 @@ def _check_gzip(source: ByteSource) -> None:
                             break
                         decompressor = zlib.decompressobj(wbits=47)
         except zlib.error as exc:
-            raise FileRefused(source.name, "corrupt_gzip", f"is not a valid gzip stream ({_one_line(exc)})") from None
+            raise FileRefused(source.name, "corrupt_gzip", f"is not a valid gzip stream ({one_line(exc)})") from None
     if not decompressor.eof:
         raise FileRefused(source.name, "truncated_gzip", "the gzip stream is truncated (it ends before its trailer)")
     if total == 0:
@@ -224,7 +247,7 @@ def _gzip_stream(source: ByteSource) -> io.BufferedReader:
     return io.BufferedReader(gzip.GzipFile(fileobj=source.open_stream(), mode="rb"), buffer_size=_CHUNK)
 
 
-def _one_line(error: BaseException, limit: int = 200) -> str:
+def one_line(error: BaseException, limit: int = 200) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -256,8 +279,11 @@ def _open_csv(source: ByteSource, fmt: str, stream: IO[bytes], service_hint: str
         text = line.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise _not_csv(source, "binary content, or text that is not UTF-8") from None
-    columns = split_csv_line(text.rstrip("\r\n"))
-    header = _resolve(source, columns, service_hint, text)
+    try:
+        columns = split_csv_line(text.rstrip("\r\n"))
+    except RowError as error:
+        raise FileRefused(source.name, "malformed_header", f"its header line {error.detail}") from None
+    header = resolve_columns(source, columns, service_hint, text)
     return TripFile(
         source=source,
         format=fmt,
@@ -268,7 +294,9 @@ def _open_csv(source: ByteSource, fmt: str, stream: IO[bytes], service_hint: str
     )
 
 
-def _resolve(source: ByteSource, columns: Sequence[str], service_hint: str | None, line: str | None = None) -> Header:
+def resolve_columns(
+    source: ByteSource, columns: Sequence[str], service_hint: str | None, line: str | None = None
+) -> Header:
     try:
         return resolve_header(columns, source_name=source.name, service_hint=service_hint)
     except FileRefused as refused:
@@ -330,162 +358,53 @@ def _csv_rows(trip_file: TripFile, resume: ResumePoint | None) -> Iterator[RawRo
                     shown = raw[:MAX_REJECT_TEXT].decode("utf-8", "replace")
                     yield RawRow(line_number, None, error, shown, offset if plain else None)
                 continue
+            stripped = raw.rstrip(b"\r\n")
+            if b"\r" in stripped and b'"' not in stripped:
+                # In an unquoted line a lone CR ends a row (universal newlines): two rows glued by one stay two
+                # rows, each a line. With quotes the csv module decides (a CR inside a quoted field is text).
+                pieces = stripped.split(b"\r")
+                line_number -= 1
+                for index, piece in enumerate(pieces):
+                    line_number += 1
+                    if line_number > skip_until:
+                        row = _csv_row(piece, line_number, offset if plain and index == len(pieces) - 1 else None)
+                        if row is None:
+                            stats.blank_lines += 1
+                        else:
+                            yield row
+                continue
             if line_number <= skip_until:
                 continue
-            stripped = raw.rstrip(b"\r\n")
-            if not stripped.strip(b" ,\t"):
+            row = _csv_row(stripped, line_number, offset if plain else None)
+            if row is None:
                 stats.blank_lines += 1
-                continue
-            end = offset if plain else None
-            if b"\x00" in stripped:
-                position = stripped.index(b"\x00")
-                error = RowError(RejectReason.BINARY_DATA, f"a NUL byte at byte {position} of the line")
-                yield RawRow(line_number, None, error, _shown(stripped), end)
-                continue
-            try:
-                text = stripped.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                error = RowError(RejectReason.INVALID_UTF8, f"byte {exc.start}: {exc.reason}")
-                yield RawRow(line_number, None, error, _shown(stripped), end)
-                continue
-            yield RawRow(line_number, split_csv_line(text), None, text, end)
+            else:
+                yield row
+
+
+def _csv_row(line: bytes, line_number: int, end: int | None) -> RawRow | None:
+    """One line (without its line end) -> a row, a row with its error, or None for a blank line."""
+    if not line.strip(b" ,\t"):
+        return None
+    if b"\x00" in line:
+        position = line.index(b"\x00")
+        return RawRow(
+            line_number,
+            None,
+            RowError(RejectReason.BINARY_DATA, f"a NUL byte at byte {position} of the line"),
+            _shown(line),
+            end,
+        )
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        error = RowError(RejectReason.INVALID_UTF8, f"byte {exc.start}: {exc.reason}")
+        return RawRow(line_number, None, error, _shown(line), end)
+    try:
+        return RawRow(line_number, split_csv_line(text), None, text, end)
+    except RowError as error:
+        return RawRow(line_number, None, error, text[:MAX_REJECT_TEXT], end)
 
 
 def _shown(line: bytes) -> str:
     return line[:MAX_REJECT_TEXT].decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
-
-
-# ---------------------------------------------------------------- parquet
-
-
-def _parquet_type_supported(data_type: pa.DataType) -> bool:
-    import pyarrow as pa
-
-    if pa.types.is_dictionary(data_type):
-        return _parquet_type_supported(data_type.value_type)
-    return any(
-        check(data_type)
-        for check in (
-            pa.types.is_timestamp,
-            pa.types.is_date,
-            pa.types.is_integer,
-            pa.types.is_floating,
-            pa.types.is_decimal,
-            pa.types.is_string,
-            pa.types.is_large_string,
-            pa.types.is_binary,
-            pa.types.is_large_binary,
-            pa.types.is_boolean,
-            pa.types.is_null,
-        )
-    )
-
-
-def _open_parquet(source: ByteSource, service_hint: str | None) -> TripFile:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    # pyarrow's default allocator (mimalloc) keeps what each row group used: peak memory then grows with the file
-    # (measured: 3.9x from 10 MB to 256 MB). The system allocator gives it back, and memory stays flat (1.19x).
-    pa.set_memory_pool(pa.system_memory_pool())
-
-    with source.open_seekable() as handle:
-        try:
-            parquet = pq.ParquetFile(handle)
-            schema = parquet.schema_arrow
-        except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for a damaged footer
-            problem = f"is not a readable Parquet file ({_one_line(exc)})"
-            raise FileRefused(source.name, "unreadable_parquet", problem) from None
-        full = _resolve(source, schema.names, service_hint)
-        for name, index, _ in full.plan:
-            data_type = schema.field(index).type
-            if not _parquet_type_supported(data_type):
-                raise FileRefused(
-                    source.name,
-                    "unsupported_column_type",
-                    f"column {full.columns[index]!r} has the Parquet type {data_type}, which cannot hold a {name}",
-                )
-        # Only the columns that feed canonical fields are read: the header keeps just those, in file order.
-        wanted = [full.columns[index] for _, index, _ in full.plan]
-        header = Header(
-            columns=tuple(wanted),
-            plan=tuple((name, position, kind) for position, (name, _, kind) in enumerate(full.plan)),
-            ignored=full.ignored,
-            service=full.service,
-        )
-        # Decode every row group once before anything is sent: a damaged page refuses the file, not half of it.
-        for group in range(parquet.num_row_groups):
-            try:
-                for _ in parquet.iter_batches(batch_size=65536, row_groups=[group], columns=wanted, use_threads=False):
-                    pass
-            except Exception as exc:
-                raise FileRefused(
-                    source.name,
-                    "corrupt_parquet",
-                    f"row group {group + 1} of {parquet.num_row_groups} cannot be read ({_one_line(exc)})",
-                ) from None
-    return TripFile(source=source, format="parquet", header=header)
-
-
-def _column_texts(column: Any) -> tuple[list[str], dict[int, RowError]]:
-    """One Arrow column -> its values as the text a CSV would hold ("" for null), and per-row errors."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if pa.types.is_dictionary(column.type):
-        column = column.dictionary_decode()
-    data_type = column.type
-    if pa.types.is_timestamp(data_type):
-        if data_type.tz is not None and data_type.tz.strip().lower() not in _UTC_NAMES:
-            # An instant in a named zone or offset: its NYC wall time.
-            column = pc.local_timestamp(column.cast(pa.timestamp(data_type.unit, tz="America/New_York")))
-        # Naive: NYC wall time already. UTC: taken as NYC wall time, as for text marked UTC (normalise.py).
-        column = column.cast(pa.timestamp(data_type.unit)).cast(pa.timestamp("s"), safe=False)
-    elif pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
-        texts: list[str] = []
-        errors: dict[int, RowError] = {}
-        for position, value in enumerate(column.to_pylist()):
-            try:
-                texts.append("" if value is None else value.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                errors[position] = RowError(RejectReason.INVALID_UTF8, f"byte {exc.start}: {exc.reason}")
-                texts.append(value.decode("utf-8", "replace"))
-        return texts, errors
-    return pc.fill_null(column.cast(pa.string()), "").to_pylist(), {}
-
-
-def _parquet_rows(trip_file: TripFile, resume: ResumePoint | None) -> Iterator[RawRow]:
-    import pyarrow.parquet as pq
-
-    wanted = list(trip_file.header.columns)
-    skip = resume.row_number if resume is not None else 0
-    with trip_file.source.open_seekable() as handle:
-        parquet = pq.ParquetFile(handle)
-        row_number = 0
-        for group in range(parquet.num_row_groups):
-            group_rows = parquet.metadata.row_group(group).num_rows
-            if row_number + group_rows <= skip:
-                row_number += group_rows
-                continue
-            for batch in parquet.iter_batches(
-                batch_size=_PARQUET_BATCH, row_groups=[group], columns=wanted, use_threads=False
-            ):
-                columns: list[list[str]] = []
-                errors: dict[int, RowError] = {}
-                for column in batch.columns:
-                    texts, column_errors = _column_texts(column)
-                    columns.append(texts)
-                    for position, error in column_errors.items():
-                        errors.setdefault(position, error)
-                if row_number + batch.num_rows <= skip:
-                    row_number += batch.num_rows
-                    continue
-                for position, values in enumerate(zip(*columns, strict=True)):
-                    row_number += 1
-                    if row_number <= skip:
-                        continue
-                    row_error = errors.get(position) if errors else None
-                    if row_error is not None:
-                        yield RawRow(row_number, None, row_error, ",".join(values)[:MAX_REJECT_TEXT])
-                    else:
-                        yield RawRow(row_number, values)

@@ -124,15 +124,17 @@ def format_csv(rows: Sequence[Row]) -> str:
 
 
 def rich_table(rows: Sequence[Row], title: str | None = None) -> Any:
-    """A rich Table of the rows (numbers right-aligned)."""
+    """A rich Table of the rows (numbers right-aligned). Every name and value is `Text`: stored text is never
+    read as rich markup (`[/oops]` would crash the table, `[link=...]` would hide the value behind a link)."""
     from rich.table import Table
+    from rich.text import Text
 
     columns = columns_of(rows)
-    table = Table(title=title, title_justify="left")
+    table = Table(title=Text(title) if title is not None else None, title_justify="left")
     for name in columns:
         numeric = any(isinstance(row.get(name), Decimal | int) for row in rows)
         keep_whole = numeric or name == "trip_id" or name.endswith("_datetime")
-        table.add_column(name, justify="right" if numeric else "left", overflow="fold", no_wrap=keep_whole)
+        table.add_column(Text(name), justify="right" if numeric else "left", overflow="fold", no_wrap=keep_whole)
     for row in rows:
-        table.add_row(*(_text(row.get(name)) for name in columns))
+        table.add_row(*(Text(_text(row.get(name))) for name in columns))
     return table
