@@ -8,6 +8,7 @@ Handles the eras the tests use: the `tpep_*` / `PULocationID` files (2016/07 on)
 from __future__ import annotations
 
 import csv
+import os
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo
 NEW_YORK = ZoneInfo("America/New_York")
 CENT = Decimal("0.01")
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TLC_DIR = REPO_ROOT.parent / "shared" / "data" / "tlc"
+TLC_DIR = Path(os.environ.get("TRIPSTREAM_TLC_DIR") or REPO_ROOT.parent / "shared" / "data" / "tlc")
 SAMPLE_2019 = TLC_DIR / "yellow_2019-01_sample.csv"
 ZONES_CSV = TLC_DIR / "taxi_zone_lookup.csv"
 
