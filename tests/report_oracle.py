@@ -23,7 +23,8 @@ CENT = Decimal("0.01")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TLC_DIR = Path(os.environ.get("TRIPSTREAM_TLC_DIR") or REPO_ROOT.parent / "shared" / "data" / "tlc")
 SAMPLE_2019 = TLC_DIR / "yellow_2019-01_sample.csv"
-ZONES_CSV = TLC_DIR / "taxi_zone_lookup.csv"
+# TLC's zone lookup (public data), shipped with the tests: the same file as ../shared/data/tlc's.
+ZONES_CSV = REPO_ROOT / "tests" / "fixtures" / "taxi_zone_lookup.csv"
 
 
 def cents(value: Decimal) -> Decimal:
