@@ -119,3 +119,17 @@ def test_a_statement_the_emulator_cannot_parse_exits_2(fresh_endpoint: str) -> N
     result = run_cli("query", "SELEKT nothing FROM", "--endpoint-url", fresh_endpoint)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+
+
+def test_run_on_an_on_demand_stream(fresh_endpoint: str, tmp_path: Path) -> None:
+    """StreamMode=ON_DEMAND: no ShardCount, Kinesis picks the shards; the local runtime reads them all."""
+    result = run_cli(
+        "run", "--rows", "200", "--parameter", "StreamMode=ON_DEMAND", "--endpoint-url", fresh_endpoint,
+        "--state-dir", str(tmp_path / "s"), "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["records_consumed"] == summary["records_sent"] == 200
+    kinesis = boto3.client("kinesis", endpoint_url=fresh_endpoint, region_name="us-east-1")
+    described = kinesis.describe_stream_summary(StreamName="taxi_trips")["StreamDescriptionSummary"]
+    assert described["StreamModeDetails"]["StreamMode"] == "ON_DEMAND"
