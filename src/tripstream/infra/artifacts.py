@@ -173,6 +173,15 @@ def lambda_requirements(constraints: Path = CONSTRAINTS_FILE) -> list[str]:
     return [found.get(name, name) for name in LAMBDA_DEPENDENCIES]
 
 
+def _platforms(target: LambdaTarget) -> list[str]:
+    """The target's wheel platforms: python3.12+ runs on Amazon Linux 2023 (glibc 2.34), so manylinux_2_28 wheels
+    (the only ones of recent pyarrow releases) are the runtime's too."""
+    major, minor = (int(part) for part in target.python_version.split(".")[:2])
+    if target.platform.startswith("manylinux2014_") and (major, minor) >= (3, 12):
+        return [target.platform.replace("manylinux2014_", "manylinux_2_28_"), target.platform]
+    return [target.platform]
+
+
 def _keep(relative: str) -> bool:
     parts = relative.split("/")
     if _PRUNED_DIRECTORIES.intersection(parts[:-1]):
@@ -244,7 +253,7 @@ def build_lambda_package(
         command = [
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
             "--target", str(site),
-            "--platform", target.platform,
+            *[argument for platform in _platforms(target) for argument in ("--platform", platform)],
             "--python-version", target.python_version,
             "--implementation", "cp",
             "--only-binary=:all:",
