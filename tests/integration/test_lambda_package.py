@@ -72,7 +72,11 @@ print("RESPONSE " + json.dumps(response))
 def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = tmp_path_factory.getbasetemp() / "lambda-package-cache"
     package = build_lambda_package(
-        cache, target=LambdaTarget(python_version=f"{sys.version_info[0]}.{sys.version_info[1]}")
+        cache,
+        # This machine's Python, for the venv below; manylinux_2_28 wheels, as the pins need (glibc >= 2.28 here).
+        target=LambdaTarget(
+            python_version=f"{sys.version_info[0]}.{sys.version_info[1]}", platform="manylinux_2_28_x86_64"
+        ),
     )
     assert package.unzipped_bytes < LAMBDA_UNZIPPED_LIMIT_BYTES
     target = tmp_path_factory.mktemp("var-task")

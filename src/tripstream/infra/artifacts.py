@@ -177,6 +177,8 @@ def _platforms(target: LambdaTarget) -> list[str]:
     """The target's wheel platforms: python3.12+ runs on Amazon Linux 2023 (glibc 2.34), so manylinux_2_28 wheels
     (the only ones of recent pyarrow releases) are the runtime's too."""
     major, minor = (int(part) for part in target.python_version.split(".")[:2])
+    if target.platform.startswith("manylinux_2_28_"):  # older manylinux wheels run there too
+        return [target.platform, target.platform.replace("manylinux_2_28_", "manylinux2014_")]
     if target.platform.startswith("manylinux2014_") and (major, minor) >= (3, 12):
         return [target.platform.replace("manylinux2014_", "manylinux_2_28_"), target.platform]
     return [target.platform]
