@@ -185,7 +185,8 @@ def fresh_backend_endpoint(backend: str, fresh_endpoint: str, request: pytest.Fi
 
 # --- real NYC TLC samples (../shared/data/tlc) ---------------------------------------------------
 
-TLC_SAMPLES_DIR = REPO_ROOT.parent / "shared" / "data" / "tlc"
+# TRIPSTREAM_TLC_DIR moves it (e.g. to a missing folder, to see what a clone without ../shared runs).
+TLC_SAMPLES_DIR = Path(os.environ.get("TRIPSTREAM_TLC_DIR") or REPO_ROOT.parent / "shared" / "data" / "tlc")
 # Reference data that sits beside the trip samples but is not a trip file.
 NOT_TRIP_FILES = frozenset({"taxi_zone_lookup.csv"})
 NO_SAMPLES = "no-tlc-samples"

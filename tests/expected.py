@@ -2,8 +2,9 @@
 
 This module is the tests' reference and must stay independent of the code it checks: it never imports
 `tripstream.trips` (nor anything that does). It reads the file with `csv`, computes every value with `decimal`
-and `zoneinfo` straight from ARCHITECTURE.md's rules, and knows only the column names of the real samples.
-It covers the samples in ../shared/data/tlc (and files derived from them), not every input the product reads.
+and `zoneinfo` straight from ARCHITECTURE.md's rules, and knows only the column names of the real samples and of
+the generated files. It covers the samples in ../shared/data/tlc (and files derived from them) and the generated
+trips (tests/support/trips.py), not every input the product reads.
 
 The one thing it shares with the product is the documented trip_id recipe (tripstream.trips.normalise.
 derive_trip_id): BLAKE2b-128 (hex) of the JSON array of the canonical values in the order of `CANONICAL_ORDER`,
@@ -93,6 +94,7 @@ COLUMNS = {
     "improvement_surcharge": "improvement_surcharge",
     "imp_surcharge": "improvement_surcharge",
     "congestion_surcharge": "congestion_surcharge",
+    "airport_fee": "airport_fee",
     "ehail_fee": "ehail_fee",
     "total_amount": "total_amount",
     "pulocationid": "pickup_location_id",
@@ -114,6 +116,7 @@ MONEY = {
     "tolls_amount",
     "improvement_surcharge",
     "congestion_surcharge",
+    "airport_fee",
     "ehail_fee",
     "total_amount",
 }

@@ -8,6 +8,7 @@ Handles the eras the tests use: the `tpep_*` / `PULocationID` files (2016/07 on)
 from __future__ import annotations
 
 import csv
+import os
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,9 +21,10 @@ from zoneinfo import ZoneInfo
 NEW_YORK = ZoneInfo("America/New_York")
 CENT = Decimal("0.01")
 REPO_ROOT = Path(__file__).resolve().parents[1]
-TLC_DIR = REPO_ROOT.parent / "shared" / "data" / "tlc"
+TLC_DIR = Path(os.environ.get("TRIPSTREAM_TLC_DIR") or REPO_ROOT.parent / "shared" / "data" / "tlc")
 SAMPLE_2019 = TLC_DIR / "yellow_2019-01_sample.csv"
-ZONES_CSV = TLC_DIR / "taxi_zone_lookup.csv"
+# TLC's zone lookup (public data), shipped with the tests: the same file as ../shared/data/tlc's.
+ZONES_CSV = REPO_ROOT / "tests" / "fixtures" / "taxi_zone_lookup.csv"
 
 
 def cents(value: Decimal) -> Decimal:

@@ -19,9 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_tlc_samples
 from report_oracle import (
-    SAMPLE_2019,
     ZONES_CSV,
     check_aggregates,
     check_report,
@@ -30,8 +28,9 @@ from report_oracle import (
     read_trips,
     read_zones,
 )
+from support.trips import trips_file
 
-pytestmark = [pytest.mark.e2e, pytest.mark.real_samples, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROWS = 300
 CLI = [sys.executable, "-m", "tripstream.cli"]
 
@@ -115,11 +114,9 @@ def cli(
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    require_tlc_samples(SAMPLE_2019.parent, SAMPLE_2019.name)
     workdir = tmp_path_factory.mktemp("up")
     trips = workdir / "taxi_trips.csv"
-    with SAMPLE_2019.open("rb") as source:
-        trips.write_bytes(b"".join(line for _, line in zip(range(ROWS + 1), source, strict=False)))
+    trips_file(trips, ROWS, seed=2019)
     process, env, banner = start_up(workdir, workdir / "state")
     assert "export AWS_ENDPOINT_URL=http://127.0.0.1:" in banner and "tables  high_value_trips" in banner
     handle = Up(process, env, workdir, workdir / "state", trips)
@@ -144,11 +141,11 @@ def test_report_json_and_html_show_the_files_numbers(up: Up) -> None:
     result = cli(up, "report", "--json", "--html", str(html))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout, parse_float=Decimal)
-    check_report(report, expected_numbers(read_trips(SAMPLE_2019, limit=ROWS)), read_zones())
+    check_report(report, expected_numbers(read_trips(up.file)), read_zones())
     assert report["zones"] == str(ZONES_CSV)
     aggregates = report["aggregates"]
     if aggregates["trips"]:  # the consumer maintains zone_hourly_stats: it must agree with the file
-        check_aggregates(aggregates, expected_aggregates(read_trips(SAMPLE_2019, limit=ROWS)), read_zones())
+        check_aggregates(aggregates, expected_aggregates(read_trips(up.file)), read_zones())
     page = html.read_text()
     # The per-trip charts, trips per hour of day, and the heatmap once there are cells.
     charts = 6 + 1 + (1 if aggregates["trips"] else 0)
@@ -164,7 +161,7 @@ def test_report_prints_tables_on_a_terminal_width(up: Up) -> None:
 
 def test_query_prints_table_json_and_csv(up: Up) -> None:
     statement = "SELECT trip_id, total_amount, pickup_location_id FROM high_value_trips WHERE total_amount > 60"
-    expected = sorted(t.total for t in read_trips(SAMPLE_2019, limit=ROWS).trips if t.total and t.total > 60)
+    expected = sorted(t.total for t in read_trips(up.file).trips if t.total and t.total > 60)
     as_json = cli(up, "query", statement, "--format", "json")
     assert as_json.returncode == 0, as_json.stderr
     rows = json.loads(as_json.stdout, parse_float=Decimal)
@@ -220,6 +217,6 @@ def test_up_keeps_the_data_across_a_restart(up: Up) -> None:
     assert "tripstream is up" in banner
     result = cli(up, "query", "SELECT trip_id FROM trip_duration_analysis", "--format", "csv")
     assert result.returncode == 0, result.stderr
-    assert len(result.stdout.splitlines()) - 1 == len(read_trips(SAMPLE_2019, limit=ROWS).timed)
+    assert len(result.stdout.splitlines()) - 1 == len(read_trips(up.file).timed)
     code, err = stop_up(up.process)
     assert code == 0 and "restored from" in err, err

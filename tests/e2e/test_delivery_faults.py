@@ -1,7 +1,7 @@
-"""Nothing lost, nothing twice: real sample files through the whole local pipeline (S3 event -> producer ->
-Kinesis -> event source mapping -> consumer -> DynamoDB) while the fault layer breaks the real HTTP traffic,
-each fault alone and all together. Every table must hold exactly the expected items and the summary's counts
-must add up (read = sent + rejected; sent = processed).
+"""Nothing lost, nothing twice: generated trip files (tests/support/trips.py) through the whole local pipeline
+(S3 event -> producer -> Kinesis -> event source mapping -> consumer -> DynamoDB) while the fault layer breaks
+the real HTTP traffic, each fault alone and all together. Every table must hold exactly the expected items and the
+summary's counts must add up (read = sent + rejected; sent = processed).
 
 `pytest -s` prints, for each run, the faults injected, the retries made and the trips lost and duplicated.
 """
@@ -18,6 +18,7 @@ import pytest
 from expected import expected_for  # tests/expected.py, the independent reference
 from support.faults import FaultInjector, FaultPlan
 from support.harness import ExpectedRun, expected_run, reset_pipeline, stream_records, table_contents
+from support.trips import trips_file
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers import producer as producer_handler
@@ -25,29 +26,16 @@ from tripstream.local.emulator import Emulator
 from tripstream.local.pipeline import DeployedStack, RunSummary, run_file
 from tripstream.local.stack import deploy_for_local_runtime
 
-pytestmark = [pytest.mark.e2e, pytest.mark.real_samples, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tlc"
 # Fast backoff for the tests; the bounds stay: 10 attempts per call.
 FAST_RETRIES = {"RETRY_BASE_DELAY": "0.002", "RETRY_MAX_DELAY": "0.02", "RETRY_MAX_ATTEMPTS": "10"}
 STACK_PARAMETERS = {"BatchSize": "100", "MaximumBatchingWindowInSeconds": "0"}
 
 
-def sample(name: str, tmp_path: Path | None = None, rows: int | None = None) -> Path:
-    """A real sample; with `rows`, a copy of its first lines only (header, any blank line, `rows` data lines)."""
-    path = SAMPLES / name
-    if rows is None or tmp_path is None:
-        return path
-    lines = path.read_bytes().splitlines(keepends=True)
-    data = [index for index, line in enumerate(lines) if index > 0 and line.strip()]
-    head = tmp_path / f"head-{rows}-{name}"
-    head.write_bytes(b"".join(lines[: data[rows - 1] + 1]) if len(data) >= rows else path.read_bytes())
-    return head
-
-
-@pytest.fixture(autouse=True)
-def _real_samples(tlc_samples: Path) -> None:
-    """Every test here reads real samples: the shared fixture skips them without (fails them with CI=true)."""
+def sample(seed: int, tmp_path: Path, rows: int = 400, *, blank_line: bool = False) -> Path:
+    """A generated trips file of `rows` rows (its own seed per test, so that the faults meet different data)."""
+    return trips_file(tmp_path / f"trips-{seed}-{rows}.csv", rows, seed=seed, blank_line=blank_line)
 
 
 @dataclass
@@ -232,17 +220,17 @@ def run(
 
 
 SINGLE_FAULTS = {
-    "PutRecords entries failed": ("yellow_2019-01_sample.csv", FaultPlan(seed=1, put_entry_failure=0.15)),
+    "PutRecords entries failed": ((101, 400, False), FaultPlan(seed=1, put_entry_failure=0.15)),
     "calls throttled or 5xx": (
-        "yellow_2013-01_sample_blankline.csv",
+        (102, 400, True),
         FaultPlan(seed=12, call_throttle=0.05, call_server_error=0.05),
     ),
-    "items unprocessed": ("green_2014-01_sample.csv", FaultPlan(seed=3, unprocessed_items=0.25)),
-    "connections reset": ("yellow_2018_bigquery-schema_sample.csv", FaultPlan(seed=4, connection_reset=0.15)),
-    "consumer crashes mid-batch": ("yellow_2010-02_sample.csv", FaultPlan(seed=5, consumer_crash=0.1)),
+    "items unprocessed": ((103, 400, False), FaultPlan(seed=3, unprocessed_items=0.25)),
+    "connections reset": ((104, 400, False), FaultPlan(seed=4, connection_reset=0.15)),
+    "consumer crashes mid-batch": ((105, 400, False), FaultPlan(seed=5, consumer_crash=0.1)),
     # Kinesis stored the records but the producer never heard: it sends them again (at-least-once).
     "PutRecords answers lost": (
-        "green_2019-01_sample.csv",
+        (106, 1200, False),  # several PutRecords calls, so that some answers are lost
         FaultPlan(seed=2, lost_response=0.5, operations=("PutRecords",)),
     ),
 }
@@ -250,8 +238,8 @@ SINGLE_FAULTS = {
 
 @pytest.mark.parametrize("fault", list(SINGLE_FAULTS))
 def test_each_fault_alone(pipeline_on: Pipeline, tmp_path: Path, fault: str) -> None:
-    name, plan = SINGLE_FAULTS[fault]
-    path = sample(name, tmp_path, rows=400)
+    (seed, rows, blank_line), plan = SINGLE_FAULTS[fault]
+    path = sample(seed, tmp_path, rows, blank_line=blank_line)
     expected = expected_run(path)
     summary, faults = run(pipeline_on, path, plan, tmp_path)
     check_run(pipeline_on, path, summary, expected, faults, fault)
@@ -277,7 +265,7 @@ HEAVY = FaultPlan(
 def test_all_faults_together_with_continuations(pipeline_on: Pipeline, tmp_path: Path, backend: str) -> None:
     """The heaviest run: every fault at once, and the producer continuing the file every 200 rows (its time
     "runs short" at each look at the clock), on each DynamoDB backend."""
-    path = sample("green_2014-01_sample.csv")
+    path = sample(107, tmp_path, rows=1500)
     expected = expected_run(path)
     summary, faults = run(pipeline_on, path, HEAVY, tmp_path, environment={"DEADLINE_MARGIN_SECONDS": "1000000"})
     check_run(pipeline_on, path, summary, expected, faults, f"all faults together, DynamoDB on {backend}")
@@ -297,7 +285,7 @@ def test_all_faults_together_with_continuations(pipeline_on: Pipeline, tmp_path:
 def test_duplicate_notifications_and_reuploads_write_nothing_twice(pipeline_on: Pipeline, tmp_path: Path) -> None:
     """S3 notifications are at-least-once and users upload a file again: the same object notified twice, and
     the same file under another key, leave exactly the items of one run (the stream holds every copy)."""
-    path = sample("green_2019-01_sample.csv", tmp_path, rows=300)
+    path = sample(108, tmp_path, rows=300)
     expected = expected_run(path)
     plan = FaultPlan(seed=8, put_entry_failure=0.1, unprocessed_items=0.1)
     for key in ("in/trips.csv", "in/trips.csv", "again/trips-copy.csv"):

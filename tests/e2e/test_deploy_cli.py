@@ -117,7 +117,7 @@ def test_deploy_status_destroy_against_the_emulator(
     assert state.exit_code == 0, state.output
     data = json.loads(state.stdout)
     assert data["status"] in {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
-    assert data["stream"]["open_shards"] == 2
+    assert data["stream"]["open_shards"] == 2 and data["stream"]["mode"] == "PROVISIONED"
     assert data["tables"] == dict.fromkeys(TABLES, "0")
     assert data["iterator_age"] == "n/a"  # the emulator's CloudWatch has no Lambda metrics
 
@@ -155,3 +155,21 @@ def test_an_unknown_parameter_is_a_usage_error(package_cache: Path, fresh_endpoi
     )
     assert result.exit_code == 2
     assert "NoSuchParameter" in result.output
+
+
+def test_an_on_demand_stream_deploys_and_status_shows_the_mode(
+    lambda_package: LambdaPackage, fresh_endpoint: str, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    common = ["--endpoint-url", fresh_endpoint, "--region", "us-east-1"]
+    deploy = ["deploy", *common, "--build-dir", str(tmp_path / "build"), "--package", str(lambda_package.path)]
+    deployed = runner.invoke(main, [*deploy, "--parameter", "StreamMode=ON_DEMAND"])
+    assert deployed.exit_code == 0, deployed.output
+    kinesis = boto3.client("kinesis", endpoint_url=fresh_endpoint, region_name="us-east-1")
+    summary = kinesis.describe_stream_summary(StreamName=NAMES["TripsStream"])["StreamDescriptionSummary"]
+    assert summary["StreamModeDetails"]["StreamMode"] == "ON_DEMAND"
+    state = runner.invoke(main, ["status", *common, "--json"])
+    assert state.exit_code == 0, state.output
+    assert json.loads(state.stdout)["stream"]["mode"] == "ON_DEMAND"
+    plain = runner.invoke(main, ["status", *common])
+    assert "ON_DEMAND" in plain.stdout

@@ -22,21 +22,13 @@ import pytest
 from expected import expected_for  # tests/expected.py, the independent reference
 from support.faults import ENVIRONMENT_VARIABLE, FaultPlan
 from support.harness import expected_run, stream_records, table_contents
+from support.trips import trips_file
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.local.pipeline import read_stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.real_samples, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tlc"
 TESTS = Path(__file__).resolve().parents[1]
-
-
-def sample_head(name: str, rows: int, target: Path) -> Path:
-    """The first `rows` trips of a real sample (a small file keeps the two runs quick)."""
-    path = SAMPLES / name
-    lines = path.read_bytes().splitlines(keepends=True)
-    target.write_bytes(b"".join(lines[: rows + 1]))
-    return target
 
 
 def command(path: Path, endpoint_url: str, state: Path) -> list[str]:
@@ -70,13 +62,10 @@ def checkpoints(state: Path) -> dict[str, int]:
     return found
 
 
-def test_sigkill_mid_stream_then_restart_continues_from_the_checkpoint(
-    fresh_endpoint: str, tlc_samples: Path, tmp_path: Path
-) -> None:
+def test_sigkill_mid_stream_then_restart_continues_from_the_checkpoint(fresh_endpoint: str, tmp_path: Path) -> None:
     """The checkpoints are the local runtime's (the DynamoDB backend plays no part: moto only, to stay quick)."""
     emulator_url = fresh_endpoint
-    # tlc_samples: the shared fixture skips the test without the real samples (fails it with CI=true).
-    path = sample_head("green_2019-01_sample.csv", 500, tmp_path / "taxi_trips.csv")
+    path = trips_file(tmp_path / "taxi_trips.csv", 500, seed=2019)
     expected = expected_run(path)
     state = tmp_path / "state"
     env = {

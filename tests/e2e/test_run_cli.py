@@ -78,13 +78,11 @@ def test_a_file_without_time_columns_is_refused_with_exit_code_3(fresh_endpoint:
     bad.write_text("VendorID,trip_distance,fare_amount\n1,2.5,10\n")
     result = run_cli("run", str(bad), "--endpoint-url", fresh_endpoint, "--state-dir", str(tmp_path / "s"))
     assert result.returncode == 3, result.stdout + result.stderr
-    assert "no_times.csv" in result.stdout and "pickup" in result.stdout and "dropoff" in result.stdout
+    # One message on stderr, before anything is deployed or sent.
+    assert result.stdout == "" and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "no_times.csv" in result.stderr and "pickup" in result.stderr and "dropoff" in result.stderr
     kinesis = boto3.client("kinesis", endpoint_url=fresh_endpoint, region_name="us-east-1")
-    for shard in kinesis.list_shards(StreamName="taxi_trips")["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName="taxi_trips", ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        assert kinesis.get_records(ShardIterator=iterator)["Records"] == []
+    assert kinesis.list_streams()["StreamNames"] == []
 
 
 def test_sigterm_stops_a_run_like_ctrl_c_with_a_summary_and_nothing_left_behind(tmp_path: Path) -> None:
@@ -123,3 +121,57 @@ def _cmdline(process: Path) -> str:
         return (process / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "/dev/zero"])
+def test_a_file_that_is_no_trip_file_is_refused_at_once(path: str, aws_env: None) -> None:
+    """Checked before any emulator starts: /dev/zero is never read, /etc/passwd refused at its header."""
+    import time
+
+    started = time.monotonic()
+    result = run_cli("run", path, "--json", timeout=30)
+    assert result.returncode == 3, result.stderr
+    assert json.loads(result.stdout)["refused"]  # --json: one document on stdout, whatever happens
+    assert result.stderr.startswith(f"REFUSED {path}: ") and len(result.stderr.splitlines()) == 1, result.stderr
+    assert time.monotonic() - started < 10  # a process start; no emulator, no deploy
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["run", "--rows", "5"], ["replay", "TRIPS"], ["query", "SELECT * FROM high_value_trips"], ["report"], ["status"]],
+)
+def test_an_endpoint_that_does_not_answer_is_one_line_and_exit_1(
+    command: list[str], aws_env: None, tmp_path: Path
+) -> None:
+    from support.trips import trips_file
+
+    trips = str(trips_file(tmp_path / "trips.csv", 5))
+    args = [trips if arg == "TRIPS" else arg for arg in command]
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "TRIPSTREAM_ZONES": "none"}
+    result = run_cli(*args, env=env, timeout=120)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot reach" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+    with_debug = run_cli("--debug", *args, env=env, timeout=120)
+    assert with_debug.returncode == 1 and "Traceback" in with_debug.stderr
+
+
+def test_a_statement_the_emulator_cannot_parse_exits_2(fresh_endpoint: str) -> None:
+    result = run_cli("query", "SELEKT nothing FROM", "--endpoint-url", fresh_endpoint)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+
+
+def test_run_on_an_on_demand_stream(fresh_endpoint: str, tmp_path: Path) -> None:
+    """StreamMode=ON_DEMAND: no ShardCount, Kinesis picks the shards; the local runtime reads them all."""
+    result = run_cli(
+        "run", "--rows", "200", "--parameter", "StreamMode=ON_DEMAND", "--endpoint-url", fresh_endpoint,
+        "--state-dir", str(tmp_path / "s"), "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["records_consumed"] == summary["records_sent"] == 200
+    kinesis = boto3.client("kinesis", endpoint_url=fresh_endpoint, region_name="us-east-1")
+    described = kinesis.describe_stream_summary(StreamName="taxi_trips")["StreamDescriptionSummary"]
+    assert described["StreamModeDetails"]["StreamMode"] == "ON_DEMAND"

@@ -5,6 +5,8 @@ bisect on function errors, bounded retries then the on-failure queue, record age
 from __future__ import annotations
 
 import base64
+import functools
+import tempfile
 import threading
 import time
 import uuid
@@ -18,6 +20,7 @@ import pytest
 
 from support.faults import FaultInjector, FaultPlan
 from support.harness import create_scratch_resources
+from support.trips import canonical_trips, trips_file
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import scan_all
 from tripstream.aws.kinesis import list_shard_ids
@@ -31,13 +34,10 @@ from tripstream.local.runtime import EventSourceMapping, StreamInfo
 from tripstream.pipeline.consumer import ConsumerResult, StreamRecord, consume_records
 from tripstream.settings import Settings
 from tripstream.trips.analytics import classify
-from tripstream.trips.normalise import TripNormaliser
-from tripstream.trips.readers import LocalFileSource, open_trip_file
 from tripstream.trips.records import encode_trip
 
-pytestmark = [pytest.mark.integration, pytest.mark.real_samples]
+pytestmark = [pytest.mark.integration]
 
-SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tlc"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 FUNCTION = FunctionInfo(
     "lambda-kinesis-consumer",
@@ -49,24 +49,23 @@ FUNCTION = FunctionInfo(
 )
 
 
+# Generated files (tests/support/trips.py): the names stand for a seed each, so that tests meet different data.
+TRIP_FILES = {
+    "green_2019-01_sample.csv": 2019,
+    "green_2014-01_sample.csv": 2014,
+    "yellow_2013-01_sample_blankline.csv": 2013,
+}
+
+
+@functools.cache
+def _trip_file(name: str) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="tripstream-consumer-faults-"))
+    return trips_file(folder / name, 500, seed=TRIP_FILES[name], blank_line="blankline" in name)
+
+
 def sample_trips(name: str, count: int | None = None) -> list[dict[str, Any]]:
-    """Canonical trips of a real sample (distinct trip_ids, in file order)."""
-    path = SAMPLES / name
-    trip_file = open_trip_file(LocalFileSource(path))
-    normaliser = TripNormaliser(trip_file.header, source_bucket="b", source_key=name)
-    trips: dict[str, dict[str, Any]] = {}
-    for row in trip_file.rows():
-        if row.fields is not None and row.error is None:
-            trip = normaliser.normalise(row.fields, row.row_number)
-            trips.setdefault(trip["trip_id"], trip)
-            if count is not None and len(trips) == count:
-                break
-    return list(trips.values())
-
-
-@pytest.fixture(autouse=True)
-def _real_samples(tlc_samples: Path) -> None:
-    """Every test here reads real samples: the shared fixture skips them without (fails them with CI=true)."""
+    """Canonical trips of a generated file (distinct trip_ids, in file order)."""
+    return canonical_trips(_trip_file(name), count)
 
 
 @dataclass

@@ -72,7 +72,11 @@ print("RESPONSE " + json.dumps(response))
 def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = tmp_path_factory.getbasetemp() / "lambda-package-cache"
     package = build_lambda_package(
-        cache, target=LambdaTarget(python_version=f"{sys.version_info[0]}.{sys.version_info[1]}")
+        cache,
+        # This machine's Python, for the venv below; manylinux_2_28 wheels, as the pins need (glibc >= 2.28 here).
+        target=LambdaTarget(
+            python_version=f"{sys.version_info[0]}.{sys.version_info[1]}", platform="manylinux_2_28_x86_64"
+        ),
     )
     assert package.unzipped_bytes < LAMBDA_UNZIPPED_LIMIT_BYTES
     target = tmp_path_factory.mktemp("var-task")
@@ -195,3 +199,16 @@ def test_the_package_runs_both_handlers_in_a_venv_with_only_boto3(
         for table in (NAMES["HighValueTripsTable"], NAMES["TripDurationTable"], NAMES["FareRatioTable"])
     }
     assert all(count > 0 for count in counts.values()), counts
+
+
+@pytest.mark.slow
+def test_the_package_is_built_from_the_pins_and_is_reproducible(tmp_path: Path) -> None:
+    """constraints.txt pins the Lambda's dependencies; two builds from nothing give the same bytes."""
+    from tripstream.infra.artifacts import lambda_requirements, pinned_versions
+
+    pins = pinned_versions()
+    assert lambda_requirements() == [f"{name}=={pins[name]}" for name in ("orjson", "pyarrow", "aws-lambda-powertools")]
+    first = build_lambda_package(tmp_path / "first", target=LambdaTarget())
+    second = build_lambda_package(tmp_path / "second", target=LambdaTarget())
+    assert first.built and second.built
+    assert first.sha256 == second.sha256

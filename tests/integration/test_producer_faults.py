@@ -18,6 +18,7 @@ from botocore.stub import ANY, Stubber
 
 from support.faults import FaultInjector, FaultPlan
 from support.harness import expected_run, stream_records
+from support.trips import trips_file
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.kinesis import KinesisSender, RecordsNotSent
 from tripstream.aws.lambda_ import FunctionInfo
@@ -29,16 +30,27 @@ from tripstream.pipeline.producer import produce_object
 from tripstream.retry import backoff_factory
 from tripstream.settings import Settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.real_samples]
+pytestmark = [pytest.mark.integration]
 
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:lambda-kinesis-producer"
 FUNCTION = FunctionInfo("lambda-kinesis-producer", FUNCTION_ARN, "arn:aws:iam::123456789012:role/r", 900, 1024, {})
 
 
-@pytest.fixture
-def samples(tlc_samples: Path) -> Path:
-    """../shared/data/tlc: the shared fixture skips the test without it (and fails it with CI=true)."""
-    return tlc_samples
+# Generated stand-ins (tests/support/trips.py) for the files these tests read: name -> (rows, seed).
+TRIP_FILES = {
+    "green_2019-01_sample.csv": (1258, 2019),
+    "green_2014-01_sample.csv": (1586, 2014),
+    "yellow_2013-01_sample_blankline.csv": (997, 2013),
+}
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of generated trip files, so that these tests run in every clone."""
+    folder = tmp_path_factory.mktemp("trips")
+    for name, (rows, seed) in TRIP_FILES.items():
+        trips_file(folder / name, rows, seed=seed, blank_line="blankline" in name)
+    return folder
 
 
 @dataclass
@@ -227,7 +239,7 @@ class FakeTimeContext:
 
 
 def parquet_copy(path: Path, target: Path) -> Path:
-    """The real CSV as Parquet (all columns text, small row groups, so that a resume skips whole groups)."""
+    """The CSV as Parquet (all columns text, small row groups, so that a resume skips whole groups)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq

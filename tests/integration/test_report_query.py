@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_tlc_samples
 from report_oracle import (
-    SAMPLE_2019,
     ZONES_CSV,
     Expected,
     cell_items,
@@ -29,6 +27,7 @@ from report_oracle import (
     read_zones,
 )
 from support.cli import reset_emulator, run_cli
+from support.trips import trips_file
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import to_item
 from tripstream.cli.read import build_report as cli_build_report
@@ -41,7 +40,7 @@ from tripstream.views.report import build_report
 from tripstream.views.tables import read_tables, table_names
 from tripstream.views.zones import parse_zone_lookup
 
-pytestmark = [pytest.mark.integration, pytest.mark.real_samples, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROWS = 500
 
 
@@ -67,16 +66,14 @@ def _deploy(endpoint: str) -> tuple[AwsClients, AwsClients, DeployedStack]:
 
 @pytest.fixture(scope="module")
 def pipeline(emulator_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    require_tlc_samples(SAMPLE_2019.parent, SAMPLE_2019.name)
     reset_emulator(emulator_endpoint)  # the table names are fixed: this module needs the endpoint to itself
     clients, handler_clients, stack = _deploy(emulator_endpoint)
     path = tmp_path_factory.mktemp("report") / "taxi_trips.csv"
-    with SAMPLE_2019.open("rb") as source:
-        path.write_bytes(b"".join(line for _, line in zip(range(ROWS + 1), source, strict=False)))
+    trips_file(path, ROWS, seed=2019)
     state_dir = path.parent / "state"
     summary = run_file(clients, handler_clients, stack, path, state_dir=state_dir)
     assert summary.ok and summary.records_consumed == ROWS
-    expected = read_trips(SAMPLE_2019, limit=ROWS)
+    expected = read_trips(path)
     yield Pipeline(emulator_endpoint, clients, handler_clients, stack, path, expected, state_dir)
 
 

@@ -277,7 +277,11 @@ def test_outputs(template: dict[str, Any]) -> None:
 
 def test_stream(template: dict[str, Any], names: dict[str, str]) -> None:
     stream = properties(template, logical_id_of(names, SPEC_STREAM))
-    assert stream["ShardCount"] == {"Ref": "ShardCount"}
+    # PROVISIONED (the default) with ShardCount shards, or ON_DEMAND without a ShardCount.
+    assert stream["ShardCount"] == {"Fn::If": ["IsProvisionedStream", {"Ref": "ShardCount"}, {"Ref": "AWS::NoValue"}]}
+    assert stream["StreamModeDetails"] == {"StreamMode": {"Ref": "StreamMode"}}
+    assert template["Parameters"]["StreamMode"]["Default"] == "PROVISIONED"
+    assert template["Conditions"]["IsProvisionedStream"] == {"Fn::Equals": [{"Ref": "StreamMode"}, "PROVISIONED"]}
     assert stream["RetentionPeriodHours"] == 24
     assert stream["StreamEncryption"] == {"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"}
 

@@ -52,9 +52,14 @@ def put_records(
 ) -> None:
     """Send one batch; entries that come back with an ErrorCode are retried alone, with backoff.
 
-    A throttled or failed call (or a dropped connection) is retried whole, with the same backoff. Raises
-    `RecordsNotSent` when the backoff is spent with entries still unsent; never returns with entries missing.
+    A throttled or failed call (or a dropped connection) is retried whole, with the same backoff. The retry budget
+    counts records, not calls: each record of the batch brings `max_attempts - 1` resends to a pool the batch
+    shares, and every record sent again spends one. A stream that accepts nothing is given up on after exactly
+    `max_attempts` calls; one that keeps accepting part of each call is not given up on at its tail, where a few
+    records can fail several calls in a row (the time bound still applies). Raises `RecordsNotSent` when the
+    budget or the time is spent with entries still unsent; never returns with entries missing.
     """
+    resends = (backoff.max_attempts - 1) * len(entries)
     pending = entries
     while pending:
         try:
@@ -65,7 +70,8 @@ def put_records(
             if not is_transient(error):
                 raise
             stats.add(calls=1)
-            if not backoff.wait():
+            resends -= len(pending)
+            if resends < 0 or not _wait(backoff):
                 raise RecordsNotSent(len(pending), f"{type(error).__name__}: {error}") from error
             stats.add(calls_retried=1)
             continue
@@ -78,12 +84,19 @@ def put_records(
         if not failed:
             return
         if len(failed) < len(pending):
-            backoff.progressed()
-        if not backoff.wait():
+            backoff.progressed()  # back to short delays
+        resends -= len(failed)
+        if resends < 0 or not _wait(backoff):
             codes = sorted({result["ErrorCode"] for result in results if result.get("ErrorCode")})
             raise RecordsNotSent(len(failed), ", ".join(codes))
         stats.add(entries_retried=len(failed))
         pending = failed
+
+
+def _wait(backoff: Backoff) -> bool:
+    """The backoff's sleep and time bound; its attempt count only grows the delay (the record budget counts)."""
+    backoff.attempts = min(backoff.attempts, backoff.max_attempts - 1)
+    return backoff.wait()
 
 
 class KinesisSender:

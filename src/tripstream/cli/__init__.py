@@ -12,8 +12,12 @@ from tripstream.cli.up import up
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tripstream")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Print the traceback of a failure, not just its one line.")
+def main(debug: bool) -> None:
     """Real-time NYC taxi trip analytics: S3 -> Kinesis -> Lambda -> DynamoDB, on AWS or on this machine."""
+    from tripstream.cli.errors import DEBUG
+
+    DEBUG["traceback"] = debug
 
 
 for command in (run, generate, report, watch, query, replay, up, deploy, destroy, status):

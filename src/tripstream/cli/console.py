@@ -50,11 +50,23 @@ def live_progress(
 
 
 def quiet_handler_logs() -> None:
-    """The handlers log JSON lines for CloudWatch; on a terminal only their warnings are worth showing."""
+    """The handlers log JSON lines for CloudWatch; on a terminal only their warnings are worth showing, on stderr
+    (stdout is the summary alone). A refused file is the command's own one line, so its log line is dropped."""
+    import logging
+
     from tripstream.handlers import consumer, producer
 
     for handler_module in (producer, consumer):
         handler_module.logger.setLevel("WARNING")
+        handler = handler_module.logger.registered_handler
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
+    producer.logger.addFilter(_NotFileRefused())
+
+
+class _NotFileRefused:
+    def filter(self, record: Any) -> bool:
+        return bool(record.getMessage() != "file refused")
 
 
 @contextlib.contextmanager

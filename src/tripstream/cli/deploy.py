@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -147,8 +148,9 @@ def status(stack_name: str, region: str | None, endpoint_url: str | None, as_jso
     """Stack state, stream shards, table item counts and the consumer's iterator age."""
     from tripstream.infra import deploy as operations
 
-    with command_errors():
+    with command_errors() as errors:
         clients = deploy_clients(endpoint_url, region)
+        errors.where = clients.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or f"AWS ({clients.region})"
         state = operations.status(clients, stack_name=stack_name)
     if as_json:
         click.echo(orjson.dumps(state.to_dict(), option=orjson.OPT_INDENT_2).decode())

@@ -1,13 +1,15 @@
 """The one table from exceptions to exit codes (README "Exit codes"), and the context manager every command runs in.
 
-0 ok; 1 something not delivered, or an endpoint failed; 2 usage (including a statement DynamoDB refuses, an
-endpoint that does not answer, tables that are not there); 3 the file was refused as a whole.
+0 ok; 1 something not delivered, or an endpoint failed (no answer, an error answer); 2 usage (including a
+statement the endpoint refuses, tables that are not there); 3 the file was refused as a whole.
+`tripstream --debug COMMAND` adds the traceback to the one line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -20,6 +22,9 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_REFUSED: Final = 3
+
+# Set by `tripstream --debug`: a known failure also prints its traceback.
+DEBUG = {"traceback": False}
 
 
 class CommandError(Exception):
@@ -64,7 +69,7 @@ class ErrorContext:
 
 def _endpoint_failure(error: BaseException, where: str, statement: bool) -> tuple[str, int]:
     if is_unreachable(error):
-        return f"error: cannot reach {where}: {error}", EXIT_USAGE
+        return f"error: cannot reach {where}: {error}", EXIT_FAILED
     code, status = error_code(error), http_status(error)
     if not code and not status:
         return f"error: {error}", EXIT_FAILED
@@ -75,15 +80,15 @@ def _endpoint_failure(error: BaseException, where: str, statement: bool) -> tupl
         message = f"{where} failed on this request (HTTP {status or code})" + (
             "; moto's PartiQL handles only SELECT with literal values" if statement else ""
         )
-    return f"error: {code}: {message}", EXIT_USAGE if statement and code == "ValidationException" else EXIT_FAILED
+    # A statement refused: DynamoDB answers ValidationException, moto a 500 for what its parser cannot read.
+    refused = statement and (code == "ValidationException" or status == 500)
+    return f"error: {code or 'HTTP ' + str(status)}: {message}", EXIT_USAGE if refused else EXIT_FAILED
 
 
 def failure(error: BaseException, context: ErrorContext) -> tuple[str, int] | None:
     """The one line to print and the exit code for ``error`` (None: not one of ours, let it raise)."""
     if is_endpoint_error(error):
-        if context.where is not None:
-            return _endpoint_failure(error, context.where, context.statement)
-        return f"error: {error}", EXIT_FAILED
+        return _endpoint_failure(error, context.where or "the endpoint", context.statement)
     for kind, exit_code, prefix in _exit_codes():
         if isinstance(error, kind):
             return f"{prefix}{error}", getattr(error, "exit_code", exit_code)
@@ -100,5 +105,7 @@ def command_errors(where: str | None = None, *, statement: bool = False) -> Iter
         outcome = failure(error, context)
         if outcome is None:
             raise
+        if DEBUG["traceback"]:
+            traceback.print_exc()
         click.echo(outcome[0], err=True)
         sys.exit(outcome[1])

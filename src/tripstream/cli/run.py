@@ -35,6 +35,24 @@ from tripstream.local.stack import deploy_for_local_runtime
 from tripstream.local.summaries import render_replay_summary, render_run_summary
 from tripstream.trips.generate import write_sample
 
+
+def refuse_early(file: Path, as_json: bool) -> None:
+    """A file that cannot be sent is refused before any emulator starts: one line on stderr (and with --json,
+    the summary on stdout), exit 3."""
+    from tripstream.local.pipeline import RunSummary
+    from tripstream.local.precheck import check_local_file
+    from tripstream.trips.normalise import FileRefused
+
+    try:
+        check_local_file(file)
+    except FileRefused as refused:
+        if as_json:
+            summary = RunSummary(file=str(file), bucket="", key="", refused=refused.detail)
+            click.echo(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        note(f"REFUSED {refused}")
+        sys.exit(EXIT_REFUSED)
+
+
 PICKUP_FORMATS = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
 
 
@@ -89,6 +107,8 @@ def run(
 
     quiet_handler_logs()
     stack_parameters = template_parameters(parameters, shards)
+    if file is not None:
+        refuse_early(file, as_json)
     with interruptible("run") as counters, tempfile.TemporaryDirectory(prefix="tripstream-") as scratch:
         if file is None:
             file = write_sample(Path(scratch) / "taxi_trips.csv", rows, seed=seed)
@@ -96,7 +116,7 @@ def run(
         with command_errors():
             check_notified_key(key or file.name)
         with (
-            command_errors(),
+            command_errors() as errors,
             open_endpoint(
                 endpoint_url,
                 region=region,
@@ -106,6 +126,7 @@ def run(
                 dynamodb_local_log=Path(scratch) / "dynamodb-local.log",
             ) as endpoint,
         ):
+            errors.where = endpoint.description
             note(f"endpoint: {endpoint.description}")
             stack, deployed = deploy_for_local_runtime(
                 endpoint.clients, stack_name=stack_name, parameters=stack_parameters
@@ -132,11 +153,12 @@ def run(
 
         document = summary.to_dict() | ({"report": jsonable(report_data)} if with_report and report_data else {})
         click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
-    else:
+    elif not summary.refused:
         click.echo(render_run_summary(summary))
         if with_report and report_data is not None:
             print_report(report_data)
     if summary.refused:
+        note(f"REFUSED {summary.refused}")
         sys.exit(EXIT_REFUSED)
     sys.exit(EXIT_OK if summary.ok else EXIT_FAILED)
 
@@ -206,13 +228,15 @@ def replay(
 
     quiet_handler_logs()
     stack_parameters = template_parameters(parameters, shards)
+    refuse_early(file, as_json)
     stop = threading.Event()
     with (
         tempfile.TemporaryDirectory(prefix="tripstream-") as scratch,
         stop_on_signals(stop, "replay"),
-        command_errors(),
+        command_errors() as errors,
         open_endpoint(endpoint_url, region=region, emulator_log=Path(scratch) / "emulator.log") as endpoint,
     ):
+        errors.where = endpoint.description
         note(f"endpoint: {endpoint.description}")
         stack, deployed = deploy_for_local_runtime(endpoint.clients, stack_name=stack_name, parameters=stack_parameters)
         note(f"stack {stack_name}: {'deployed' if deployed.changed else 'up to date'}")

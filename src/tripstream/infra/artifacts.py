@@ -29,6 +29,8 @@ from typing import Final
 
 PACKAGE_ROOT: Final = Path(__file__).resolve().parents[1]  # .../src/tripstream
 ARTIFACT_PREFIX: Final = "lambda/"
+# The project's pins (scripts/lock), in a source checkout: the Lambda package installs from them too.
+CONSTRAINTS_FILE: Final = PACKAGE_ROOT.parents[1] / "constraints.txt"
 
 _ZIP_DATE_TIME: Final = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can hold
 _INCLUDED_SUFFIXES: Final = frozenset({".py", ".yaml", ".typed"})
@@ -138,8 +140,24 @@ class PackageError(RuntimeError):
     """The Lambda package could not be built (pip failed, or it is too large for Lambda)."""
 
 
-def lambda_requirements() -> list[str]:
-    """The Lambda dependencies with the version bounds the project declares (pyproject.toml)."""
+def pinned_versions(constraints: Path = CONSTRAINTS_FILE) -> dict[str, str]:
+    """name -> version of each `name==version` line of the constraints file (empty when there is none)."""
+    if not constraints.is_file():
+        return {}
+    pins: dict[str, str] = {}
+    for line in constraints.read_text(encoding="utf-8").splitlines():
+        name, separator, version = line.split("#", 1)[0].strip().partition("==")
+        if separator:
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version.strip()
+    return pins
+
+
+def lambda_requirements(constraints: Path = CONSTRAINTS_FILE) -> list[str]:
+    """The Lambda dependencies: pinned as in constraints.txt when it is there, else with the version bounds the
+    project declares (pyproject.toml)."""
+    pins = pinned_versions(constraints)
+    if pins and all(name in pins for name in LAMBDA_DEPENDENCIES):
+        return [f"{name}=={pins[name]}" for name in LAMBDA_DEPENDENCIES]
     try:
         declared = importlib.metadata.requires("tripstream") or []
     except importlib.metadata.PackageNotFoundError:
@@ -153,6 +171,17 @@ def lambda_requirements() -> list[str]:
         if name in wanted:
             found[name] = requirement.replace(" ", "")
     return [found.get(name, name) for name in LAMBDA_DEPENDENCIES]
+
+
+def _platforms(target: LambdaTarget) -> list[str]:
+    """The target's wheel platforms: python3.12+ runs on Amazon Linux 2023 (glibc 2.34), so manylinux_2_28 wheels
+    (the only ones of recent pyarrow releases) are the runtime's too."""
+    major, minor = (int(part) for part in target.python_version.split(".")[:2])
+    if target.platform.startswith("manylinux_2_28_"):  # older manylinux wheels run there too
+        return [target.platform, target.platform.replace("manylinux_2_28_", "manylinux2014_")]
+    if target.platform.startswith("manylinux2014_") and (major, minor) >= (3, 12):
+        return [target.platform.replace("manylinux2014_", "manylinux_2_28_"), target.platform]
+    return [target.platform]
 
 
 def _keep(relative: str) -> bool:
@@ -181,10 +210,11 @@ def _write_tree(archive: zipfile.ZipFile, root: Path, prefix: str = "") -> int:
     return total
 
 
-def package_hash(target: LambdaTarget, requirements: list[str], source_zip: bytes) -> str:
-    """What decides the package's content: the code, the requirements and the target (not the clock)."""
+def package_hash(target: LambdaTarget, requirements: list[str], source_zip: bytes, constraints: bytes = b"") -> str:
+    """What decides the package's content: the code, the requirements, the pins and the target (not the clock)."""
     digest = hashlib.sha256()
     digest.update(f"{target.python_version}|{target.platform}|{'|'.join(requirements)}|".encode())
+    digest.update(hashlib.sha256(constraints).digest())
     digest.update(source_zip)
     return digest.hexdigest()
 
@@ -195,11 +225,14 @@ def build_lambda_package(
     target: LambdaTarget | None = None,
     requirements: list[str] | None = None,
     package_root: Path = PACKAGE_ROOT,
+    constraints: Path = CONSTRAINTS_FILE,
     log: Callable[[str], None] | None = None,
 ) -> LambdaPackage:
     """The Lambda package: ``tripstream/`` plus the runtime dependencies for ``target``, as one zip.
 
-    The zip is cached in ``cache_dir`` under a hash of the code, the requirements and the target:
+    The versions are constraints.txt's (scripts/lock) when the checkout has it. The zip is byte-for-byte the
+    same for the same inputs, and cached in ``cache_dir`` under a hash of the code, the requirements, the pins
+    and the target:
     an unchanged tree is not built again. Dependencies come from ``pip install --target`` with
     ``--platform/--python-version/--implementation cp --only-binary=:all:``, so the wheels are the
     runtime's (manylinux, CPython of the runtime) whatever this machine runs. boto3 is not packaged:
@@ -207,9 +240,10 @@ def build_lambda_package(
     250 MB unzipped limit.
     """
     target = target or LambdaTarget()
-    requirements = requirements if requirements is not None else lambda_requirements()
+    requirements = requirements if requirements is not None else lambda_requirements(constraints)
     source = build_source_zip(package_root)
-    content_hash = package_hash(target, requirements, source)
+    pins = constraints.read_bytes() if constraints.is_file() else b""
+    content_hash = package_hash(target, requirements, source, pins)
     cache_dir.mkdir(parents=True, exist_ok=True)
     final = cache_dir / f"tripstream-lambda-py{target.python_version}-{target.platform}-{content_hash[:16]}.zip"
     if final.exists():
@@ -221,10 +255,11 @@ def build_lambda_package(
         command = [
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
             "--target", str(site),
-            "--platform", target.platform,
+            *[argument for platform in _platforms(target) for argument in ("--platform", platform)],
             "--python-version", target.python_version,
             "--implementation", "cp",
             "--only-binary=:all:",
+            *(["--constraint", str(constraints)] if pins else []),  # the dependencies' dependencies pinned too
             *requirements,
         ]  # fmt: skip
         if log is not None:

@@ -406,6 +406,7 @@ def status(clients: AwsClients, *, stack_name: str = DEFAULT_STACK_NAME) -> Stat
             "name": stream_name,
             "status": summary.status,
             "open_shards": _NOT_AVAILABLE if summary.open_shards is None else summary.open_shards,
+            "mode": summary.mode or _NOT_AVAILABLE,
             "encryption": summary.encryption,
             "retention_hours": summary.retention_hours,
         }
@@ -438,7 +439,8 @@ def format_status(state: Status) -> str:
     lines.append(
         f"stream          {stream['name']}: {stream.get('status')}"
         + (
-            f", {stream['open_shards']} open shards, encryption {stream['encryption']}"
+            f", {stream.get('mode', _NOT_AVAILABLE)}, {stream['open_shards']} open shards,"
+            f" encryption {stream['encryption']}"
             if "open_shards" in stream
             else ""
         )

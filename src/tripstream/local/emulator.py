@@ -162,8 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     from werkzeug.serving import make_server
 
-    from tripstream.local import moto_patches
+    from tripstream.local import moto_patches, moto_stream_mode
 
+    moto_stream_mode.apply()  # a template's ON_DEMAND stream is one
     if not args.unpatched:
         moto_patches.apply()
     if not args.log_requests:
