@@ -84,7 +84,9 @@ def run(
     Without FILE, a realistic sample of --rows generated trips is used. Without --endpoint-url (or the
     AWS_ENDPOINT_URL variables), an AWS emulator is started on 127.0.0.1 for the run and stopped after it.
     """
-    from tripstream.local.pipeline import run_file
+    from tripstream.local.live_client import run_file_live
+    from tripstream.local.notifications import live_runtime_running
+    from tripstream.local.pipeline import read_stack, run_file
     from tripstream.local.progress import estimate_rows
 
     quiet_handler_logs()
@@ -105,22 +107,31 @@ def run(
             ) as endpoint,
         ):
             note(f"endpoint: {endpoint.description}")
-            stack, deployed = deploy_for_local_runtime(
-                endpoint.clients, stack_name=stack_name, parameters=stack_parameters
-            )
-            note(f"stack {stack_name}: {'deployed' if deployed.changed else 'up to date'}")
+            live_up = not endpoint.embedded and live_runtime_running(endpoint.clients)
+            if live_up:
+                # `up` runs the producer and the only consumer: upload, and wait for what it reports.
+                stack = read_stack(endpoint.clients, stack_name)
+                note(f"a live `tripstream up` serves this endpoint: uploading, {stack_name} processes it")
+            else:
+                stack, deployed = deploy_for_local_runtime(
+                    endpoint.clients, stack_name=stack_name, parameters=stack_parameters
+                )
+                note(f"stack {stack_name}: {'deployed' if deployed.changed else 'up to date'}")
             if state_dir is None and not endpoint.embedded:
                 state_dir = Path(".tripstream")
             with live_progress(show_progress, as_json, total=estimate_rows(file)) as live:
-                summary = run_file(
-                    endpoint.clients,
-                    endpoint.handler_clients,
-                    stack,
-                    file,
-                    key=key,
-                    state_dir=state_dir,
-                    progress=live.callbacks(),
-                )
+                if live_up:
+                    summary = run_file_live(endpoint.clients, stack, file, key=key, progress=live.callbacks())
+                else:
+                    summary = run_file(
+                        endpoint.clients,
+                        endpoint.handler_clients,
+                        stack,
+                        file,
+                        key=key,
+                        state_dir=state_dir,
+                        progress=live.callbacks(),
+                    )
             report_data = None
             if (with_report or html_path) and not summary.refused:
                 report_data = build_report(endpoint.clients, stack_name, zones, endpoint.description, html_path)
