@@ -210,6 +210,7 @@ def replay(
     Ctrl-C stops cleanly: sending stops, the consumer finishes what was sent, the summary is printed (exit 0).
     A second Ctrl-C quits at once (exit 1).
     """
+    from tripstream.local.notifications import live_runtime_running
     from tripstream.local.replay import Feed, replay_file
 
     quiet_handler_logs()
@@ -226,6 +227,9 @@ def replay(
         note(f"stack {stack_name}: {'deployed' if deployed.changed else 'up to date'}")
         if state_dir is None and not endpoint.embedded:
             state_dir = Path(".tripstream")
+        consume = endpoint.embedded or not live_runtime_running(endpoint.clients)
+        if not consume:
+            note("a live `tripstream up` serves this endpoint: its runtime consumes what is sent")
         counters = ("records sent", "records consumed", "items written")
         with live_progress(show_progress, as_json, total=None, counters=counters) as live:
 
@@ -249,6 +253,7 @@ def replay(
                 on_clock=lambda clock: live.set_status(f"feed clock {clock:%Y-%m-%d %H:%M:%S} ({speed:g}x)"),
                 on_loaded=loaded,
                 state_dir=state_dir,
+                consume=consume,
             )
     if as_json:
         click.echo(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())

@@ -160,9 +160,12 @@ def replay_file(
     on_loaded: Callable[[Feed], None] | None = None,
     state_dir: Path | None = None,
     clock: Callable[[], float] = time.monotonic,
+    consume: bool = True,
 ) -> ReplaySummary:
     """Replay `path` into the stack's stream at `speed`, with the consumer running alongside; returns when every
-    trip was sent (or `stop` was set) and the consumer has processed everything that was sent."""
+    trip was sent (or `stop` was set) and the consumer has processed everything that was sent.
+
+    `consume=False` (a live `up` consumes the stream): only send; the summary then counts nothing consumed."""
     started = clock()
     stop = stop or threading.Event()
     progress = progress or Progress()
@@ -195,7 +198,11 @@ def replay_file(
         if progress.items_written is not None:
             progress.items_written(sum(result.items_written.values()))
 
-    mapping = _start_consumer(clients, handler_clients, stack, state_dir, on_result, progress.records_consumed)
+    mapping = (
+        _start_consumer(clients, handler_clients, stack, state_dir, on_result, progress.records_consumed)
+        if consume
+        else None
+    )
     sender = KinesisSender(
         clients.kinesis, stack.stream_name, new_backoff(producer_settings), producer_settings.max_in_flight
     )
@@ -227,11 +234,15 @@ def replay_file(
         summary.send_error = str(error)
     finally:
         sender.close()
-        mapping.producer_finished()
-        try:
-            mapping.wait_drained()
-        finally:
-            mapping.stop()
+        if mapping is not None:
+            mapping.producer_finished()
+            try:
+                mapping.wait_drained()
+            finally:
+                mapping.stop()
+    if mapping is None:
+        summary.seconds = clock() - started
+        return summary
     summary.records_consumed = mapping.stats.records_done
     rejected: Counter[str] = Counter()
     written: Counter[str] = Counter()
