@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
 
     if not args.unpatched:
         moto_patches.apply()
+        moto_patches.start_retention_sweeper()
     if not args.log_requests:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
