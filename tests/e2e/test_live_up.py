@@ -68,7 +68,9 @@ class Up:
         environment["PYTHONPATH"] = os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)])
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
-        wait_for(lambda: "live: S3 events" in self.output() or self.process.poll() is not None, "up", 90)
+        before = self.output().count("live: S3 events")  # a restart appends to the same log
+        process = self.process
+        wait_for(lambda: self.output().count("live: S3 events") > before or process.poll() is not None, "up", 90)
         assert self.process.poll() is None, self.output()
         exports = [line.removeprefix("export ").split("=", 1) for line in self.env_file.read_text().splitlines()]
         self.env = {**environment, **dict(exports)}
