@@ -134,6 +134,8 @@ class ReplaySummary:
     records_to_on_failure: int = 0
     rejects_key: str | None = None
     seconds: float = 0.0
+    # A live `up` consumed the stream (its output shows the counts): nothing was consumed by this replay.
+    consumed_by_live_up: bool = False
 
     @property
     def ok(self) -> bool:
@@ -241,6 +243,7 @@ def replay_file(
             finally:
                 mapping.stop()
     if mapping is None:
+        summary.consumed_by_live_up = True
         summary.seconds = clock() - started
         return summary
     summary.records_consumed = mapping.stats.records_done
