@@ -163,7 +163,7 @@ class LiveRuntime:
             event_source_mapping_settings(template, stack.parameters),
             checkpoints,
             on_failure_queue_url=stack.outputs.get("OnFailureQueueUrl"),
-            idle_poll_interval=0.5,
+            idle_poll_interval=1.0,  # as Lambda, which polls an idle shard about once a second
         )
         self._queue_url = ""
 
