@@ -143,7 +143,8 @@ def up(
                     last = line
             runtime.stop()
             if state_dir is not None:
-                saved = save_snapshot(clients, stack, state_dir)
+                with runtime.save_lock:
+                    saved = save_snapshot(clients, stack, state_dir)
                 note(f"saved to {saved.path}: {saved.describe()}")
         finally:
             emulator.stop()

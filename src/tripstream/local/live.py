@@ -143,7 +143,7 @@ class LiveRuntime:
         self._items_written = 0
         self._objects = 0
         self._lock = threading.Lock()
-        self._save_lock = threading.Lock()
+        self.save_lock = threading.Lock()  # one snapshot at a time (`up` takes it for its final save too)
         self._ledger = Ledger(state_dir / "live" / "ledger.jsonl" if state_dir is not None else None)
         template = load_template()
         self._filters = bucket_notification_filters(template)
@@ -242,7 +242,7 @@ class LiveRuntime:
 
     def _save(self) -> None:
         if self._persist is not None:
-            with self._save_lock:
+            with self.save_lock:
                 self._persist()
 
     def _catch_up(self, entries: list[Any]) -> None:
