@@ -69,9 +69,9 @@ def up(
     """
     from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
     from tripstream.local.emulator import Emulator, EmulatorError
-    from tripstream.local.live import LiveRuntime
+    from tripstream.local.live import serve_live
     from tripstream.local.session import region_from_env
-    from tripstream.local.snapshot import load_snapshot, save_snapshot
+    from tripstream.local.snapshot import load_snapshot
 
     quiet_handler_logs()
     stack_parameters = template_parameters(parameters, shards)
@@ -125,26 +125,11 @@ def up(
             click.echo("Point the AWS CLI, boto3 and tripstream at it with:")
             click.echo("\n".join(lines))
             click.echo("Ctrl-C stops it" + (f" (the data is saved in {state_dir})" if state_dir else "") + ".")
-            runtime = LiveRuntime(
-                clients,
-                handler_clients,
-                stack,
-                state_dir=state_dir,
-                on_object=lambda outcome: click.echo(outcome.line()),
-                persist=(lambda: save_snapshot(clients, stack, state_dir)) if state_dir is not None else None,
+            echo = click.echo
+            saved = serve_live(
+                clients, handler_clients, stack, stop, echo=echo, state_dir=state_dir, status_seconds=status_seconds
             )
-            runtime.start()
-            click.echo(f"live: S3 events of s3://{stack.bucket} reach the producer, {stack.stream_name} the consumer")
-            last = None
-            while not stop.wait(status_seconds):
-                line = runtime.status().line()
-                if line != last:  # an idle `up` stays quiet
-                    click.echo(line)
-                    last = line
-            runtime.stop()
-            if state_dir is not None:
-                with runtime.save_lock:
-                    saved = save_snapshot(clients, stack, state_dir)
+            if saved is not None:
                 note(f"saved to {saved.path}: {saved.describe()}")
         finally:
             emulator.stop()

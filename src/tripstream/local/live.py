@@ -44,6 +44,7 @@ from tripstream.local.notifications import (
 )
 from tripstream.local.pipeline import DeployedStack, handler_settings
 from tripstream.local.runtime import EventSourceMapping, StreamInfo, invoke_producer
+from tripstream.local.snapshot import SnapshotInfo, save_snapshot
 from tripstream.pipeline.consumer import ConsumerResult
 
 log = logging.getLogger(__name__)
@@ -331,3 +332,43 @@ class LiveRuntime:
             self._objects += 1
         if self._on_object is not None:
             self._on_object(outcome)
+
+
+def serve_live(
+    clients: AwsClients,
+    handler_clients: AwsClients,
+    stack: DeployedStack,
+    stop: threading.Event,
+    *,
+    echo: Callable[[str], None],
+    state_dir: Path | None = None,
+    status_seconds: float = 5.0,
+) -> SnapshotInfo | None:
+    """`up`'s loop: the live runtime until `stop` is set, a line per object and a status line when it changed;
+    with `state_dir`, the snapshot saved at the end (returned)."""
+
+    def persist() -> SnapshotInfo:
+        assert state_dir is not None
+        return save_snapshot(clients, stack, state_dir)
+
+    runtime = LiveRuntime(
+        clients,
+        handler_clients,
+        stack,
+        state_dir=state_dir,
+        on_object=lambda outcome: echo(outcome.line()),
+        persist=persist if state_dir is not None else None,
+    )
+    runtime.start()
+    echo(f"live: S3 events of s3://{stack.bucket} reach the producer, {stack.stream_name} the consumer")
+    last = None
+    while not stop.wait(status_seconds):
+        line = runtime.status().line()
+        if line != last:  # an idle `up` stays quiet
+            echo(line)
+            last = line
+    runtime.stop()
+    if state_dir is None:
+        return None
+    with runtime.save_lock:
+        return persist()
