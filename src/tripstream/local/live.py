@@ -321,6 +321,11 @@ class LiveRuntime:
             outcome.gave_up, outcome.errors = True, [f"{type(error).__name__}: {error}"]
             document |= {"results": [], "invocations": 0, "errors": outcome.errors, "gave_up": True}
         outcome.seconds = time.monotonic() - started
+        if self._stop.is_set() and not outcome.drained:
+            # Stopped mid-object: its records may not all be consumed, so it stays out of the ledger and is
+            # processed again at the next start (idempotent writes).
+            log.warning("%s: stopped before it was fully consumed; it is processed again at the next start", item.key)
+            return
         document |= {"drained": outcome.drained, "seconds": outcome.seconds}
         try:
             put_json(self._clients.s3, self._stack.bucket, result_key(item.key, item.etag), document)
