@@ -70,8 +70,12 @@ class Up:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
         before = self.output().count("live: S3 events")  # a restart appends to the same log
         process = self.process
-        wait_for(lambda: self.output().count("live: S3 events") > before or process.poll() is not None, "up", 90)
-        assert self.process.poll() is None, self.output()
+        try:
+            wait_for(lambda: self.output().count("live: S3 events") > before or process.poll() is not None, "up", 90)
+            assert process.poll() is None, self.output()
+        except BaseException:
+            self.stop(signal.SIGKILL)  # never leave an `up` behind
+            raise
         exports = [line.removeprefix("export ").split("=", 1) for line in self.env_file.read_text().splitlines()]
         self.env = {**environment, **dict(exports)}
         return self
