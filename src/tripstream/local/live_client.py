@@ -15,7 +15,7 @@ from tripstream.aws.clients import AwsClients
 from tripstream.aws.dynamodb import item_count
 from tripstream.aws.s3 import get_json, upload_file_and_head
 from tripstream.local.notifications import live_runtime_running, result_key
-from tripstream.local.pipeline import DeployedStack, Progress, RunSummary, _summarise_producer
+from tripstream.local.pipeline import DeployedStack, Progress, RunSummary, summarise_producer
 
 
 class LiveRuntimeGone(RuntimeError):
@@ -46,7 +46,7 @@ def run_file_live(
             if not live_runtime_running(clients):
                 raise LiveRuntimeGone(f"the live `up` stopped before it processed s3://{stack.bucket}/{key}")
         time.sleep(poll_seconds)
-    _summarise_producer(summary, document.get("results", []))
+    summarise_producer(summary, document.get("results", []))
     summary.producer_invocations = int(document.get("invocations", 0))
     summary.producer_errors = list(document.get("errors", []))
     summary.producer_errors_final = bool(document.get("gave_up"))
