@@ -464,3 +464,16 @@ def test_patched_scan_and_query_answer_exactly_what_moto_answers(
     assert sum(page["Count"] for page in patched["pages"]) == len(_READ_ITEMS)
     assert len(patched["pages"]) >= 3 and "LastEvaluatedKey" in patched["pages"][0]
     assert patched["query"]["Items"] == [_READ_ITEMS[7]]
+
+
+def test_retention_drops_old_records_but_keeps_the_newest(moto_methods: dict[str, ShardMethod]) -> None:
+    shard = _shard_with(5)
+    for number, record in shard.records.items():
+        record.created_at = 1000.0 + number
+    assert moto_patches.trim_shard(shard, cutoff=1003.0) == 2  # records 1 and 2 are older than the cutoff
+    assert list(shard.records) == [3, 4, 5]
+    assert [r.sequence_number for r in shard.get_records("0", None)[0]] == [3, 4, 5]
+    assert moto_patches.trim_shard(shard, cutoff=9999.0) == 2  # everything expired: the newest stays
+    assert list(shard.records) == [5]
+    assert shard.put_record("k", "d", "") == "6"  # numbering continues, iterators stay valid
+    assert [r.sequence_number for r in shard.get_records("5", None)[0]] == [6]

@@ -211,3 +211,43 @@ def upload_file_and_head(s3: S3Client, path: Path, bucket: str, key: str) -> tup
     s3.upload_file(str(path), bucket, key)
     head = s3.head_object(Bucket=bucket, Key=key)
     return head["ContentLength"], head["ETag"]
+
+
+@dataclass(frozen=True)
+class ObjectEntry:
+    key: str
+    etag: str  # unquoted
+    size: int
+
+
+def list_object_entries(s3: S3Client, bucket: str, prefix: str = "") -> list[ObjectEntry]:
+    """Every object of a bucket (key, unquoted ETag, size)."""
+    entries: list[ObjectEntry] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for entry in page.get("Contents", []):
+            entries.append(ObjectEntry(entry["Key"], entry.get("ETag", "").strip('"'), entry.get("Size", 0)))
+    return entries
+
+
+def put_queue_notifications(s3: S3Client, bucket: str, configurations: list[dict[str, Any]]) -> None:
+    """Replace the bucket's notification configuration with these QueueConfigurations."""
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={"QueueConfigurations": cast("Any", configurations)},
+    )
+
+
+def put_json(s3: S3Client, bucket: str, key: str, document: Mapping[str, Any]) -> None:
+    s3.put_object(Bucket=bucket, Key=key, Body=orjson.dumps(document), ContentType="application/json")
+
+
+def get_json(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
+    """A JSON object's content, or None when there is no such object."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error_code(error) in {"404", "NoSuchKey"}:
+            return None
+        raise
+    document = orjson.loads(body)
+    return document if isinstance(document, dict) else None

@@ -102,7 +102,9 @@ def run(
     Without FILE, a realistic sample of --rows generated trips is used. Without --endpoint-url (or the
     AWS_ENDPOINT_URL variables), an AWS emulator is started on 127.0.0.1 for the run and stopped after it.
     """
-    from tripstream.local.pipeline import run_file
+    from tripstream.local.live_client import run_file_live
+    from tripstream.local.notifications import live_runtime_running
+    from tripstream.local.pipeline import read_stack, run_file
     from tripstream.local.progress import estimate_rows
 
     quiet_handler_logs()
@@ -128,23 +130,32 @@ def run(
         ):
             errors.where = endpoint.description
             note(f"endpoint: {endpoint.description}")
-            stack, deployed = deploy_for_local_runtime(
-                endpoint.clients, stack_name=stack_name, parameters=stack_parameters
-            )
-            note(f"stack {stack_name}: {'deployed' if deployed.changed else 'up to date'}")
+            live_up = not endpoint.embedded and live_runtime_running(endpoint.clients)
+            if live_up:
+                # `up` runs the producer and the only consumer: upload, and wait for what it reports.
+                stack = read_stack(endpoint.clients, stack_name)
+                note(f"a live `tripstream up` serves this endpoint: uploading, {stack_name} processes it")
+            else:
+                stack, deployed = deploy_for_local_runtime(
+                    endpoint.clients, stack_name=stack_name, parameters=stack_parameters
+                )
+                note(f"stack {stack_name}: {'deployed' if deployed.changed else 'up to date'}")
             if state_dir is None and not endpoint.embedded:
                 state_dir = Path(".tripstream")
             with live_progress(show_progress, as_json, total=estimate_rows(file)) as live:
                 counters.append(lambda: live.counts)
-                summary = run_file(
-                    endpoint.clients,
-                    endpoint.handler_clients,
-                    stack,
-                    file,
-                    key=key,
-                    state_dir=state_dir,
-                    progress=live.callbacks(),
-                )
+                if live_up:
+                    summary = run_file_live(endpoint.clients, stack, file, key=key, progress=live.callbacks())
+                else:
+                    summary = run_file(
+                        endpoint.clients,
+                        endpoint.handler_clients,
+                        stack,
+                        file,
+                        key=key,
+                        state_dir=state_dir,
+                        progress=live.callbacks(),
+                    )
             report_data = None
             if (with_report or html_path) and not summary.refused:
                 report_data = build_report(endpoint.clients, stack_name, zones, endpoint.description, html_path)
@@ -224,6 +235,7 @@ def replay(
     Ctrl-C stops cleanly: sending stops, the consumer finishes what was sent, the summary is printed (exit 0).
     A second Ctrl-C quits at once (exit 1).
     """
+    from tripstream.local.notifications import live_runtime_running
     from tripstream.local.replay import Feed, replay_file
 
     quiet_handler_logs()
@@ -242,6 +254,9 @@ def replay(
         note(f"stack {stack_name}: {'deployed' if deployed.changed else 'up to date'}")
         if state_dir is None and not endpoint.embedded:
             state_dir = Path(".tripstream")
+        consume = endpoint.embedded or not live_runtime_running(endpoint.clients)
+        if not consume:
+            note("a live `tripstream up` serves this endpoint: its runtime consumes what is sent")
         counters = ("records sent", "records consumed", "items written")
         with live_progress(show_progress, as_json, total=None, counters=counters) as live:
 
@@ -265,6 +280,7 @@ def replay(
                 on_clock=lambda clock: live.set_status(f"feed clock {clock:%Y-%m-%d %H:%M:%S} ({speed:g}x)"),
                 on_loaded=loaded,
                 state_dir=state_dir,
+                consume=consume,
             )
     if as_json:
         click.echo(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())

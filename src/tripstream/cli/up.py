@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from tripstream.cli.console import note, stop_on_signals
+from tripstream.cli.console import note, quiet_handler_logs, stop_on_signals
 from tripstream.cli.errors import EXIT_OK, CommandError, command_errors
 from tripstream.cli.options import (
     backend_option,
@@ -50,6 +50,7 @@ def _dynamodb_local_for(backend: str, state_dir: Path | None) -> Iterator[str | 
 )
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), help="Also write the exports here.")
 @backend_option()
+@click.option("--status-seconds", type=click.FloatRange(0.1), default=5.0, show_default=True, hidden=True)
 def up(
     port: int,
     region: str | None,
@@ -59,6 +60,7 @@ def up(
     state_dir: Path | None,
     env_file: Path | None,
     backend: str,
+    status_seconds: float,
 ) -> None:
     """Keep the embedded emulator running with the stack deployed, for the AWS CLI and other tools.
 
@@ -67,9 +69,11 @@ def up(
     """
     from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
     from tripstream.local.emulator import Emulator, EmulatorError
+    from tripstream.local.live import serve_live
     from tripstream.local.session import region_from_env
-    from tripstream.local.snapshot import load_snapshot, save_snapshot
+    from tripstream.local.snapshot import load_snapshot
 
+    quiet_handler_logs()
     stack_parameters = template_parameters(parameters, shards)
     region = region_from_env(region)
     stop = threading.Event()
@@ -88,6 +92,13 @@ def up(
             clients = AwsClients.create(
                 endpoint_url=url,
                 region=region,
+                credentials=EMULATOR_CREDENTIALS,
+                service_endpoints={"dynamodb": dynamodb_url} if dynamodb_url else None,
+            )
+            handler_clients = AwsClients.create(
+                endpoint_url=url,
+                region=region,
+                max_attempts=1,
                 credentials=EMULATOR_CREDENTIALS,
                 service_endpoints={"dynamodb": dynamodb_url} if dynamodb_url else None,
             )
@@ -114,10 +125,11 @@ def up(
             click.echo("Point the AWS CLI, boto3 and tripstream at it with:")
             click.echo("\n".join(lines))
             click.echo("Ctrl-C stops it" + (f" (the data is saved in {state_dir})" if state_dir else "") + ".")
-            while not stop.wait(1.0):
-                pass
-            if state_dir is not None:
-                saved = save_snapshot(clients, stack, state_dir)
+            echo = click.echo
+            saved = serve_live(
+                clients, handler_clients, stack, stop, echo=echo, state_dir=state_dir, status_seconds=status_seconds
+            )
+            if saved is not None:
                 note(f"saved to {saved.path}: {saved.describe()}")
         finally:
             emulator.stop()

@@ -212,6 +212,7 @@ __all__ = [
     "TEMPLATE_PATH",
     "EventSourceMappingSettings",
     "TemplateError",
+    "bucket_notification_filters",
     "effective_parameters",
     "event_source_mapping_settings",
     "load_template",
@@ -222,18 +223,42 @@ __all__ = [
 ]
 
 
-# --- what reaches the producer ------------------------------------------------------------------
+def bucket_notification_filters(template: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The trips bucket's Lambda notifications as `{"Events": [...], "FilterRules": [{"Name", "Value"}]}`.
+
+    Read generically from every `LambdaConfigurations` entry of every bucket (whichever branch of an `Fn::If`
+    holds them), so that a change of the template's filters reaches the local runtime unchanged.
+    """
+    found: list[dict[str, Any]] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            configurations = node.get("LambdaConfigurations")
+            for entry in configurations if isinstance(configurations, list) else []:
+                rules = entry.get("Filter", {}).get("S3Key", {}).get("Rules", [])
+                found.append(
+                    {
+                        "Events": [str(entry["Event"])],
+                        "FilterRules": [{"Name": str(r["Name"]).lower(), "Value": str(r["Value"])} for r in rules],
+                    }
+                )
+            for name, value in node.items():
+                if name != "LambdaConfigurations":
+                    visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    for bucket in resources_of_type(template, "AWS::S3::Bucket").values():
+        visit(bucket.get("Properties", {}).get("NotificationConfiguration"))
+    return found
 
 
 def notification_suffixes(template: Mapping[str, Any]) -> tuple[str, ...]:
     """The key suffixes the bucket notifies the producer for, as S3 compares them: case-sensitively."""
-    bucket = resources_of_type(template, "AWS::S3::Bucket")
-    suffixes: list[str] = []
-    for resource in bucket.values():
-        notification = resource.get("Properties", {}).get("NotificationConfiguration", {})
-        if "Fn::If" in notification:
-            notification = notification["Fn::If"][1]
-        for configuration in notification.get("LambdaConfigurations", []):
-            rules = configuration.get("Filter", {}).get("S3Key", {}).get("Rules", [])
-            suffixes += [rule["Value"] for rule in rules if rule.get("Name") == "suffix"]
-    return tuple(suffixes)
+    return tuple(
+        rule["Value"]
+        for notification in bucket_notification_filters(template)
+        for rule in notification["FilterRules"]
+        if rule["Name"] == "suffix"
+    )

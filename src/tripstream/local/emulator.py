@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     moto_stream_mode.apply()  # a template's ON_DEMAND stream is one
     if not args.unpatched:
         moto_patches.apply()
+        moto_patches.start_retention_sweeper()
     if not args.log_requests:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
 

@@ -37,6 +37,7 @@ import bisect
 import inspect
 import json
 import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -141,6 +142,55 @@ def _get_records(self: Any, last_sequence_id: str, limit: int | None) -> tuple[l
         last_returned_number = sequence_numbers[stop - 1]
     secs_behind_latest = newest.created_at - records[-1].created_at
     return records, last_returned_number, int(secs_behind_latest * 1000)
+
+
+def trim_shard(shard: Any, cutoff: float) -> int:
+    """Drop the shard's records created before ``cutoff`` (unix time), as Kinesis does past the retention period.
+
+    The newest record is always kept: moto numbers the next record ``last key + 1``, so emptying a shard would
+    restart its numbering at 1 and every iterator and checkpoint beyond that would skip the new records.
+    """
+    index = _index_of(shard)
+    with index.lock:
+        sequence_numbers = index.sync(shard.records)
+        expired = 0
+        while expired < len(sequence_numbers) - 1 and shard.records[sequence_numbers[expired]].created_at < cutoff:
+            expired += 1
+        for number in sequence_numbers[:expired]:
+            del shard.records[number]
+        del sequence_numbers[:expired]
+    return expired
+
+
+def expire_records(now: float | None = None) -> int:
+    """Trim every shard of every stream of every account and region to its stream's retention period."""
+    from moto.kinesis.models import kinesis_backends
+
+    now = time.time() if now is None else now
+    dropped = 0
+    for regions in list(kinesis_backends.values()):
+        for backend in list(regions.values()):
+            for stream in list(backend.streams.values()):
+                cutoff = now - stream.retention_period_hours * 3600
+                for shard in list(stream.shards.values()):
+                    dropped += trim_shard(shard, cutoff)
+    return dropped
+
+
+def start_retention_sweeper(interval_seconds: float = 60.0) -> threading.Thread:
+    """Expire old stream records every ``interval_seconds``, in a daemon thread of the emulator's process."""
+
+    def sweep() -> None:
+        while True:
+            time.sleep(interval_seconds)
+            try:
+                expire_records()
+            except Exception as error:  # a sweep must never take the emulator down
+                warnings.warn(f"expiring Kinesis records failed: {error}", RuntimeWarning, stacklevel=1)
+
+    thread = threading.Thread(target=sweep, name="kinesis-retention", daemon=True)
+    thread.start()
+    return thread
 
 
 def _get_max_sequence_number(self: Any) -> int:

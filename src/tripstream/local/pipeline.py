@@ -206,7 +206,7 @@ def run_file(
         mapping.wait_drained()
     finally:
         mapping.stop()
-    _summarise_producer(summary, run.results)
+    summarise_producer(summary, run.results)
     summary.producer_invocations = run.invocations
     summary.producer_errors = run.errors
     summary.producer_errors_final = run.gave_up
@@ -240,7 +240,7 @@ def _producer_progress(progress: Progress) -> Callable[[int, int], None] | None:
     return on_progress
 
 
-def _summarise_producer(summary: RunSummary, results: list[dict[str, Any]]) -> None:
+def summarise_producer(summary: RunSummary, results: list[dict[str, Any]]) -> None:
     rejected: Counter[str] = Counter()
     for result in results:
         summary.format = summary.format or result.get("format")

@@ -134,6 +134,8 @@ class ReplaySummary:
     records_to_on_failure: int = 0
     rejects_key: str | None = None
     seconds: float = 0.0
+    # A live `up` consumed the stream (its output shows the counts): nothing was consumed by this replay.
+    consumed_by_live_up: bool = False
 
     @property
     def ok(self) -> bool:
@@ -160,9 +162,12 @@ def replay_file(
     on_loaded: Callable[[Feed], None] | None = None,
     state_dir: Path | None = None,
     clock: Callable[[], float] = time.monotonic,
+    consume: bool = True,
 ) -> ReplaySummary:
     """Replay `path` into the stack's stream at `speed`, with the consumer running alongside; returns when every
-    trip was sent (or `stop` was set) and the consumer has processed everything that was sent."""
+    trip was sent (or `stop` was set) and the consumer has processed everything that was sent.
+
+    `consume=False` (a live `up` consumes the stream): only send; the summary then counts nothing consumed."""
     started = clock()
     stop = stop or threading.Event()
     progress = progress or Progress()
@@ -195,7 +200,11 @@ def replay_file(
         if progress.items_written is not None:
             progress.items_written(sum(result.items_written.values()))
 
-    mapping = _start_consumer(clients, handler_clients, stack, state_dir, on_result, progress.records_consumed)
+    mapping = (
+        _start_consumer(clients, handler_clients, stack, state_dir, on_result, progress.records_consumed)
+        if consume
+        else None
+    )
     sender = KinesisSender(
         clients.kinesis, stack.stream_name, new_backoff(producer_settings), producer_settings.max_in_flight
     )
@@ -227,11 +236,16 @@ def replay_file(
         summary.send_error = str(error)
     finally:
         sender.close()
-        mapping.producer_finished()
-        try:
-            mapping.wait_drained()
-        finally:
-            mapping.stop()
+        if mapping is not None:
+            mapping.producer_finished()
+            try:
+                mapping.wait_drained()
+            finally:
+                mapping.stop()
+    if mapping is None:
+        summary.consumed_by_live_up = True
+        summary.seconds = clock() - started
+        return summary
     summary.records_consumed = mapping.stats.records_done
     rejected: Counter[str] = Counter()
     written: Counter[str] = Counter()

@@ -184,6 +184,7 @@ class EventSourceMapping:
         poll_interval: float = 0.05,
         retry_delay: float = 0.05,
         on_records_done: Callable[[int], None] | None = None,
+        idle_poll_interval: float | None = None,
     ) -> None:
         self._clients = clients
         self._stream = stream
@@ -195,6 +196,10 @@ class EventSourceMapping:
         self._poll_interval = poll_interval
         self._retry_delay = retry_delay
         self._on_records_done = on_records_done
+        # Under `up` the mapping runs for ever: an idle shard is polled less and less often, up to this.
+        self._idle_poll_interval = max(poll_interval, idle_poll_interval or poll_interval)
+        self._caught_up: dict[str, float] = {}  # shard -> start (monotonic) of its last empty read, 0 behind
+        self._behind: dict[str, int] = {}  # shard -> MillisBehindLatest of its last read
         self._producer_done = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -220,6 +225,23 @@ class EventSourceMapping:
         if self._errors:
             raise RuntimeError(f"event source mapping failed: {self._errors[0]}") from self._errors[0]
         return not any(thread.is_alive() for thread in self._threads)
+
+    def wait_caught_up(self, since: float, timeout: float | None = None) -> bool:
+        """Wait until every shard read empty, 0 behind, in a read that started after `since` (monotonic):
+        every record written before `since` was then delivered and checkpointed (for a continuous mapping)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._stop.is_set():
+            alive = [t.name.removeprefix("esm-") for t in self._threads if t.is_alive()]
+            if all(self._caught_up.get(shard, -1.0) >= since for shard in alive):
+                return True
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return False
+
+    def iterator_age_ms(self) -> int:
+        """The largest MillisBehindLatest of the shards' last reads."""
+        return max(self._behind.values(), default=0)
 
     def stop(self) -> None:
         self._stop.set()
@@ -259,8 +281,9 @@ class EventSourceMapping:
         batch_size = self._settings["BatchSize"]
         window = self._settings["MaximumBatchingWindowInSeconds"]
         iterator = self._open(shard_id)
-        failures = 0
+        failures = idle = 0
         while not self._stop.is_set() and iterator is not None:
+            read_started = time.monotonic()
             producer_done = self._producer_done.is_set()
             batch: list[dict[str, Any]] = []
             window_ends = time.monotonic() + window
@@ -271,6 +294,7 @@ class EventSourceMapping:
                     iterator = page.next_iterator
                     batch.extend(page.records)
                     behind = page.millis_behind_latest
+                    self._behind[shard_id] = behind
                     if (
                         page.records
                         and len(batch) < batch_size
@@ -279,7 +303,8 @@ class EventSourceMapping:
                     ):
                         continue
                     if not page.records and not batch and not producer_done and time.monotonic() < window_ends:
-                        time.sleep(self._poll_interval)
+                        idle += 1
+                        self._stop.wait(self._idle_wait(idle))
                         producer_done = self._producer_done.is_set()
                         continue
                     break
@@ -294,13 +319,20 @@ class EventSourceMapping:
                 continue
             failures = 0
             if batch:
+                idle = 0
                 self._deliver(shard_id, batch)
                 # Re-read from the checkpoint: after a partial failure Lambda re-delivers from there.
                 iterator = self._open(shard_id)
             elif producer_done and behind == 0:
                 return
             else:
-                time.sleep(self._poll_interval)
+                if behind == 0:
+                    self._caught_up[shard_id] = read_started
+                idle += 1
+                self._stop.wait(self._idle_wait(idle))
+
+    def _idle_wait(self, idle_reads: int) -> float:
+        return float(min(self._idle_poll_interval, self._poll_interval * 2 ** min(idle_reads, 10)))
 
     def _deliver(self, shard_id: str, records: list[dict[str, Any]]) -> None:
         """Deliver one batch until done, retried/bisected/sent to the on-failure destination as configured."""

@@ -54,7 +54,9 @@ def render_replay_summary(summary: ReplaySummary) -> str:
         + (" (stopped by Ctrl-C)" if summary.interrupted else ""),
         f"pickups          {summary.first_pickup or '-'} .. {summary.sent_through or '-'}"
         + (f" (file goes on to {summary.last_pickup})" if summary.sent_through != summary.last_pickup else ""),
-        f"records consumed {summary.records_consumed:,} (rejected {sum(summary.records_rejected.values()):,})",
+        "records consumed by the live `up` (see its output)"
+        if summary.consumed_by_live_up
+        else f"records consumed {summary.records_consumed:,} (rejected {sum(summary.records_rejected.values()):,})",
         "items written",
         *(f"  {table:<24}{count:,}" for table, count in summary.items_written.items()),
         f"time             {summary.seconds:.1f} s",

@@ -1,0 +1,379 @@
+"""The live local runtime of `tripstream up`: S3 events -> producer, and the stream -> consumer, until stopped.
+
+- Objects: the bucket notifies an SQS queue (local.notifications); worker threads long-poll it and invoke the
+  producer as Lambda's asynchronous invocation does (local.runtime.invoke_producer: retries, dead-letter queue,
+  continuations). A message is deleted only once its invocation is finished (done or given up on).
+- Records: one continuous EventSourceMapping on every shard, from its checkpoints, whoever wrote the records.
+- What each object gave is written to `tripstream-live/results/...` once the consumer caught up with it, for
+  `tripstream run` against a live `up`, and appended to a ledger (key, ETag) in the state folder: at start,
+  objects of the bucket missing from the ledger (arrived while `up` was down, or killed mid-file) are processed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tripstream.aws.clients import AwsClients
+from tripstream.aws.kinesis import describe_stream_summary
+from tripstream.aws.s3 import list_object_entries, put_json
+from tripstream.aws.sqs import delete_message, queue_depth, receive_messages
+from tripstream.handlers import consumer as consumer_handler
+from tripstream.handlers import producer as producer_handler
+from tripstream.handlers.dependencies import Dependencies
+from tripstream.infra.template import bucket_notification_filters, event_source_mapping_settings, load_template
+from tripstream.local.checkpoints import CheckpointStore
+from tripstream.local.events import s3_object_created_event
+from tripstream.local.notifications import (
+    HEARTBEAT_SECONDS,
+    RESULTS_PREFIX,
+    ObjectEvent,
+    beat,
+    matches,
+    parse_message,
+    result_key,
+    setup_notifications,
+    stop_beating,
+)
+from tripstream.local.pipeline import DeployedStack, handler_settings
+from tripstream.local.runtime import EventSourceMapping, StreamInfo, invoke_producer
+from tripstream.local.snapshot import SnapshotInfo, save_snapshot
+from tripstream.pipeline.consumer import ConsumerResult
+
+log = logging.getLogger(__name__)
+# How long `run` may wait for the consumer to catch up with one object before the result says it did not.
+DRAIN_TIMEOUT_SECONDS = 600.0
+
+
+@dataclass
+class ObjectOutcome:
+    key: str
+    etag: str
+    rows_read: int = 0
+    records_sent: int = 0
+    rows_rejected: int = 0
+    refused: str | None = None
+    gave_up: bool = False
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    drained: bool = False
+
+    def line(self) -> str:
+        if self.refused:
+            return f"{self.key}: REFUSED {self.refused} ({self.seconds:.1f} s)"
+        text = (
+            f"{self.key}: {self.rows_read:,} rows read, {self.records_sent:,} sent, "
+            f"{self.rows_rejected:,} rejected ({self.seconds:.1f} s)"
+        )
+        return text + (f"; GAVE UP after retries: {self.errors[-1]}" if self.gave_up and self.errors else "")
+
+
+@dataclass
+class LiveStatus:
+    objects: int
+    records_consumed: int
+    items_written: int
+    iterator_age_ms: int
+    dead_letters: int
+
+    def line(self) -> str:
+        return (
+            f"status: {self.objects:,} objects, {self.records_consumed:,} records consumed, "
+            f"{self.items_written:,} items written, iterator age {self.iterator_age_ms / 1000:.1f} s, "
+            f"DLQ {self.dead_letters}"
+        )
+
+
+class Ledger:
+    """The objects (key, ETag) the live runtime finished: a JSON-lines file in the state folder (or memory)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._done: set[tuple[str, str]] = set()
+        if path is not None and path.exists():
+            for line in path.read_bytes().splitlines():
+                try:
+                    entry = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue  # a line torn by a kill: that object is simply processed again
+                self._done.add((entry["key"], entry["etag"]))
+
+    def __contains__(self, item: tuple[str, str]) -> bool:
+        with self._lock:
+            return item in self._done
+
+    def add(self, key: str, etag: str) -> None:
+        with self._lock:
+            self._done.add((key, etag))
+            if self._path is not None:
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                with self._path.open("ab") as out:
+                    out.write(orjson.dumps({"key": key, "etag": etag}) + b"\n")
+
+
+class LiveRuntime:
+    def __init__(
+        self,
+        clients: AwsClients,
+        handler_clients: AwsClients,
+        stack: DeployedStack,
+        *,
+        state_dir: Path | None = None,
+        on_object: Callable[[ObjectOutcome], None] | None = None,
+        persist: Callable[[], object] | None = None,
+        workers: int = 2,
+    ) -> None:
+        self._clients = clients
+        self._stack = stack
+        self._state_dir = state_dir
+        self._on_object = on_object
+        # Saves the emulator's data (the snapshot, with --state-dir) when an object arrives and when it is done:
+        # an embedded emulator dies with `up`, and a kill -9 must lose neither the object nor its items.
+        self._persist = persist
+        self._workers = workers
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._items_written = 0
+        self._objects = 0
+        self._lock = threading.Lock()
+        self.save_lock = threading.Lock()  # one snapshot at a time (`up` takes it for its final save too)
+        self._ledger = Ledger(state_dir / "live" / "ledger.jsonl" if state_dir is not None else None)
+        template = load_template()
+        self._filters = bucket_notification_filters(template)
+        self._producer_deps = Dependencies(handler_clients, handler_settings(stack.producer))
+        consumer_deps = Dependencies(handler_clients, handler_settings(stack.consumer))
+        self._rejects_prefix = self._producer_deps.settings.rejects_prefix
+        summary = describe_stream_summary(clients.kinesis, stack.stream_name)
+        stream = StreamInfo(name=stack.stream_name, arn=summary.arn, created=summary.created.isoformat())
+        checkpoints = CheckpointStore(
+            state_dir / "checkpoints" if state_dir is not None else None, f"{stream.name}-{stream.created}"
+        )
+        self.mapping = EventSourceMapping(
+            clients,
+            stream,
+            consumer_handler.make_handler(lambda: consumer_deps, self._consumed),
+            stack.consumer,
+            event_source_mapping_settings(template, stack.parameters),
+            checkpoints,
+            on_failure_queue_url=stack.outputs.get("OnFailureQueueUrl"),
+            idle_poll_interval=1.0,  # as Lambda, which polls an idle shard about once a second
+        )
+        self._queue_url = ""
+
+    def _consumed(self, result: ConsumerResult) -> None:
+        with self._lock:
+            self._items_written += sum(result.items_written.values())
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        """Start consuming, point the bucket at the events queue, then catch up with objects not in the ledger."""
+        self.mapping.start()
+        # A message stays invisible while its object is processed: the producer's whole timeout, and then some.
+        visibility = int(self._stack.producer.timeout_seconds) + 60
+        self._queue_url, _ = setup_notifications(
+            self._clients, self._stack.bucket, self._filters, visibility_timeout=visibility
+        )
+        beat(self._clients, self._queue_url)
+        missed = [
+            entry
+            for entry in list_object_entries(self._clients.s3, self._stack.bucket)
+            if self._wanted(entry.key) and (entry.key, entry.etag) not in self._ledger
+        ]
+        self._spawn("live-catch-up", lambda: self._catch_up(missed))
+        for index in range(self._workers):
+            self._spawn(f"live-s3-events-{index}", self._serve)
+        self._spawn("live-heartbeat", self._heartbeat)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.mapping.stop()
+        try:
+            stop_beating(self._clients, self._queue_url)
+        except Exception as error:  # the emulator may be gone already
+            log.debug("heartbeat not cleared: %s", error)
+        # Workers in a long poll or mid-file are daemons: an unfinished object is not in the ledger, and its
+        # message comes back, so it is processed again next time.
+        for thread in self._threads:
+            thread.join(0.5)
+
+    def status(self) -> LiveStatus:
+        dead = 0
+        for name in ("ProducerDeadLetterQueueUrl", "OnFailureQueueUrl"):
+            if url := self._stack.outputs.get(name):
+                try:
+                    dead += queue_depth(self._clients.sqs, url)
+                except Exception as error:
+                    log.debug("queue depth of %s: %s", name, error)
+        with self._lock:
+            return LiveStatus(
+                objects=self._objects,
+                records_consumed=self.mapping.stats.records_done,
+                items_written=self._items_written,
+                iterator_age_ms=self.mapping.iterator_age_ms(),
+                dead_letters=dead,
+            )
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                beat(self._clients, self._queue_url)
+            except Exception as error:
+                log.warning("heartbeat failed: %s", error)
+
+    def _wanted(self, key: str) -> bool:
+        # Never the runtime's own output, whatever the filters say (a filter-less notification would loop).
+        own = key.startswith(RESULTS_PREFIX) or key.startswith(self._rejects_prefix)
+        return not own and matches(key, self._filters)
+
+    # -- objects
+
+    def _save(self) -> None:
+        if self._persist is not None:
+            with self.save_lock:
+                self._persist()
+
+    def _catch_up(self, entries: list[Any]) -> None:
+        for entry in entries:
+            if self._stop.is_set():
+                return
+            event = s3_object_created_event(
+                bucket=self._stack.bucket,
+                key=entry.key,
+                size=entry.size,
+                etag=entry.etag,
+                region=self._clients.region,
+                account_id=self._stack.account_id,
+                sequencer=f"{time.time_ns():X}",
+            )
+            self._process(ObjectEvent(key=entry.key, etag=entry.etag, event=event))
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                messages = receive_messages(self._clients.sqs, self._queue_url, wait_seconds=20)
+            except Exception as error:
+                if self._stop.is_set():
+                    return
+                log.warning("receiving S3 events failed: %s", error)
+                self._stop.wait(1.0)
+                continue
+            for message in messages:
+                for item in parse_message(message.body):
+                    # A message seen before was being processed by an `up` that stopped: done already?
+                    if message.receive_count > 1 and (item.key, item.etag) in self._ledger:
+                        continue
+                    if self._wanted(item.key):
+                        self._save()
+                        self._process(item)
+                if self._stop.is_set():
+                    return  # not deleted: it comes back after its visibility timeout
+                try:
+                    delete_message(self._clients.sqs, self._queue_url, message.receipt_handle)
+                except Exception as error:
+                    log.warning("deleting an S3 event message failed: %s", error)
+
+    def _process(self, item: ObjectEvent) -> None:
+        """Invoke the producer for one object; never raises (a crash of the handler never stops the runtime)."""
+        started = time.monotonic()
+        outcome = ObjectOutcome(key=item.key, etag=item.etag)
+        document: dict[str, Any] = {"key": item.key, "etag": item.etag}
+        try:
+            handler = producer_handler.make_handler(lambda: self._producer_deps)
+            run = invoke_producer(
+                handler,
+                item.event,
+                self._stack.producer,
+                sqs=self._clients.sqs,
+                dead_letter_queue_url=self._stack.outputs.get("ProducerDeadLetterQueueUrl"),
+            )
+            sent = time.monotonic()
+            outcome.drained = self.mapping.wait_caught_up(sent, DRAIN_TIMEOUT_SECONDS)
+            for result in run.results:
+                outcome.rows_read += result.get("rows_read", 0)
+                outcome.records_sent += result.get("records_sent", 0)
+                outcome.rows_rejected += sum(result.get("rows_rejected", {}).values())
+                if result.get("refused"):
+                    outcome.refused = str(result["refused"].get("detail"))
+            outcome.gave_up, outcome.errors = run.gave_up, run.errors
+            document |= {
+                "results": run.results,
+                "invocations": run.invocations,
+                "errors": run.errors,
+                "gave_up": run.gave_up,
+                "dead_letter_message_id": run.dead_letter_message_id,
+            }
+        except Exception as error:
+            log.exception("processing %s failed", item.key)
+            outcome.gave_up, outcome.errors = True, [f"{type(error).__name__}: {error}"]
+            document |= {"results": [], "invocations": 0, "errors": outcome.errors, "gave_up": True}
+        outcome.seconds = time.monotonic() - started
+        if self._stop.is_set() and not outcome.drained:
+            # Stopped mid-object: its records may not all be consumed, so it stays out of the ledger and is
+            # processed again at the next start (idempotent writes).
+            log.warning("%s: stopped before it was fully consumed; it is processed again at the next start", item.key)
+            return
+        document |= {"drained": outcome.drained, "seconds": outcome.seconds}
+        try:
+            put_json(self._clients.s3, self._stack.bucket, result_key(item.key, item.etag), document)
+            self._save()
+            self._ledger.add(item.key, item.etag)
+        except Exception as error:
+            log.warning("recording the result of %s failed: %s", item.key, error)
+        with self._lock:
+            self._objects += 1
+        if self._on_object is not None:
+            self._on_object(outcome)
+
+
+def serve_live(
+    clients: AwsClients,
+    handler_clients: AwsClients,
+    stack: DeployedStack,
+    stop: threading.Event,
+    *,
+    echo: Callable[[str], None],
+    state_dir: Path | None = None,
+    status_seconds: float = 5.0,
+) -> SnapshotInfo | None:
+    """`up`'s loop: the live runtime until `stop` is set, a line per object and a status line when it changed;
+    with `state_dir`, the snapshot saved at the end (returned)."""
+
+    def persist() -> SnapshotInfo:
+        assert state_dir is not None
+        return save_snapshot(clients, stack, state_dir)
+
+    runtime = LiveRuntime(
+        clients,
+        handler_clients,
+        stack,
+        state_dir=state_dir,
+        on_object=lambda outcome: echo(outcome.line()),
+        persist=persist if state_dir is not None else None,
+    )
+    runtime.start()
+    echo(f"live: S3 events of s3://{stack.bucket} reach the producer, {stack.stream_name} the consumer")
+    last = None
+    while not stop.wait(status_seconds):
+        line = runtime.status().line()
+        if line != last:  # an idle `up` stays quiet
+            echo(line)
+            last = line
+    runtime.stop()
+    if state_dir is None:
+        return None
+    with runtime.save_lock:
+        return persist()
