@@ -17,14 +17,15 @@ def message(name: str, key: str, etag: str) -> str:
 def test_filters_come_from_the_template() -> None:
     filters = bucket_notification_filters(load_template())
     suffixes = sorted(rule["Value"] for f in filters for rule in f["FilterRules"] if rule["Name"] == "suffix")
-    assert suffixes == [".csv", ".csv.gz", ".parquet"]
+    assert suffixes == [".CSV", ".CSV.GZ", ".PARQUET", ".csv", ".csv.gz", ".parquet"]
     assert all(f["Events"] == ["s3:ObjectCreated:*"] for f in filters)
 
 
 def test_filters_match_as_s3_does() -> None:
     filters = bucket_notification_filters(load_template())
     assert matches("taxi_trips.csv", filters) and matches("a/b.csv.gz", filters)
-    assert not matches("taxi_trips.CSV", filters)  # case-sensitive, as S3
+    assert matches("taxi_trips.CSV", filters)  # the template lists the upper-case suffixes too
+    assert not matches("taxi_trips.Csv", filters)  # case-sensitive, as S3
     assert not matches("notes.txt", filters)
     prefixed = [{"Events": ["s3:ObjectCreated:*"], "FilterRules": [{"Name": "prefix", "Value": "in/"}]}]
     assert matches("in/x", prefixed) and not matches("out/x", prefixed)
