@@ -178,9 +178,7 @@ def _transact(
                 return [trip_id for part in parts for trip_id in part.trips]
             stats.add(calls_retried=1)
             continue
-        stats.add(
-            transactions=1, trips_counted=sum(len(p.trips) for p in parts), cells_updated=len(parts)
-        )
+        stats.add(transactions=1, trips_counted=sum(len(p.trips) for p in parts), cells_updated=len(parts))
         return []
     return []
 
@@ -201,3 +199,44 @@ def count_trips_once(
     with ThreadPoolExecutor(max_workers=max(1, max_in_flight), thread_name_prefix="aggregates") as pool:
         results = pool.map(lambda parts: _transact(dynamodb, tables, parts, new_backoff(), stats), transactions)
         return [trip_id for result in results for trip_id in result]
+
+
+def _batch(dynamodb: DynamoDBClient, table: str, requests: list[dict[str, Any]], backoff: Backoff) -> None:
+    """One BatchWriteItem of up to 25 requests to one table, UnprocessedItems and transient errors retried;
+    what is still unwritten after the backoff raises (a rebuild is all or nothing: run it again)."""
+    pending = requests
+    while pending:
+        try:
+            answer = dynamodb.batch_write_item(RequestItems={table: pending})  # type: ignore[dict-item]
+            pending = list(answer.get("UnprocessedItems", {}).get(table, []))  # type: ignore[arg-type]
+            if not pending:
+                return
+            backoff.progressed()
+        except Exception as error:
+            if not is_transient(error):
+                raise
+        if not backoff.wait():
+            raise RuntimeError(f"{len(pending)} writes to {table} still failing after retries")
+
+
+def replace_items(
+    dynamodb: DynamoDBClient,
+    table: str,
+    key_names: Sequence[str],
+    items: Sequence[Mapping[str, Any]],
+    new_backoff: Callable[[], Backoff],
+) -> int:
+    """Delete every item of `table`, then put `items` (serialised); returns how many items were deleted."""
+    deleted = 0
+    paginator = dynamodb.get_paginator("scan")
+    names = {f"#k{i}": name for i, name in enumerate(key_names)}
+    pages = paginator.paginate(TableName=table, ProjectionExpression=", ".join(names), ExpressionAttributeNames=names)
+    keys = [dict(item) for page in pages for item in page.get("Items", [])]
+    for start in range(0, len(keys), 25):
+        chunk = keys[start : start + 25]
+        _batch(dynamodb, table, [{"DeleteRequest": {"Key": key}} for key in chunk], new_backoff())
+        deleted += len(chunk)
+    for start in range(0, len(items), 25):
+        puts = [{"PutRequest": {"Item": dict(item)}} for item in items[start : start + 25]]
+        _batch(dynamodb, table, puts, new_backoff())
+    return deleted

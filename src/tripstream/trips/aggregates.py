@@ -54,7 +54,7 @@ def pickup_hour(pickup_datetime: str) -> str:
 
 def contribution(trip: CanonicalTrip, items: TripItems) -> Contribution:
     """The cell and increments of an accepted trip, given what it wrote to the three tables."""
-    increments: dict[str, Decimal] = {"trips": _ONE}
+    increments = {**dict.fromkeys(CORE_COUNTERS, _ZERO), "trips": _ONE}
     for name in ("total_amount", "fare_amount", "tip_amount", "trip_distance"):
         value = trip.get(name)
         if value is not None:
@@ -88,3 +88,30 @@ def summed(contributions: Iterable[Contribution]) -> dict[str, Decimal]:
         for name, value in item.increments.items():
             totals[name] = totals.get(name, _ZERO) + value
     return totals
+
+
+def contribution_from_items(
+    high_value: Mapping[str, Any] | None, duration: Mapping[str, Any] | None, fare_ratio: Mapping[str, Any] | None
+) -> Contribution:
+    """A trip's contribution recomputed from its items in the three tables (`aggregates rebuild`). The same as
+    :func:`contribution` for a trip written by this version; a trip in none of the tables cannot be recovered,
+    and items written before the money was copied into every table lack the sums they do not hold."""
+    items = [item for item in (high_value, duration, fare_ratio) if item is not None]
+    if not items:
+        raise ValueError("a trip in none of the three tables has nothing to recompute from")
+
+    def first(name: str) -> Any:
+        return next((item[name] for item in items if item.get(name) is not None), None)
+
+    increments = {**dict.fromkeys(CORE_COUNTERS, _ZERO), "trips": _ONE}
+    for name in ("total_amount", "fare_amount", "tip_amount", "trip_distance"):
+        value = first(name)
+        if value is not None:
+            increments[name] = money(value)
+    if high_value is not None:
+        increments["high_value_trips"] = _ONE
+    if duration is not None:
+        increments[str(duration["duration_category"])] = _ONE
+        increments["duration_minutes"] = Decimal(duration["duration_minutes"])
+    cell = (zone_of(first("pickup_location_id")), pickup_hour(str(first("pickup_datetime"))))
+    return Contribution(str(first("trip_id")), cell, increments)
