@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from tripstream.cli.aggregates import aggregates
 from tripstream.cli.deploy import deploy, destroy, status
 from tripstream.cli.read import query, report
 from tripstream.cli.run import generate, replay, run
@@ -16,7 +17,7 @@ def main() -> None:
     """Real-time NYC taxi trip analytics: S3 -> Kinesis -> Lambda -> DynamoDB, on AWS or on this machine."""
 
 
-for command in (run, generate, report, query, replay, up, deploy, destroy, status):
+for command in (run, generate, report, query, replay, up, deploy, destroy, status, aggregates):
     main.add_command(command)
 
 __all__ = ["main"]
