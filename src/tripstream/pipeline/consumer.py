@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -112,17 +113,20 @@ def consume_records(
     failed_index: int | None = None
     stats = WriteStats()
     new_backoff = _bounded_backoff(settings, remaining_seconds)
-    unwritten = write_items(
-        dynamodb,
-        ((table, item) for (table, _), (_, item) in requests.items()),
-        new_backoff,
-        stats,
-        settings.max_in_flight,
-    )
+    # The aggregates' transactions and the per-trip writes are independent: both in flight at once.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aggregates") as pool:
+        counting = pool.submit(_count_aggregates, dynamodb, settings, contributions, new_backoff, result)
+        unwritten = write_items(
+            dynamodb,
+            ((table, item) for (table, _), (_, item) in requests.items()),
+            new_backoff,
+            stats,
+            settings.max_in_flight,
+        )
+        uncounted = counting.result()
     for key in unwritten:
         index = requests[key][0]
         failed_index = index if failed_index is None else min(failed_index, index)
-    uncounted = _count_aggregates(dynamodb, settings, contributions, new_backoff, result)
     if uncounted is not None:
         failed_index = uncounted if failed_index is None else min(failed_index, uncounted)
     done = len(records) if failed_index is None else failed_index
