@@ -13,6 +13,7 @@ under 1 KB. `--order pickup` sorts the trips by pickup time first, as a live str
 per zone-hour cell in a batch, so fewer cell updates per trip).
 
 Usage: PYTHONPATH=src .venv/bin/python bench/aggregates.py [--rows 3000] [--rounds 3] [--batch 100] [--order file]
+       [--backend moto|dynamodb-local]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import statistics
 import sys
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import deployed, encoded_trips, report, sample, timed, verdict
 
+from tripstream.local.dynamodb_local import DynamoDBLocal
 from tripstream.pipeline.consumer import StreamRecord, consume_records
 from tripstream.trips.records import decode_trip
 
@@ -68,13 +71,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=100, help="records per consumer invocation (BatchSize)")
     parser.add_argument("--order", choices=("file", "pickup"), default="file")
+    parser.add_argument("--backend", choices=("moto", "dynamodb-local"), default="moto")
     args = parser.parse_args()
+    with ExitStack() as stack:
+        dynamodb_url = None
+        if args.backend == "dynamodb-local":
+            dynamodb_url = stack.enter_context(DynamoDBLocal()).endpoint_url
+        run(args, dynamodb_url)
+
+
+def run(args: argparse.Namespace, dynamodb_url: str | None) -> None:
     entries = encoded_trips(sample(args.rows * args.rounds * 2, seed=2026))
     if args.order == "pickup":
         entries.sort(key=lambda entry: str(decode_trip(entry[0])["pickup_datetime"]))
     records = [StreamRecord(str(i + 1), "shardId-000000000000", data, key) for i, (data, key) in enumerate(entries)]
     slices = iter(records[i : i + args.rows] for i in range(0, len(records), args.rows))
-    with deployed() as bench:
+    with deployed(dynamodb_url=dynamodb_url) as bench:
         on = bench.consumer_settings()
         off = on.with_changes(zone_hourly_stats_table="", counted_trips_table="")
         counters = {"with": WriteCounter(), "without": WriteCounter()}
@@ -83,7 +95,9 @@ def main() -> None:
         def on_call(**kwargs: Any) -> None:
             current[0].on_call(**kwargs)  # the side being measured now
 
-        bench.handler_clients.dynamodb.meta.events.register("provide-client-params.dynamodb", on_call, unique_id="bench-writes")
+        bench.handler_clients.dynamodb.meta.events.register(
+            "provide-client-params.dynamodb", on_call, unique_id="bench-writes"
+        )
         counted = {"with": 0, "without": 0}
 
         def consume(side: str, settings: Any, batch_records: list[StreamRecord]) -> int:
@@ -119,6 +133,7 @@ def main() -> None:
             "trips_per_side": trips,
             "batch": args.batch,
             "order": args.order,
+            "backend": args.backend,
             "with_trips_per_s": round(statistics.median(rates["with"])),
             "without_trips_per_s": round(statistics.median(rates["without"])),
             "ratio": round(ratio, 2),

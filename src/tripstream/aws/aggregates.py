@@ -5,8 +5,10 @@ Each transaction puts, for every trip it counts, a marker `{trip_id, cell}` into
 of it happens or none (docs/aggregates.md). A marker that exists already cancels the transaction with
 `ConditionalCheckFailed` at its index: that trip was counted before (re-delivery, a lost answer, a second
 upload), so it is dropped and the rest is sent again. The ClientRequestToken is a hash of the transaction's
-contents: a retry of the same contents within 10 minutes after a lost answer is a no-op on AWS, and changed
-contents never reuse a token (no IdempotentParameterMismatch).
+contents and of a scope the caller picks per invocation: a retry of the same contents in the same invocation after
+a lost answer is a no-op on AWS, changed contents never reuse a token (no IdempotentParameterMismatch), and a later
+invocation never replays an old token (DynamoDB remembers tokens for 10 minutes even across a table deleted and
+created again: the markers, not the token, decide across invocations).
 """
 
 from __future__ import annotations
@@ -119,9 +121,10 @@ def _actions(tables: AggregateTables, parts: Sequence[_Part]) -> list[dict[str, 
     return actions
 
 
-def request_token(actions: Sequence[Mapping[str, Any]]) -> str:
-    """36 hex characters (the API's maximum) fixed by the contents: the same transaction, the same token."""
-    text = json.dumps(actions, sort_keys=True, separators=(",", ":"))
+def request_token(actions: Sequence[Mapping[str, Any]], scope: str = "") -> str:
+    """36 hex characters (the API's maximum) fixed by the contents and the scope: the same transaction sent again
+    in the same scope, the same token."""
+    text = scope + json.dumps(actions, sort_keys=True, separators=(",", ":"))
     return hashlib.blake2b(text.encode(), digest_size=18).hexdigest()
 
 
@@ -152,7 +155,12 @@ def _counted_before(error: BaseException, parts: Sequence[_Part]) -> tuple[set[s
 
 
 def _transact(
-    dynamodb: DynamoDBClient, tables: AggregateTables, parts: list[_Part], backoff: Backoff, stats: AggregateStats
+    dynamodb: DynamoDBClient,
+    tables: AggregateTables,
+    parts: list[_Part],
+    backoff: Backoff,
+    stats: AggregateStats,
+    scope: str,
 ) -> list[str]:
     """Apply one planned transaction, dropping trips counted before; returns the trip_ids left uncounted."""
     while parts:
@@ -161,7 +169,7 @@ def _transact(
         try:
             dynamodb.transact_write_items(
                 TransactItems=actions,  # type: ignore[arg-type]
-                ClientRequestToken=request_token(actions),
+                ClientRequestToken=request_token(actions, scope),
             )
         except Exception as error:
             read = _counted_before(error, parts) if error_code(error) == _CANCELLED else None
@@ -190,14 +198,16 @@ def count_trips_once(
     new_backoff: Callable[[], Backoff],
     stats: AggregateStats,
     max_in_flight: int = 4,
+    scope: str = "",
 ) -> list[str]:
     """Add every trip of `cells` to its cell unless it was counted before; returns the trip_ids still
-    uncounted after retries (the caller has them delivered again)."""
+    uncounted after retries (the caller has them delivered again). `scope` goes into every token: one per
+    invocation (see the module's docstring)."""
     transactions = plan_transactions(cells)
     if len(transactions) <= 1:
-        return [t for parts in transactions for t in _transact(dynamodb, tables, parts, new_backoff(), stats)]
+        return [t for parts in transactions for t in _transact(dynamodb, tables, parts, new_backoff(), stats, scope)]
     with ThreadPoolExecutor(max_workers=max(1, max_in_flight), thread_name_prefix="aggregates") as pool:
-        results = pool.map(lambda parts: _transact(dynamodb, tables, parts, new_backoff(), stats), transactions)
+        results = pool.map(lambda parts: _transact(dynamodb, tables, parts, new_backoff(), stats, scope), transactions)
         return [trip_id for result in results for trip_id in result]
 
 

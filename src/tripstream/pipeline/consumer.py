@@ -9,6 +9,7 @@ aggregates are added under a per-trip marker in one transaction (aws.aggregates)
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -177,7 +178,9 @@ def _count_aggregates(
     }
     stats = AggregateStats()
     tables = AggregateTables(settings.zone_hourly_stats_table, settings.counted_trips_table)
-    uncounted = count_trips_once(dynamodb, tables, cells, new_backoff, stats, settings.max_in_flight)
+    # A token scope per invocation: its own retries replay, a later delivery never does (the markers decide).
+    scope = uuid.uuid4().hex
+    uncounted = count_trips_once(dynamodb, tables, cells, new_backoff, stats, settings.max_in_flight, scope)
     result.aggregate_trips_counted = stats.trips_counted
     result.aggregate_already_counted = stats.already_counted
     result.aggregate_transactions = stats.transactions
