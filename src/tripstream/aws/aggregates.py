@@ -7,8 +7,8 @@ of it happens or none (docs/aggregates.md). A marker that exists already cancels
 upload), so it is dropped and the rest is sent again. The ClientRequestToken is a hash of the transaction's
 contents and of a scope the caller picks per invocation: a retry of the same contents in the same invocation after
 a lost answer is a no-op on AWS, changed contents never reuse a token (no IdempotentParameterMismatch), and a later
-invocation never replays an old token (DynamoDB remembers tokens for 10 minutes even across a table deleted and
-created again: the markers, not the token, decide across invocations).
+invocation never replays an old token (DynamoDB Local remembers tokens for 10 minutes even across a table deleted
+and created again: the markers, not the token, decide across invocations).
 """
 
 from __future__ import annotations
