@@ -50,13 +50,23 @@ class Bench:
 
 
 @contextmanager
-def deployed(shards: int = 2, stack_name: str = "bench", **parameters: str) -> Iterator[Bench]:
-    """A fresh embedded emulator with the stack deployed for the local runtime."""
+def deployed(
+    shards: int = 2, stack_name: str = "bench", dynamodb_url: str | None = None, **parameters: str
+) -> Iterator[Bench]:
+    """A fresh embedded emulator with the stack deployed for the local runtime (DynamoDB at `dynamodb_url`,
+    e.g. a DynamoDB Local, when given)."""
+    endpoints = {"dynamodb": dynamodb_url} if dynamodb_url else {}
     with Emulator() as emulator:
         url = emulator.endpoint_url
-        clients = AwsClients.create(endpoint_url=url, region=REGION, credentials=EMULATOR_CREDENTIALS)
+        clients = AwsClients.create(
+            endpoint_url=url, region=REGION, credentials=EMULATOR_CREDENTIALS, service_endpoints=endpoints
+        )
         handler_clients = AwsClients.create(
-            endpoint_url=url, region=REGION, max_attempts=1, credentials=EMULATOR_CREDENTIALS
+            endpoint_url=url,
+            region=REGION,
+            max_attempts=1,
+            credentials=EMULATOR_CREDENTIALS,
+            service_endpoints=endpoints,
         )
         stack, _ = deploy_for_local_runtime(
             clients, stack_name=stack_name, parameters={"ShardCount": str(shards), **parameters}

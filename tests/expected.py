@@ -242,3 +242,37 @@ def _classify(result: Expected, trip_id: str, trip: dict[str, object]) -> None:
                 else "high"
             )
             result.fare_ratio[trip_id] = {"fare_per_mile": per_mile, "profitability_tier": tier}
+
+
+# What zone_hourly_stats must hold (ARCHITECTURE.md, "Real-time aggregates"): every trip once, in the cell of its
+# pickup zone (as text, "unknown" without one) and NYC local pickup hour (`YYYY-MM-DDTHH`).
+AGGREGATE_COUNTERS = ("trips", "total_amount", "high_value_trips", "short", "medium", "long")
+AGGREGATE_SUMS = ("fare_amount", "tip_amount", "trip_distance", "duration_minutes")
+
+
+def expected_aggregates(*paths: Path) -> dict[tuple[str, str], dict[str, Decimal]]:
+    """The cells of one or more files (a trip in two files counts once)."""
+    trips: dict[str, tuple[dict[str, object], Expected]] = {}
+    for path in paths:
+        result = expected_for(path)
+        for trip_id, trip in result.trips.items():
+            trips.setdefault(trip_id, (trip, result))
+    cells: dict[tuple[str, str], dict[str, Decimal]] = {}
+    for trip_id, (trip, result) in trips.items():
+        zone = trip["pickup_location_id"]
+        cell = cells.setdefault(
+            ("unknown" if zone is None else str(zone), str(trip["pickup_datetime"])[:13]),
+            dict.fromkeys(AGGREGATE_COUNTERS, Decimal(0)),
+        )
+        cell["trips"] += 1
+        for name in ("total_amount", "fare_amount", "tip_amount", "trip_distance"):
+            if trip[name] is not None:
+                cell[name] = cell.get(name, Decimal(0)) + Decimal(repr(trip[name])).quantize(CENT)
+        cell["high_value_trips"] += trip_id in result.high_value
+        if trip_id in result.duration:
+            duration = result.duration[trip_id]
+            cell[str(duration["duration_category"])] += 1
+            cell["duration_minutes"] = cell.get("duration_minutes", Decimal(0)) + Decimal(
+                str(duration["duration_minutes"])
+            )
+    return cells

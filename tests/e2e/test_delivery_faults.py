@@ -1,7 +1,8 @@
 """Nothing lost, nothing twice: generated trip files (tests/support/trips.py) through the whole local pipeline
 (S3 event -> producer -> Kinesis -> event source mapping -> consumer -> DynamoDB) while the fault layer breaks
-the real HTTP traffic, each fault alone and all together. Every table must hold exactly the expected items and the
-summary's counts must add up (read = sent + rejected; sent = processed).
+the real HTTP traffic, each fault alone and all together. Every table must hold exactly the expected items,
+zone_hourly_stats every cell of tests/expected.py's recomputation (each trip once), and the summary's counts must
+add up (read = sent + rejected; sent = processed).
 
 `pytest -s` prints, for each run, the faults injected, the retries made and the trips lost and duplicated.
 """
@@ -15,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from expected import expected_for  # tests/expected.py, the independent reference
+from expected import expected_aggregates, expected_for  # tests/expected.py, the independent reference
 from support.faults import FaultInjector, FaultPlan
 from support.harness import ExpectedRun, expected_run, reset_pipeline, stream_records, table_contents
 from support.trips import trips_file
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
+from tripstream.aws.dynamodb import scan_all
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers import producer as producer_handler
 from tripstream.local.emulator import Emulator
@@ -102,6 +104,16 @@ class Outcome:
     lost: int
     duplicated: int
     wrong: int
+    cells_wrong: int = 0  # zone_hourly_stats cells missing, extra or not equal to the recomputation
+
+
+def cells_wrong(pipeline: Pipeline, *paths: Path) -> int:
+    """zone_hourly_stats against tests/expected.py's recomputation from the CSV, cell by cell."""
+    want = expected_aggregates(*paths)
+    items = scan_all(pipeline.clients.dynamodb, pipeline.stack.aggregate_tables["zone_hourly_stats"])
+    keys = ("pickup_location_id", "pickup_hour")
+    got = {tuple(item[k] for k in keys): {k: v for k, v in item.items() if k not in keys} for item in items}
+    return len(set(got) ^ set(want)) + sum(got[cell] != want[cell] for cell in set(got) & set(want))
 
 
 def check_tables(pipeline: Pipeline, expected: ExpectedRun, path: Path) -> Outcome:
@@ -127,7 +139,7 @@ def check_tables(pipeline: Pipeline, expected: ExpectedRun, path: Path) -> Outco
             values = reference[name][trip_id]
             if got[trip_id] != want[trip_id] or any(got[trip_id].get(k) != v for k, v in values.items()):
                 wrong += 1
-    return Outcome(lost, duplicated, wrong)
+    return Outcome(lost, duplicated, wrong, cells_wrong(pipeline, path))
 
 
 def check_run(
@@ -152,9 +164,9 @@ def check_run(
         f"\n  retries:  {retry_report(summary)}"
         f"\n  stream:   {stream_total} records ({resent} stored twice by lost answers or retried invocations)"
         f"\n  tables:   {summary.table_items}; trips lost {outcome.lost}, duplicated {outcome.duplicated}, "
-        f"wrong {outcome.wrong}"
+        f"wrong {outcome.wrong}; zone_hourly_stats cells wrong {outcome.cells_wrong}"
     )
-    assert (outcome.lost, outcome.duplicated, outcome.wrong) == (0, 0, 0)
+    assert (outcome.lost, outcome.duplicated, outcome.wrong, outcome.cells_wrong) == (0, 0, 0, 0)
     assert summary.ok and summary.records_to_on_failure == 0 and not summary.producer_errors_final
     assert summary.rows_read == expected.rows
     assert summary.records_sent == expected.records
@@ -175,6 +187,7 @@ def injection_report(faults: FaultInjector) -> str:
         "answers lost": sum(c.responses_lost.values()),
         "items unprocessed": c.items_unprocessed,
         "consumer crashes": c.consumer_crashes,
+        "transactions conflicted": c.transactions_conflicted,
     }
     share = (
         f" ({sum(c.entries_failed.values()) / max(1, c.put_records_entries):.1%} of {c.put_records_entries} entries, "
@@ -233,6 +246,21 @@ SINGLE_FAULTS = {
         (106, 1200, False),  # several PutRecords calls, so that some answers are lost
         FaultPlan(seed=2, lost_response=0.5, operations=("PutRecords",)),
     ),
+    # DynamoDB applied the writes (per-trip items, the aggregates' transactions) but the consumer got a reset or a
+    # 500: it retries, the markers make the aggregates' retry add nothing.
+    "DynamoDB answers lost": (
+        "yellow_2019-01_sample.csv",
+        FaultPlan(
+            seed=6,
+            lost_response=0.3,
+            lost_response_answer="mixed",
+            operations=("BatchWriteItem", "TransactWriteItems", "UpdateItem"),
+        ),
+    ),
+    "transactions throttled or in conflict": (
+        "green_2014-01_sample.csv",
+        FaultPlan(seed=7, call_throttle=0.1, transaction_conflict=0.2, operations=("TransactWriteItems",)),
+    ),
 }
 
 
@@ -244,8 +272,10 @@ def test_each_fault_alone(pipeline_on: Pipeline, tmp_path: Path, fault: str) -> 
     summary, faults = run(pipeline_on, path, plan, tmp_path)
     check_run(pipeline_on, path, summary, expected, faults, fault)
     assert faults.counts.total() > 0, "the fault never happened: the test proves nothing"
-    if plan.lost_response:
+    if plan.lost_response and "PutRecords" in plan.operations:
         assert faults.counts.records_stored_twice > 0
+    if plan.lost_response and "TransactWriteItems" in plan.operations:
+        assert faults.counts.responses_lost.get("TransactWriteItems", 0) > 0
 
 
 # ---------------------------------------------------------------- all together
@@ -293,7 +323,7 @@ def test_duplicate_notifications_and_reuploads_write_nothing_twice(pipeline_on: 
         # The mapping continues from its checkpoint: each run processes just its own records.
         assert summary.trips_processed == summary.records_sent == expected.records
         outcome = check_tables(pipeline_on, expected, path)
-        assert (outcome.lost, outcome.duplicated, outcome.wrong) == (0, 0, 0)
+        assert (outcome.lost, outcome.duplicated, outcome.wrong, outcome.cells_wrong) == (0, 0, 0, 0)
         assert summary.table_items == {name: len(items) for name, items in expected.items.items()}
     stream_total = sum(
         len(r) for r in stream_records(pipeline_on.clients.kinesis, pipeline_on.stack.stream_name).values()

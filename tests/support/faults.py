@@ -12,10 +12,13 @@ network, and acts as a small in-process proxy there:
   ``FailedRecordCount``;
 * BatchWriteItem items unprocessed: the chosen items are removed from the request (so they are not written)
   and returned in the answer's ``UnprocessedItems``;
-* whole calls throttled (HTTP 400 ``ProvisionedThroughputExceededException``/``ThrottlingException``) or
-  failed (HTTP 500/503) without reaching the emulator;
+* whole calls (PutRecords, BatchWriteItem, TransactWriteItems, UpdateItem: ``operations``) throttled (HTTP 400
+  ``ProvisionedThroughputExceededException``/``ThrottlingException``) or failed (HTTP 500/503) without reaching
+  the emulator;
 * connections reset before the request reaches the emulator (botocore's ``ConnectionClosedError``), or
-  after the emulator carried the call out (the answer is lost: the caller retries what was done already);
+  the LOST RESPONSE: the emulator carries the call out and the caller gets a reset or a 500 instead of the answer
+  (``lost_response_answer``), so it retries what was done already;
+* TransactWriteItems cancelled with ``TransactionConflict`` (``CancellationReasons`` as AWS words them);
 * the consumer crashing in the middle of a batch (a BatchWriteItem call raises :class:`InjectedCrash`, which
   no retry catches, so the handler fails with part of the batch written);
 * a slow consumer (a delay before each BatchWriteItem call).
@@ -40,7 +43,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlsplit
@@ -50,43 +53,30 @@ from botocore.compat import HTTPHeaders
 from botocore.exceptions import ConnectionClosedError
 from botocore.httpsession import URLLib3Session
 
+from support.http_answers import (
+    BATCH_WRITE_ITEM,
+    CALL_ERRORS,
+    DUPLICATE_KEYS,
+    DYNAMODB_ERROR_PREFIX,
+    DYNAMODB_WRITES,
+    ENTRY_ERRORS,
+    PUT_RECORDS,
+    TRANSACT_WRITE_ITEMS,
+    UPDATE_ITEM,
+    Body,
+    body_bytes,
+    has_duplicate_keys,
+    headers_of,
+    response,
+)
+
 if TYPE_CHECKING:
     from tripstream.aws.clients import AwsClients
 
 log = logging.getLogger(__name__)
 
 ENVIRONMENT_VARIABLE: Final = "TRIPSTREAM_FAULTS"
-PUT_RECORDS: Final = "PutRecords"
-BATCH_WRITE_ITEM: Final = "BatchWriteItem"
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
-_DYNAMODB_ERROR_PREFIX: Final = "com.amazonaws.dynamodb.v20120810#"
-
-# (HTTP status, __type, message) of each whole-call fault, per operation; answers as AWS words them.
-_CALL_ERRORS: Final[Mapping[tuple[str, str], tuple[tuple[int, str, str], ...]]] = {
-    (PUT_RECORDS, "throttle"): (
-        (400, "ProvisionedThroughputExceededException", "Rate exceeded for stream {stream} under account {account}."),
-    ),
-    (PUT_RECORDS, "server_error"): (
-        (500, "InternalFailure", "Internal service failure."),
-        (503, "ServiceUnavailable", "Service Unavailable"),
-    ),
-    (BATCH_WRITE_ITEM, "throttle"): (
-        (
-            400,
-            _DYNAMODB_ERROR_PREFIX + "ProvisionedThroughputExceededException",
-            "The level of configured provisioned throughput for the table was exceeded.",
-        ),
-        (400, _DYNAMODB_ERROR_PREFIX + "ThrottlingException", "Throughput exceeds the current capacity of your table."),
-    ),
-    (BATCH_WRITE_ITEM, "server_error"): (
-        (500, _DYNAMODB_ERROR_PREFIX + "InternalServerError", "Internal server error"),
-        (503, "ServiceUnavailable", "Service Unavailable"),
-    ),
-}
-_ENTRY_ERRORS: Final = (
-    ("ProvisionedThroughputExceededException", "Rate exceeded for shard in stream {stream} under account {account}."),
-    ("InternalFailure", "Internal service failure."),
-)
 
 
 class InjectedCrash(RuntimeError):
@@ -112,6 +102,11 @@ class FaultPlan:
     call_server_error: float = 0.0
     connection_reset: float = 0.0
     lost_response: float = 0.0
+    # How a lost answer reaches the caller: "reset" (the connection drops), "500" (InternalServerError), "mixed".
+    lost_response_answer: str = "reset"
+    # A share of TransactWriteItems calls cancelled with TransactionConflict (not applied), as AWS does when
+    # another transaction holds one of its items.
+    transaction_conflict: float = 0.0
     # A share of BatchWriteItem calls where the consumer crashes (InjectedCrash) instead.
     consumer_crash: float = 0.0
     # Seconds added before every BatchWriteItem call (a slow consumer).
@@ -124,14 +119,16 @@ class FaultPlan:
 
     def __post_init__(self) -> None:
         shares = ("put_entry_failure", "unprocessed_items", "call_throttle", "call_server_error")
-        for name in (*shares, "connection_reset", "lost_response", "consumer_crash"):
+        for name in (*shares, "connection_reset", "lost_response", "consumer_crash", "transaction_conflict"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a share between 0 and 1, not {value}")
         call_total = self.call_throttle + self.call_server_error + self.connection_reset + self.lost_response
-        if call_total + self.consumer_crash > 1.0:
+        if call_total + max(self.consumer_crash, self.transaction_conflict) > 1.0:
             raise ValueError("the call-level shares add up to more than 1")
-        unknown = set(self.operations) - {PUT_RECORDS, BATCH_WRITE_ITEM}
+        if self.lost_response_answer not in ("reset", "500", "mixed"):
+            raise ValueError(f"lost_response_answer must be reset, 500 or mixed, not {self.lost_response_answer}")
+        unknown = set(self.operations) - {PUT_RECORDS, *DYNAMODB_WRITES}
         if unknown:
             raise ValueError(f"faults cannot be injected into {sorted(unknown)}")
 
@@ -170,6 +167,10 @@ class FaultCounts:
     records_stored_twice: int = 0
     consumer_crashes: int = 0
     delays: int = 0
+    transact_write_calls: int = 0
+    transact_write_items: int = 0
+    update_item_calls: int = 0
+    transactions_conflicted: int = 0  # TransactWriteItems cancelled with TransactionConflict
     # BatchWriteItem calls refused for duplicate keys (refuse_duplicate_keys; DynamoDB's rule, not a fault).
     calls_refused_duplicate_keys: int = 0
 
@@ -183,20 +184,11 @@ class FaultCounts:
             + sum(self.connections_reset.values())
             + sum(self.responses_lost.values())
             + self.consumer_crashes
+            + self.transactions_conflicted
         )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class _Body:
-    """The `raw` of an AWSResponse whose body is already in memory."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._data
 
 
 class FaultInjector:
@@ -225,20 +217,29 @@ class FaultInjector:
             cast("Callable[..., None]", self._on_put_records),
             unique_id=f"faults-{self._id}-kinesis",
         )
-        clients.dynamodb.meta.events.register(
-            f"before-send.dynamodb.{BATCH_WRITE_ITEM}",
-            cast("Callable[..., None]", self._on_batch_write),
-            unique_id=f"faults-{self._id}-dynamodb",
-        )
+        for operation, handler in self._dynamodb_handlers().items():
+            clients.dynamodb.meta.events.register(
+                f"before-send.dynamodb.{operation}",
+                cast("Callable[..., None]", handler),
+                unique_id=f"faults-{self._id}-dynamodb-{operation}",
+            )
         return self
+
+    def _dynamodb_handlers(self) -> dict[str, Callable[..., AWSResponse | None]]:
+        return {
+            BATCH_WRITE_ITEM: self._on_batch_write,
+            TRANSACT_WRITE_ITEMS: self._on_transact_write,
+            UPDATE_ITEM: self._on_update_item,
+        }
 
     def uninstall(self, clients: AwsClients) -> None:
         clients.kinesis.meta.events.unregister(
             f"before-send.kinesis.{PUT_RECORDS}", unique_id=f"faults-{self._id}-kinesis"
         )
-        clients.dynamodb.meta.events.unregister(
-            f"before-send.dynamodb.{BATCH_WRITE_ITEM}", unique_id=f"faults-{self._id}-dynamodb"
-        )
+        for operation in self._dynamodb_handlers():
+            clients.dynamodb.meta.events.unregister(
+                f"before-send.dynamodb.{operation}", unique_id=f"faults-{self._id}-dynamodb-{operation}"
+            )
 
     # -- deciding
 
@@ -265,6 +266,8 @@ class FaultInjector:
 
     def _call_fault(self, operation: str, identity: str) -> str | None:
         shares = {"crash": self.plan.consumer_crash} if operation == BATCH_WRITE_ITEM else {}
+        if operation == TRANSACT_WRITE_ITEMS:
+            shares["conflict"] = self.plan.transaction_conflict
         if operation in self.plan.operations:
             shares |= {
                 "throttle": self.plan.call_throttle,
@@ -287,11 +290,11 @@ class FaultInjector:
     # -- answering
 
     def _error(self, request: AWSPreparedRequest, operation: str, fault: str, identity: str) -> AWSResponse:
-        choices = _CALL_ERRORS[(operation, fault)]
+        choices = CALL_ERRORS[(operation, fault)]
         status, code, message = choices[int(self._draw("error", identity) * len(choices))]
         self._add("calls_throttled" if fault == "throttle" else "calls_server_error", key=operation)
         document = {"__type": code, "message": message.format(stream="taxi_trips", account="123456789012")}
-        return _response(request, status, document, {"x-amzn-ErrorType": code.rsplit("#", 1)[-1]})
+        return response(request, status, document, {"x-amzn-ErrorType": code.rsplit("#", 1)[-1]})
 
     def _send(self, request: AWSPreparedRequest, body: bytes) -> AWSResponse:
         """Send (a changed copy of) the request to the emulator and read the whole answer."""
@@ -302,7 +305,7 @@ class FaultInjector:
             request.method, request.url, cast("HTTPHeaders", HeadersDict(headers)), body, stream_output=False
         )
         answer = self._http.send(copy)
-        return AWSResponse(answer.url, answer.status_code, _headers(answer.headers), _Body(answer.content))
+        return AWSResponse(answer.url, answer.status_code, headers_of(answer.headers), Body(answer.content))
 
     def _call_level(
         self, request: AWSPreparedRequest, operation: str, body: bytes, content: object
@@ -324,16 +327,24 @@ class FaultInjector:
         if fault == "reset":
             self._add("connections_reset", key=operation)
             raise ConnectionClosedError(endpoint_url=request.url)
+        if fault == "conflict":
+            return self._conflict(request, content)
         if fault == "lost":
             self._send(request, body)  # the emulator does the work...
             self._add("responses_lost", key=operation)
             if operation == PUT_RECORDS:
                 self._add("records_stored_twice", len(json.loads(body)["Records"]))
+            answer = self.plan.lost_response_answer
+            if answer == "500" or (answer == "mixed" and self._draw("lost-as", identity) < 0.5):
+                code = "InternalServerError" if operation != PUT_RECORDS else "InternalFailure"
+                prefix = "" if operation == PUT_RECORDS else DYNAMODB_ERROR_PREFIX
+                document = {"__type": prefix + code, "message": "Internal server error"}
+                return response(request, 500, document, {"x-amzn-ErrorType": code})
             raise ConnectionClosedError(endpoint_url=request.url)  # ...and the caller never hears of it
         return None
 
     def _on_put_records(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
-        body = _body_bytes(request)
+        body = body_bytes(request)
         document = json.loads(body)
         records: list[dict[str, Any]] = document["Records"]
         self._add("put_records_calls")
@@ -347,7 +358,7 @@ class FaultInjector:
         for index, record in enumerate(records):
             identity = f"{record['PartitionKey']}:{hashlib.blake2b(record['Data'].encode(), digest_size=8).hexdigest()}"
             if self._choose("entry", identity, {"fail": self.plan.put_entry_failure}):
-                code, message = _ENTRY_ERRORS[0 if self._draw("entry-code", identity, index) < 0.7 else 1]
+                code, message = ENTRY_ERRORS[0 if self._draw("entry-code", identity, index) < 0.7 else 1]
                 failed[index] = (code, message.format(stream=document["StreamName"], account="123456789012"))
         if not failed:
             return None
@@ -371,21 +382,21 @@ class FaultInjector:
         document_out: dict[str, Any] = {"FailedRecordCount": len(failed), "Records": rewritten}
         if any(r.get("ErrorCode") for r in stored):  # the emulator's own failures stay failures
             document_out["FailedRecordCount"] += sum(1 for r in stored if r.get("ErrorCode"))
-        return _response(request, 200, document_out, answer_headers)
+        return response(request, 200, document_out, answer_headers)
 
     def _on_batch_write(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
         if self.plan.write_delay:
             self._add("delays")
             time.sleep(self.plan.write_delay)
-        body = _body_bytes(request)
+        body = body_bytes(request)
         document = json.loads(body)
         requests: dict[str, list[dict[str, Any]]] = document["RequestItems"]
         self._add("batch_write_calls")
         self._add("batch_write_items", sum(len(v) for v in requests.values()))
-        if self.plan.refuse_duplicate_keys and _has_duplicate_keys(requests):
+        if self.plan.refuse_duplicate_keys and has_duplicate_keys(requests):
             self._add("calls_refused_duplicate_keys")
-            document_out = {"__type": _DYNAMODB_ERROR_PREFIX + "ValidationException", "message": _DUPLICATE_KEYS}
-            return _response(request, 400, document_out, {"x-amzn-ErrorType": "ValidationException"})
+            document_out = {"__type": DYNAMODB_ERROR_PREFIX + "ValidationException", "message": DUPLICATE_KEYS}
+            return response(request, 400, document_out, {"x-amzn-ErrorType": "ValidationException"})
         early = self._call_level(request, BATCH_WRITE_ITEM, body, [requests[table] for table in sorted(requests)])
         if early is not None:
             return early
@@ -420,61 +431,39 @@ class FaultInjector:
         for table, table_requests in unprocessed.items():
             merged.setdefault(table, []).extend(table_requests)
         self._add("items_unprocessed", sum(len(v) for v in unprocessed.values()))
-        return _response(request, 200, {**parsed, "UnprocessedItems": merged}, answer_headers)
+        return response(request, 200, {**parsed, "UnprocessedItems": merged}, answer_headers)
 
-
-_DUPLICATE_KEYS: Final = "Provided list of item keys contains duplicates"
-
-
-def _has_duplicate_keys(requests: Mapping[str, list[dict[str, Any]]]) -> bool:
-    """Whether one table gets two requests for one `trip_id` (the partition key, and the only key, of every table)."""
-    for table_requests in requests.values():
-        keys = [
-            json.dumps(
-                (r.get("PutRequest", {}).get("Item") or r.get("DeleteRequest", {}).get("Key", {})).get("trip_id"),
-                sort_keys=True,
-            )
-            for r in table_requests
+    def _on_transact_write(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        body = body_bytes(request)
+        actions: list[dict[str, Any]] = json.loads(body)["TransactItems"]
+        self._add("transact_write_calls")
+        self._add("transact_write_items", len(actions))
+        # The actions without their tables' names (random in tests) and without the token.
+        content = [
+            {kind: {k: v for k, v in action[kind].items() if k != "TableName"}} for action in actions for kind in action
         ]
-        if len(set(keys)) < len(keys):
-            return True
-    return False
+        return self._call_level(request, TRANSACT_WRITE_ITEMS, body, content)
 
+    def _on_update_item(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
+        body = body_bytes(request)
+        document = json.loads(body)
+        self._add("update_item_calls")
+        content = {k: v for k, v in document.items() if k != "TableName"}
+        return self._call_level(request, UPDATE_ITEM, body, content)
 
-def _body_bytes(request: AWSPreparedRequest) -> bytes:
-    body = request.body
-    if isinstance(body, bytes | bytearray):
-        return bytes(body)
-    if isinstance(body, str):
-        return body.encode()
-    if body is None:
-        return b""
-    data = body.read()
-    body.seek(0)
-    return data if isinstance(data, bytes) else str(data).encode()
-
-
-def _response(
-    request: AWSPreparedRequest, status: int, document: Mapping[str, Any], headers: Mapping[str, str]
-) -> AWSResponse:
-    data = json.dumps(document).encode()
-    content_type = str(request.headers.get("Content-Type") or "application/x-amz-json-1.0")
-    answer_headers = {
-        name: value
-        for name, value in headers.items()
-        if name.lower() not in ("content-length", "x-amz-crc32", "content-encoding", "transfer-encoding")
-    }
-    answer_headers.setdefault("Content-Type", content_type)
-    answer_headers.setdefault("x-amzn-RequestId", str(uuid.uuid4()))
-    answer_headers["Content-Length"] = str(len(data))
-    return AWSResponse(request.url, status, _headers(answer_headers), _Body(data))
-
-
-def _headers(values: Mapping[str, str]) -> HTTPHeaders:
-    headers = HTTPHeaders()
-    for name, value in values.items():
-        headers[name] = value
-    return headers
+    def _conflict(self, request: AWSPreparedRequest, content: object) -> AWSResponse:
+        """TransactionCanceledException with TransactionConflict on the first action, as AWS words it."""
+        count = len(content) if isinstance(content, list) else 1
+        reasons = [{"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}]
+        reasons += [{"Code": "None"}] * (count - 1)
+        listed = ", ".join(reason["Code"] for reason in reasons)
+        document = {
+            "__type": DYNAMODB_ERROR_PREFIX + "TransactionCanceledException",
+            "message": f"Transaction cancelled, please refer cancellation reasons for specific reasons [{listed}]",
+            "CancellationReasons": reasons,
+        }
+        self._add("transactions_conflicted")
+        return response(request, 400, document, {"x-amzn-ErrorType": "TransactionCanceledException"})
 
 
 def install_from_environment(clients: AwsClients, environ: Mapping[str, str] | None = None) -> FaultInjector | None:

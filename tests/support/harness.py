@@ -114,10 +114,11 @@ def reset_pipeline(clients: AwsClients, stack: DeployedStack) -> None:
         ),
         "the stream",
     )
-    for table in stack.tables.values():
+    all_tables = {**stack.tables, **stack.aggregate_tables}
+    for table in all_tables.values():
         clients.dynamodb.delete_table(TableName=table)
     _wait(
-        lambda: not set(stack.tables.values()) & set(clients.dynamodb.list_tables()["TableNames"]),
+        lambda: not set(all_tables.values()) & set(clients.dynamodb.list_tables()["TableNames"]),
         "the tables' deletion",
     )
     ensure_tables(clients.dynamodb, table_definitions(load_template(), stack.parameters))
@@ -146,17 +147,43 @@ class ScratchResources:
     name: str
     tables: tuple[str, str, str]
     settings: Settings
+    aggregate_tables: tuple[str, str] = ("", "")  # zone_hourly_stats, its markers
 
     def delete(self, clients: AwsClients) -> None:
         clients.kinesis.delete_stream(StreamName=self.name)
-        for table in self.tables:
-            clients.dynamodb.delete_table(TableName=table)
+        for table in (*self.tables, *self.aggregate_tables):
+            if table:
+                clients.dynamodb.delete_table(TableName=table)
+
+
+def create_aggregate_tables(dynamodb: Any, stats: str, markers: str) -> None:
+    """zone_hourly_stats and its markers, keyed as the template keys them."""
+    dynamodb.create_table(
+        TableName=stats,
+        KeySchema=[
+            {"AttributeName": "pickup_location_id", "KeyType": "HASH"},
+            {"AttributeName": "pickup_hour", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pickup_location_id", "AttributeType": "S"},
+            {"AttributeName": "pickup_hour", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.create_table(
+        TableName=markers,
+        KeySchema=[{"AttributeName": "trip_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "trip_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 def create_scratch_resources(clients: AwsClients, name: str, **settings_changes: Any) -> ScratchResources:
-    """Create them (2 shards; tables keyed like the template's) and the Settings that point at them, with fast
-    retries for tests; `settings_changes` override any setting."""
+    """Create them (2 shards; tables keyed like the template's, the aggregates' two included) and the Settings
+    that point at them, with fast retries for tests; `settings_changes` override any setting."""
     tables = (f"{name}-high", f"{name}-duration", f"{name}-ratio")
+    aggregate_tables = (f"{name}-zone-hourly", f"{name}-counted")
+    create_aggregate_tables(clients.dynamodb, *aggregate_tables)
     for table in tables:
         clients.dynamodb.create_table(
             TableName=table,
@@ -171,8 +198,10 @@ def create_scratch_resources(clients: AwsClients, name: str, **settings_changes:
         high_value_table=tables[0],
         duration_table=tables[1],
         fare_ratio_table=tables[2],
+        zone_hourly_stats_table=aggregate_tables[0],
+        counted_trips_table=aggregate_tables[1],
         rejects_bucket=name,
         retry_base_delay=0.001,
         retry_max_delay=0.01,
     ).with_changes(**settings_changes)
-    return ScratchResources(name, tables, settings)
+    return ScratchResources(name, tables, settings, aggregate_tables)

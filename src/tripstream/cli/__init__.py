@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from tripstream.cli.aggregates import aggregates
 from tripstream.cli.deploy import deploy, destroy, status
 from tripstream.cli.read import query, report, watch
 from tripstream.cli.run import generate, replay, run
@@ -20,7 +21,7 @@ def main(debug: bool) -> None:
     DEBUG["traceback"] = debug
 
 
-for command in (run, generate, report, watch, query, replay, up, deploy, destroy, status):
+for command in (run, generate, report, watch, query, replay, up, deploy, destroy, status, aggregates):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -116,7 +116,7 @@ def deploy(
 @click.option(
     "--delete-tables",
     is_flag=True,
-    help="Also delete the three tables (they are retained by default: DeletionPolicy Retain keeps the results).",
+    help="Also delete the tables, the aggregates' included (retained by default: DeletionPolicy Retain keeps them).",
 )
 def destroy(stack_name: str, region: str | None, endpoint_url: str | None, yes: bool, delete_tables: bool) -> None:
     """Delete the stack. The tables and the bucket are retained (their data outlives the stack) unless

@@ -25,6 +25,9 @@ sixth of the emulator's CPU under BatchWriteItem). The replacement sums as it go
 ``ItemSizeTooLarge`` at the same attribute, in O(n). ``LimitedSizeDict`` itself (used by update expressions) is left
 alone.
 
+TransactWriteItems is made atomic and isolated (``local.moto_transactions``: moto's rolls back whole-table copies,
+which undid a concurrent transaction's markers and kept its counts).
+
 moto itself replaces a shard's dict wholesale (``shard.records = OrderedDict()`` in ``split_shard``)
 and could in principle write to it directly; the index therefore remembers which dict object, of
 which length, it was built from and rebuilds itself (once, O(n log n)) when either differs.
@@ -49,6 +52,8 @@ from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models import dynamo_type as dynamo_models
 from moto.dynamodb.models.utilities import bytesize
 from moto.kinesis import models as kinesis_models
+
+from tripstream.local import moto_transactions
 
 #: The moto version these patches were written against and measured on (pinned in pyproject.toml).
 TESTED_MOTO_VERSION: Final = "5.2.1"
@@ -356,6 +361,7 @@ def apply() -> None:
         for name, original in reads.items():
             setattr(handler_class, name, _plain_json(original))
         setattr(handler_class, _READS_MARKER, reads)
+        moto_transactions.apply()
 
 
 def revert() -> None:
@@ -379,6 +385,7 @@ def revert() -> None:
             for name, original in reads.items():
                 setattr(handler_class, name, original)
             delattr(handler_class, _READS_MARKER)
+        moto_transactions.revert()
 
 
 def is_applied() -> bool:

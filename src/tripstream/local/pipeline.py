@@ -57,6 +57,15 @@ class DeployedStack:
             "distance_to_fare_ratio": self.outputs["FareRatioTableName"],
         }
 
+    @property
+    def aggregate_tables(self) -> dict[str, str]:
+        """zone_hourly_stats and its per-trip markers (absent from a stack deployed before they existed)."""
+        names = {
+            "zone_hourly_stats": self.outputs.get("ZoneHourlyStatsTableName", ""),
+            "zone_hourly_counted_trips": self.outputs.get("CountedTripsTableName", ""),
+        }
+        return {key: name for key, name in names.items() if name}
+
 
 def read_stack(clients: AwsClients, stack_name: str) -> DeployedStack:
     stack = describe_stack(clients.cloudformation, stack_name)

@@ -2,22 +2,27 @@
 
 Per-record problems (undecodable, invalid) go to rejects and count as processed: retrying cannot fix them.
 Transient problems leave records unwritten; the first such record is reported so that Lambda re-delivers the
-batch from there. Every write is a put keyed by `trip_id`, so re-delivery never duplicates.
+batch from there. Every write is a put keyed by `trip_id`, so re-delivery never duplicates; the zone x hour
+aggregates are added under a per-trip marker in one transaction (aws.aggregates), so they never count twice.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from tripstream.aws.aggregates import AggregateStats, AggregateTables, count_trips_once
 from tripstream.aws.dynamodb import Key, WriteStats, to_item, write_items
 from tripstream.aws.errors import is_transient
 from tripstream.aws.s3 import put_json_lines
 from tripstream.retry import Backoff, backoff_factory
 from tripstream.settings import Settings
+from tripstream.trips.aggregates import Contribution, by_cell, contribution
 from tripstream.trips.analytics import classify
 from tripstream.trips.normalise import RejectReason, RowError
 from tripstream.trips.records import decode_trip
@@ -50,6 +55,13 @@ class ConsumerResult:
     write_calls: int = 0
     unprocessed_retried: int = 0
     calls_retried: int = 0
+    # zone_hourly_stats: trips added now, trips found counted before (their marker exists), transactions
+    # applied, cell updates applied, transactions retried (conflict, throttle, 5xx, dropped connection).
+    aggregate_trips_counted: int = 0
+    aggregate_already_counted: int = 0
+    aggregate_transactions: int = 0
+    aggregate_cells_updated: int = 0
+    aggregate_calls_retried: int = 0
     rejects_key: str | None = None
     # The sequence number Lambda must re-deliver from (None: the whole batch is done).
     first_failed_sequence: str | None = None
@@ -75,6 +87,7 @@ def consume_records(
     rejects: list[tuple[int, Reject]] = []  # (index of the record, its reject)
     requests: dict[Key, tuple[int, dict[str, Any]]] = {}
     categories: list[str | None] = [None] * len(records)
+    contributions: list[tuple[int, Contribution]] = []
     tables = (settings.high_value_table, settings.duration_table, settings.fare_ratio_table)
     for index, record in enumerate(records):
         try:
@@ -83,6 +96,7 @@ def consume_records(
             trip = decode_trip(record.data)
             try:
                 items = classify(trip, settings.thresholds)
+                counted = contribution(trip, items)
             except (ArithmeticError, ValueError, TypeError, OverflowError) as exc:
                 raise RowError(RejectReason.INVALID_RECORD, f"cannot classify: {exc}") from None
         except RowError as error:
@@ -96,18 +110,26 @@ def consume_records(
                 requests[key] = (first, to_item(item))
         if items.duration is not None:
             categories[index] = items.duration["duration_category"]
+        contributions.append((index, counted))
     failed_index: int | None = None
     stats = WriteStats()
-    unwritten = write_items(
-        dynamodb,
-        ((table, item) for (table, _), (_, item) in requests.items()),
-        _bounded_backoff(settings, remaining_seconds),
-        stats,
-        settings.max_in_flight,
-    )
+    new_backoff = _bounded_backoff(settings, remaining_seconds)
+    # The aggregates' transactions and the per-trip writes are independent: both in flight at once.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aggregates") as pool:
+        counting = pool.submit(_count_aggregates, dynamodb, settings, contributions, new_backoff, result)
+        unwritten = write_items(
+            dynamodb,
+            ((table, item) for (table, _), (_, item) in requests.items()),
+            new_backoff,
+            stats,
+            settings.max_in_flight,
+        )
+        uncounted = counting.result()
     for key in unwritten:
         index = requests[key][0]
         failed_index = index if failed_index is None else min(failed_index, index)
+    if uncounted is not None:
+        failed_index = uncounted if failed_index is None else min(failed_index, uncounted)
     done = len(records) if failed_index is None else failed_index
     # Rejects are written last and only for the records this invocation completes: the records after a
     # failure are delivered again, and their rejects then go out with that delivery (each reject once).
@@ -134,6 +156,37 @@ def consume_records(
         result.first_failed_sequence = records[failed_index].sequence_number
     result.seconds = time.monotonic() - started
     return result
+
+
+def _count_aggregates(
+    dynamodb: DynamoDBClient,
+    settings: Settings,
+    contributions: list[tuple[int, Contribution]],
+    new_backoff: Callable[[], Backoff],
+    result: ConsumerResult,
+) -> int | None:
+    """Add the accepted trips to zone_hourly_stats (each trip once, ever); returns the index of the first record
+    of a trip left uncounted (None: all counted). Off when either table's name is empty."""
+    if not (settings.zone_hourly_stats_table and settings.counted_trips_table and contributions):
+        return None
+    first_index: dict[str, int] = {}
+    for index, item in contributions:
+        first_index.setdefault(item.trip_id, index)
+    cells = {
+        cell: {item.trip_id: item.increments for item in items}
+        for cell, items in by_cell(item for _, item in contributions).items()
+    }
+    stats = AggregateStats()
+    tables = AggregateTables(settings.zone_hourly_stats_table, settings.counted_trips_table)
+    # A token scope per invocation: its own retries replay, a later delivery never does (the markers decide).
+    scope = uuid.uuid4().hex
+    uncounted = count_trips_once(dynamodb, tables, cells, new_backoff, stats, settings.max_in_flight, scope)
+    result.aggregate_trips_counted = stats.trips_counted
+    result.aggregate_already_counted = stats.already_counted
+    result.aggregate_transactions = stats.transactions
+    result.aggregate_cells_updated = stats.cells_updated
+    result.aggregate_calls_retried = stats.calls_retried
+    return min((first_index[trip_id] for trip_id in uncounted), default=None)
 
 
 def _bounded_backoff(settings: Settings, remaining_seconds: Callable[[], float] | None) -> Callable[[], Backoff]:

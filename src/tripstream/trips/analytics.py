@@ -116,7 +116,19 @@ def duration_item(trip: CanonicalTrip, thresholds: Thresholds) -> Item | None:
     seconds = elapsed_seconds(trip["pickup_datetime"], trip["dropoff_datetime"])
     if seconds <= 0 or seconds > float(thresholds.max_duration_hours) * 3600:
         return None
-    item = _base(trip, "pickup_datetime", "dropoff_datetime", "pickup_location_id", "dropoff_location_id", "service")
+    # The money and distance too: `aggregates rebuild` recomputes zone_hourly_stats from these items.
+    item = _base(
+        trip,
+        "pickup_datetime",
+        "dropoff_datetime",
+        "pickup_location_id",
+        "dropoff_location_id",
+        "service",
+        "total_amount",
+        "fare_amount",
+        "tip_amount",
+        "trip_distance",
+    )
     item["duration_minutes"] = (Decimal(repr(seconds)) / 60).quantize(_CENT, rounding=ROUND_HALF_EVEN)
     item["duration_category"] = duration_category(seconds, thresholds)
     return item
@@ -138,6 +150,8 @@ def fare_ratio_item(trip: CanonicalTrip, thresholds: Thresholds) -> Item | None:
         "pickup_location_id",
         "dropoff_location_id",
         "service",
+        "total_amount",  # for `aggregates rebuild`, as in duration_item
+        "tip_amount",
     )
     item["fare_per_mile"] = per_mile
     item["profitability_tier"] = profitability_tier(per_mile, thresholds)

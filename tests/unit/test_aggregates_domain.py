@@ -1,0 +1,108 @@
+"""The aggregates' pure parts: a trip's cell and increments, grouping, transaction planning, the token."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tripstream.aws.aggregates import MAX_ACTIONS, AggregateTables, _actions, plan_transactions, request_token
+from tripstream.infra.deploy import Status, format_status, table_names
+from tripstream.settings import Thresholds
+from tripstream.trips.aggregates import (
+    CORE_COUNTERS,
+    by_cell,
+    contribution,
+    contribution_from_items,
+    pickup_hour,
+    summed,
+    zone_of,
+)
+from tripstream.trips.analytics import classify
+
+
+def trip(**changes: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "trip_id": "t1",
+        "pickup_datetime": "2024-03-10T01:59:00",
+        "dropoff_datetime": "2024-03-10T03:10:00",  # across the spring change: 11 real minutes
+        "total_amount": 60.5,
+        "fare_amount": 50.0,
+        "tip_amount": 8.0,
+        "trip_distance": 10.25,
+        "pickup_location_id": 132,
+        "service": "yellow",
+    }
+    return {**values, **changes}
+
+
+def test_a_trip_adds_to_its_zone_and_local_hour() -> None:
+    one = trip()
+    added = contribution(one, classify(one, Thresholds()))  # type: ignore[arg-type]
+    assert added.cell == ("132", "2024-03-10T01")
+    assert added.increments["trips"] == 1 and added.increments["high_value_trips"] == 1
+    assert added.increments["medium"] == 1 and added.increments["short"] == 0
+    assert added.increments["total_amount"] == Decimal("60.50")
+    assert added.increments["duration_minutes"] == Decimal("11.00")
+
+
+def test_missing_zone_and_total() -> None:
+    one = trip(pickup_location_id=None, total_amount=None)
+    added = contribution(one, classify(one, Thresholds()))  # type: ignore[arg-type]
+    assert added.cell[0] == "unknown" and added.increments["total_amount"] == 0
+    assert added.increments["high_value_trips"] == 0
+    assert zone_of(Decimal("132")) == "132" and zone_of(None) == "unknown"
+    with pytest.raises(ValueError):
+        pickup_hour("2024-03-10")
+
+
+def test_rebuild_from_items_equals_live() -> None:
+    one = trip()
+    items = classify(one, Thresholds())  # type: ignore[arg-type]
+    live = contribution(one, items)  # type: ignore[arg-type]
+    assert contribution_from_items(items.high_value, items.duration, items.fare_ratio) == live
+    with pytest.raises(ValueError):
+        contribution_from_items(None, None, None)
+
+
+def test_grouping_counts_a_trip_once_and_sums_exactly() -> None:
+    a = contribution(trip(), classify(trip(), Thresholds()))  # type: ignore[arg-type]
+    b = contribution(trip(trip_id="t2", total_amount=0.1), classify(trip(trip_id="t2"), Thresholds()))  # type: ignore[arg-type]
+    cells = by_cell([a, a, b])
+    assert [c.trip_id for c in cells[a.cell]] == ["t1", "t2"]
+    total = summed(cells[a.cell])
+    assert total["trips"] == 2 and total["total_amount"] == Decimal("60.60")
+    assert set(CORE_COUNTERS) <= set(summed([]))
+
+
+def test_transactions_hold_at_most_100_actions_and_each_cell_once() -> None:
+    increments = {"trips": Decimal(1)}
+    cells = {("1", "2024-01-01T00"): {f"big{i}": increments for i in range(250)}}
+    cells |= {(str(z), "2024-01-01T01"): {f"z{z}-{i}": increments for i in range(z % 7 + 1)} for z in range(60)}
+    plan = plan_transactions(cells)
+    for parts in plan:
+        assert sum(len(p.trips) + 1 for p in parts) <= MAX_ACTIONS
+        assert len({p.cell for p in parts}) == len(parts)
+    counted = [t for parts in plan for p in parts for t in p.trips]
+    assert sorted(counted) == sorted(t for trips in cells.values() for t in trips)
+
+
+def test_token_is_fixed_by_contents() -> None:
+    tables = AggregateTables("stats", "markers")
+    cells = {("1", "h"): {"a": {"trips": Decimal(1)}, "b": {"trips": Decimal(1)}}}
+    first = _actions(tables, plan_transactions(cells)[0])
+    again = _actions(tables, plan_transactions(cells)[0])
+    fewer = _actions(tables, plan_transactions({("1", "h"): {"a": {"trips": Decimal(1)}}})[0])
+    assert request_token(first) == request_token(again) != request_token(fewer)
+    assert len(request_token(first)) == 36
+    update = first[-1]["Update"]
+    assert update["UpdateExpression"] == "ADD #a0 :a0" and update["ExpressionAttributeValues"][":a0"] == {"N": "2"}
+    assert first[0]["Put"]["ConditionExpression"] == "attribute_not_exists(trip_id)"
+
+
+def test_status_lists_the_aggregates_tables() -> None:
+    names = table_names()
+    assert {"zone_hourly_stats", "zone_hourly_counted_trips"} <= set(names)
+    state = Status("s", None, {}, {"name": "taxi_trips"}, dict.fromkeys(names, "0"), "n/a")
+    assert "zone_hourly_stats" in format_status(state)
