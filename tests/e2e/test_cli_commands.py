@@ -144,11 +144,10 @@ def test_report_json_and_html_show_the_files_numbers(up: Up) -> None:
     check_report(report, expected_numbers(read_trips(up.file)), read_zones())
     assert report["zones"] == str(ZONES_CSV)
     aggregates = report["aggregates"]
-    if aggregates["trips"]:  # the consumer maintains zone_hourly_stats: it must agree with the file
-        check_aggregates(aggregates, expected_aggregates(read_trips(up.file)), read_zones())
+    check_aggregates(aggregates, expected_aggregates(read_trips(up.file)), read_zones())  # kept by the consumer
     page = html.read_text()
     # The per-trip charts, trips per hour of day, and the heatmap once there are cells.
-    charts = 6 + 1 + (1 if aggregates["trips"] else 0)
+    charts = 6 + 1 + 1
     assert page.startswith("<!DOCTYPE html>") and page.count('<svg class="chart"') == charts
 
 
@@ -210,7 +209,15 @@ def test_replay_stops_cleanly_on_ctrl_c(up: Up) -> None:
     assert summary["items_written"] == {}
 
 
+def _counted_trips(up: Up) -> int:
+    result = cli(up, "query", "SELECT trips FROM zone_hourly_stats", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    return sum(int(line) for line in result.stdout.splitlines()[1:])
+
+
 def test_up_keeps_the_data_across_a_restart(up: Up) -> None:
+    counted = _counted_trips(up)
+    assert counted == expected_aggregates(read_trips(up.file))["trips"]
     code, err = stop_up(up.process)
     assert code == 0, err
     assert "saved to" in err and (up.state_dir / "snapshot" / "snapshot.json").is_file()
@@ -219,5 +226,6 @@ def test_up_keeps_the_data_across_a_restart(up: Up) -> None:
     result = cli(up, "query", "SELECT trip_id FROM trip_duration_analysis", "--format", "csv")
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) - 1 == len(read_trips(up.file).timed)
+    assert _counted_trips(up) == counted  # the aggregates and their markers come back too
     code, err = stop_up(up.process)
     assert code == 0 and "restored from" in err, err

@@ -347,10 +347,11 @@ def serve_live(
     *,
     echo: Callable[[str], None],
     state_dir: Path | None = None,
+    snapshot: bool = True,
     status_seconds: float = 5.0,
 ) -> SnapshotInfo | None:
     """`up`'s loop: the live runtime until `stop` is set, a line per object and a status line when it changed;
-    with `state_dir`, the snapshot saved at the end (returned)."""
+    with `state_dir` (and `snapshot`: an embedded emulator), the snapshot saved at the end (returned)."""
 
     def persist() -> SnapshotInfo:
         assert state_dir is not None
@@ -362,7 +363,7 @@ def serve_live(
         stack,
         state_dir=state_dir,
         on_object=lambda outcome: echo(outcome.line()),
-        persist=persist if state_dir is not None else None,
+        persist=persist if state_dir is not None and snapshot else None,
     )
     runtime.start()
     echo(f"live: S3 events of s3://{stack.bucket} reach the producer, {stack.stream_name} the consumer")
@@ -373,7 +374,7 @@ def serve_live(
             echo(line)
             last = line
     runtime.stop()
-    if state_dir is None:
+    if state_dir is None or not snapshot:
         return None
     with runtime.save_lock:
         return persist()

@@ -38,6 +38,8 @@ class Endpoint:
     backend: Backend = DEFAULT_BACKEND
     # Where DynamoDB is when it is not where the other services are (None: with them).
     dynamodb_endpoint_url: str | None = None
+    # The emulator's dummy credentials when those are what the clients use (None: the standard chain's).
+    credentials: Credentials | None = None
 
 
 def configured_endpoint(environ: Mapping[str, str] | None = None) -> str | None:
@@ -120,8 +122,13 @@ def open_endpoint(
     backend: str = DEFAULT_BACKEND,
     state_dir: Path | None = None,
     dynamodb_local_log: Path | None = None,
+    emulator_port: int = 0,
+    use_environment: bool = True,
 ) -> Iterator[Endpoint]:
     """`--endpoint-url`, else the AWS_ENDPOINT_URL* variables, else a new embedded emulator (stopped on exit).
+
+    ``use_environment=False`` ignores the AWS_ENDPOINT_URL* variables (`up` starts its own emulator unless it is
+    given an endpoint: variables left over from an earlier `up` must not redirect it).
 
     ``backend="dynamodb-local"`` starts DynamoDB Local (in memory; with ``state_dir``, its tables
     are kept in ``state_dir/dynamodb-local``) and points the DynamoDB clients at it, unless
@@ -130,7 +137,7 @@ def open_endpoint(
     checked_backend = check_backend(backend)
     region = region_from_env(region)
     with ExitStack() as stack:
-        dynamodb_url = configured_dynamodb_endpoint()
+        dynamodb_url = configured_dynamodb_endpoint() if use_environment else None
         dynamodb_description = f"DynamoDB at {dynamodb_url} ({DYNAMODB_ENDPOINT_VARIABLE})" if dynamodb_url else ""
         dynamodb_local_started: Future[str] | None = None
         if dynamodb_url is None and checked_backend == "dynamodb-local":
@@ -148,13 +155,14 @@ def open_endpoint(
 
         base_url: str | None
         credentials: Credentials | None
-        routing = None if endpoint_url else endpoint_routing()  # refuses before anything is started or sent
-        if endpoint_url or configured_endpoint():
+        # Refuses a partial override before anything is started or sent.
+        routing = None if endpoint_url or not use_environment else endpoint_routing()
+        if endpoint_url or (use_environment and configured_endpoint()):
             base_url, embedded = endpoint_url, False
             credentials = None if has_credentials() else EMULATOR_CREDENTIALS
             description = endpoint_url or routing or configured_endpoint() or ""
         else:
-            emulator = stack.enter_context(Emulator(log_path=emulator_log))
+            emulator = stack.enter_context(Emulator(emulator_port, log_path=emulator_log))
             base_url, embedded, credentials = emulator.endpoint_url, True, EMULATOR_CREDENTIALS
             description = f"embedded emulator at {base_url}"
         if dynamodb_local_started is not None:
@@ -178,4 +186,5 @@ def open_endpoint(
             description=description,
             backend=checked_backend,
             dynamodb_endpoint_url=dynamodb_url,
+            credentials=credentials,
         )

@@ -5,7 +5,8 @@ logs every HTTP request and replays them all on demand: it grows with every poll
 replays PutRecords with new sequence numbers and timestamps, and replays the whole history to get one table back.
 So tripstream saves the data itself, when `up` stops:
 
-- the three tables: every item, as DynamoDB JSON (one item a line), written back with BatchWriteItem;
+- the tables (the three per-trip tables, zone_hourly_stats and its markers): every item, as DynamoDB JSON (one
+  item a line), written back with BatchWriteItem;
 - the bucket: every object (uploaded trip files and the rejects), written back with PutObject.
 
 Not kept: the stream's records (they were consumed into the tables; a fresh stream starts empty, and its new
@@ -68,7 +69,7 @@ def save_snapshot(clients: AwsClients, stack: DeployedStack, state_dir: Path) ->
     (partial / "objects").mkdir()
     info = SnapshotInfo(path=final, saved_at=datetime.now(UTC).isoformat(timespec="seconds"))
     tables: dict[str, Any] = {}
-    for logical, table in stack.tables.items():
+    for logical, table in (stack.tables | stack.aggregate_tables).items():
         count = 0
         with (partial / "tables" / f"{logical}.jsonl").open("wb") as out:
             for item in _raw_items(clients, table):
@@ -125,7 +126,7 @@ def load_snapshot(clients: AwsClients, stack: DeployedStack, state_dir: Path) ->
         info.object_bytes += int(entry.get("size", 0))
     settings = Settings()
     for logical, entry in manifest.get("tables", {}).items():
-        table = stack.tables.get(logical, entry.get("table", logical))
+        table = (stack.tables | stack.aggregate_tables).get(logical, entry.get("table", logical))
         with table_files[logical].open("rb") as lines:
             requests = [(table, orjson.loads(line)) for line in lines if line.strip()]
         unwritten = write_items(clients.dynamodb, requests, new_backoff(settings), WriteStats(), settings.max_in_flight)

@@ -1,0 +1,109 @@
+"""`tripstream up`: the stack deployed for the local runtime, and the live runtime serving it until stopped.
+
+By default on a new embedded emulator (its data snapshotted into `--state-dir`); with an endpoint URL, on a stack
+at that endpoint (a moto server, LocalStack), whose data is that endpoint's own to keep.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tripstream.aws.clients import EMULATOR_CREDENTIALS
+from tripstream.local.live import serve_live
+from tripstream.local.pipeline import DeployedStack
+from tripstream.local.session import Endpoint, open_endpoint, region_from_env
+from tripstream.local.snapshot import load_snapshot
+from tripstream.local.stack import deploy_for_local_runtime
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    endpoint_url: str | None = None
+    port: int = 4566
+    region: str | None = None
+    stack_name: str = "tripstream"
+    parameters: Mapping[str, str] | None = None
+    state_dir: Path | None = None
+    env_file: Path | None = None
+    backend: str = "moto"
+    status_seconds: float = 5.0
+
+
+def exports(endpoint: Endpoint, region: str) -> dict[str, str]:
+    """The variables that point the AWS CLI, boto3 and tripstream at this stack."""
+    variables = {"AWS_ENDPOINT_URL": endpoint.clients.endpoint_url or ""}
+    if endpoint.credentials == EMULATOR_CREDENTIALS:
+        variables["AWS_ACCESS_KEY_ID"] = EMULATOR_CREDENTIALS.access_key_id
+        variables["AWS_SECRET_ACCESS_KEY"] = EMULATOR_CREDENTIALS.secret_access_key
+    variables |= {"AWS_DEFAULT_REGION": region, "AWS_REGION": region}
+    if endpoint.dynamodb_endpoint_url:
+        variables["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint.dynamodb_endpoint_url
+    return variables
+
+
+def banner(endpoint: Endpoint, stack: DeployedStack, options: UpOptions, lines: list[str]) -> list[str]:
+    where = f"emulator at {endpoint.clients.endpoint_url}" if endpoint.embedded else endpoint.description
+    saved = ""
+    if options.state_dir is not None:
+        saved = (
+            f" (the data is saved in {options.state_dir})" if endpoint.embedded else f" (state: {options.state_dir})"
+        )
+    return [
+        f"tripstream is up: {where}, stack {options.stack_name} deployed",
+        f"  bucket  {stack.bucket}",
+        f"  stream  {stack.stream_name}",
+        f"  tables  {', '.join(stack.tables.values())}",
+        f"  aggregates  {', '.join(stack.aggregate_tables.values())}",
+        "Point the AWS CLI, boto3 and tripstream at it with:",
+        *lines,
+        f"Ctrl-C stops it{saved}.",
+    ]
+
+
+def run_up(
+    options: UpOptions, stop: threading.Event, *, echo: Callable[[str], None], note: Callable[[str], None]
+) -> None:
+    """Deploy, serve the live runtime until `stop` is set, then (embedded, with a state dir) save the snapshot."""
+    region = region_from_env(options.region)
+    with (
+        tempfile.TemporaryDirectory(prefix="tripstream-up-") as scratch,
+        open_endpoint(
+            options.endpoint_url,
+            region=region,
+            emulator_log=(options.state_dir or Path(scratch)) / "emulator.log",
+            backend=options.backend,
+            state_dir=options.state_dir,
+            emulator_port=options.port,
+            use_environment=False,
+        ) as endpoint,
+    ):
+        stack, _ = deploy_for_local_runtime(
+            endpoint.clients, stack_name=options.stack_name, parameters=options.parameters
+        )
+        # An embedded emulator dies with `up`: its data lives in the state dir's snapshot.
+        snapshots = options.state_dir if endpoint.embedded else None
+        if snapshots is not None:
+            restored = load_snapshot(endpoint.clients, stack, snapshots)
+            note(f"restored from {restored.path}: {restored.describe()}" if restored else f"state: {snapshots}")
+        lines = [f"export {name}={value}" for name, value in exports(endpoint, region).items()]
+        if options.env_file is not None:
+            options.env_file.parent.mkdir(parents=True, exist_ok=True)
+            options.env_file.write_text("\n".join(lines) + "\n")
+        for line in banner(endpoint, stack, options, lines):
+            echo(line)
+        saved = serve_live(
+            endpoint.clients,
+            endpoint.handler_clients,
+            stack,
+            stop,
+            echo=echo,
+            state_dir=options.state_dir,
+            snapshot=snapshots is not None,
+            status_seconds=options.status_seconds,
+        )
+        if saved is not None:
+            note(f"saved to {saved.path}: {saved.describe()}")
