@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -20,6 +22,32 @@ from tripstream.cli.options import (
     state_dir_option,
     template_parameters,
 )
+
+Echo = Callable[[str], None]
+
+
+@contextlib.contextmanager
+def _display() -> Iterator[tuple[Echo, Echo | None]]:
+    """On a terminal: lines in colour above one status line redrawn in place (rich Live); else plain lines."""
+    if not sys.stdout.isatty():
+        yield click.echo, None
+        return
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    def style(line: str) -> str:
+        return "bold red" if "REFUSED" in line or "GAVE UP" in line else "green" if " rows read, " in line else ""
+
+    with Live(Text("starting ...", style="dim"), console=Console(markup=False), auto_refresh=False) as live:
+
+        def echo(line: str) -> None:
+            live.console.print(Text(line, style=style(line)))  # Text: stored keys are never markup
+
+        def status(line: str) -> None:
+            live.update(Text(line, style="dim"), refresh=True)
+
+        yield echo, status
 
 
 @click.command()
@@ -73,9 +101,9 @@ def up(
         status_seconds=status_seconds,
     )
     stop = threading.Event()
-    with stop_on_signals(stop, "up", sigterm=True), command_errors():
+    with stop_on_signals(stop, "up", sigterm=True), command_errors(), _display() as (echo, on_status):
         try:
-            run_up(options, stop, echo=click.echo, note=note)
+            run_up(options, stop, echo=echo, note=note, on_status=on_status)
         except EmulatorError as error:
             raise CommandError(f"{error}" + (" (is the port in use? try --port 0)" if port else "")) from error
     note("stopped")

@@ -349,8 +349,10 @@ def serve_live(
     state_dir: Path | None = None,
     snapshot: bool = True,
     status_seconds: float = 5.0,
+    on_status: Callable[[str], None] | None = None,
 ) -> SnapshotInfo | None:
-    """`up`'s loop: the live runtime until `stop` is set, a line per object and a status line when it changed;
+    """`up`'s loop: the live runtime until `stop` is set, a line per object and a status line when it changed (or
+    every `status_seconds` to `on_status`, which redraws it in place);
     with `state_dir` (and `snapshot`: an embedded emulator), the snapshot saved at the end (returned)."""
 
     def persist() -> SnapshotInfo:
@@ -370,7 +372,9 @@ def serve_live(
     last = None
     while not stop.wait(status_seconds):
         line = runtime.status().line()
-        if line != last:  # an idle `up` stays quiet
+        if on_status is not None:  # a terminal: one status line, redrawn in place
+            on_status(line)
+        elif line != last:  # plain lines: an idle `up` stays quiet
             echo(line)
             last = line
     runtime.stop()

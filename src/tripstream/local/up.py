@@ -33,8 +33,9 @@ class UpOptions:
     status_seconds: float = 5.0
 
 
-def exports(endpoint: Endpoint, region: str) -> dict[str, str]:
-    """The variables that point the AWS CLI, boto3 and tripstream at this stack."""
+def exports(endpoint: Endpoint, region: str, stack: DeployedStack) -> dict[str, str]:
+    """The variables that point the AWS CLI, boto3 and tripstream at this stack (and name its bucket, for
+    `aws s3 cp FILE s3://$TRIPSTREAM_BUCKET/`)."""
     variables = {"AWS_ENDPOINT_URL": endpoint.clients.endpoint_url or ""}
     if endpoint.credentials == EMULATOR_CREDENTIALS:
         variables["AWS_ACCESS_KEY_ID"] = EMULATOR_CREDENTIALS.access_key_id
@@ -42,6 +43,7 @@ def exports(endpoint: Endpoint, region: str) -> dict[str, str]:
     variables |= {"AWS_DEFAULT_REGION": region, "AWS_REGION": region}
     if endpoint.dynamodb_endpoint_url:
         variables["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint.dynamodb_endpoint_url
+    variables["TRIPSTREAM_BUCKET"] = stack.bucket
     return variables
 
 
@@ -65,7 +67,12 @@ def banner(endpoint: Endpoint, stack: DeployedStack, options: UpOptions, lines: 
 
 
 def run_up(
-    options: UpOptions, stop: threading.Event, *, echo: Callable[[str], None], note: Callable[[str], None]
+    options: UpOptions,
+    stop: threading.Event,
+    *,
+    echo: Callable[[str], None],
+    note: Callable[[str], None],
+    on_status: Callable[[str], None] | None = None,
 ) -> None:
     """Deploy, serve the live runtime until `stop` is set, then (embedded, with a state dir) save the snapshot."""
     region = region_from_env(options.region)
@@ -89,7 +96,7 @@ def run_up(
         if snapshots is not None:
             restored = load_snapshot(endpoint.clients, stack, snapshots)
             note(f"restored from {restored.path}: {restored.describe()}" if restored else f"state: {snapshots}")
-        lines = [f"export {name}={value}" for name, value in exports(endpoint, region).items()]
+        lines = [f"export {name}={value}" for name, value in exports(endpoint, region, stack).items()]
         if options.env_file is not None:
             options.env_file.parent.mkdir(parents=True, exist_ok=True)
             options.env_file.write_text("\n".join(lines) + "\n")
@@ -104,6 +111,7 @@ def run_up(
             state_dir=options.state_dir,
             snapshot=snapshots is not None,
             status_seconds=options.status_seconds,
+            on_status=on_status,
         )
         if saved is not None:
             note(f"saved to {saved.path}: {saved.describe()}")
