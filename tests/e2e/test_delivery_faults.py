@@ -249,7 +249,7 @@ SINGLE_FAULTS = {
     # DynamoDB applied the writes (per-trip items, the aggregates' transactions) but the consumer got a reset or a
     # 500: it retries, the markers make the aggregates' retry add nothing.
     "DynamoDB answers lost": (
-        "yellow_2019-01_sample.csv",
+        (107, 800, False),
         FaultPlan(
             seed=6,
             lost_response=0.3,
@@ -258,7 +258,7 @@ SINGLE_FAULTS = {
         ),
     ),
     "transactions throttled or in conflict": (
-        "green_2014-01_sample.csv",
+        (108, 800, False),
         FaultPlan(seed=7, call_throttle=0.1, transaction_conflict=0.2, operations=("TransactWriteItems",)),
     ),
 }
