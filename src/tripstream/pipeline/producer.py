@@ -158,7 +158,9 @@ def produce_object(
                 break
         sender.flush()
     except Exception as error:
-        # Whatever stops the invocation, what it got done goes with the error: the summary stays true.
+        # Whatever stops the invocation, what it got done goes with the error: the summary stays true. The calls
+        # in flight finish first (close waits for them), so that what they sent is counted.
+        sender.close()
         vars(error).update(sent=sender.stats.records_sent, rows_read=result.rows_read)
         raise
     finally:
