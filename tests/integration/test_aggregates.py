@@ -171,6 +171,18 @@ def test_lost_responses(setup: Setup, trips_file: Path, answer: str) -> None:
     assert faults.counts.responses_lost.get("TransactWriteItems", 0) > 0
 
 
+def test_a_transaction_answered_in_progress_after_it_was_applied(setup: Setup, trips_file: Path) -> None:
+    """TransactionInProgressException (a retry that overtook its first attempt) is waited out and asked again;
+    the transaction was applied, so the retry adds nothing (token or markers), and nothing is lost."""
+    faults = setup.inject(seed=5, transaction_in_progress=0.3, operations=("TransactWriteItems",))
+    for batch in batches(setup.records(trips_file)):
+        setup.deliver(batch)
+    setup.check(trips_file)
+    assert faults.counts.transactions_in_progress > 0
+    assert all(r.first_failed_sequence is None for r in setup.results)
+    assert sum(r.aggregate_calls_retried for r in setup.results) > 0
+
+
 def test_throttles_conflicts_unprocessed_and_bisect(setup: Setup, trips_file: Path) -> None:
     faults = setup.inject(
         seed=11,

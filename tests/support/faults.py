@@ -107,6 +107,9 @@ class FaultPlan:
     # A share of TransactWriteItems calls cancelled with TransactionConflict (not applied), as AWS does when
     # another transaction holds one of its items.
     transaction_conflict: float = 0.0
+    # A share of TransactWriteItems calls applied but answered TransactionInProgressException, as AWS answers a
+    # retry (same token) that arrives while the first attempt is still being applied.
+    transaction_in_progress: float = 0.0
     # A share of BatchWriteItem calls where the consumer crashes (InjectedCrash) instead.
     consumer_crash: float = 0.0
     # Seconds added before every BatchWriteItem call (a slow consumer).
@@ -119,12 +122,14 @@ class FaultPlan:
 
     def __post_init__(self) -> None:
         shares = ("put_entry_failure", "unprocessed_items", "call_throttle", "call_server_error")
-        for name in (*shares, "connection_reset", "lost_response", "consumer_crash", "transaction_conflict"):
+        transaction = ("transaction_conflict", "transaction_in_progress")
+        for name in (*shares, "connection_reset", "lost_response", "consumer_crash", *transaction):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a share between 0 and 1, not {value}")
         call_total = self.call_throttle + self.call_server_error + self.connection_reset + self.lost_response
-        if call_total + max(self.consumer_crash, self.transaction_conflict) > 1.0:
+        in_transactions = self.transaction_conflict + self.transaction_in_progress
+        if call_total + max(self.consumer_crash, in_transactions) > 1.0:
             raise ValueError("the call-level shares add up to more than 1")
         if self.lost_response_answer not in ("reset", "500", "mixed"):
             raise ValueError(f"lost_response_answer must be reset, 500 or mixed, not {self.lost_response_answer}")
@@ -171,6 +176,7 @@ class FaultCounts:
     transact_write_items: int = 0
     update_item_calls: int = 0
     transactions_conflicted: int = 0  # TransactWriteItems cancelled with TransactionConflict
+    transactions_in_progress: int = 0  # TransactWriteItems applied, answered TransactionInProgressException
     # BatchWriteItem calls refused for duplicate keys (refuse_duplicate_keys; DynamoDB's rule, not a fault).
     calls_refused_duplicate_keys: int = 0
 
@@ -185,6 +191,7 @@ class FaultCounts:
             + sum(self.responses_lost.values())
             + self.consumer_crashes
             + self.transactions_conflicted
+            + self.transactions_in_progress
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -268,6 +275,7 @@ class FaultInjector:
         shares = {"crash": self.plan.consumer_crash} if operation == BATCH_WRITE_ITEM else {}
         if operation == TRANSACT_WRITE_ITEMS:
             shares["conflict"] = self.plan.transaction_conflict
+            shares["in_progress"] = self.plan.transaction_in_progress
         if operation in self.plan.operations:
             shares |= {
                 "throttle": self.plan.call_throttle,
@@ -329,6 +337,11 @@ class FaultInjector:
             raise ConnectionClosedError(endpoint_url=request.url)
         if fault == "conflict":
             return self._conflict(request, content)
+        if fault == "in_progress":
+            self._send(request, body)  # applied; the answer says it is still being applied
+            self._add("transactions_in_progress")
+            document = {"__type": DYNAMODB_ERROR_PREFIX + "TransactionInProgressException", "message": "in progress"}
+            return response(request, 400, document, {"x-amzn-ErrorType": "TransactionInProgressException"})
         if fault == "lost":
             self._send(request, body)  # the emulator does the work...
             self._add("responses_lost", key=operation)

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tripstream.aws.errors import error_code, is_transient
+from tripstream.counters import Counters
 from tripstream.retry import Backoff
 
 if TYPE_CHECKING:
@@ -45,19 +45,13 @@ class AggregateTables:
 
 
 @dataclass
-class AggregateStats:
+class AggregateStats(Counters):
     transactions: int = 0  # transactions applied
     trips_counted: int = 0
     already_counted: int = 0  # trips whose marker existed: counted before, added nothing now
     cells_updated: int = 0  # cell updates applied (a cell split over transactions counts once per transaction)
     calls_retried: int = 0  # retries after a conflict, throttle, 5xx or dropped connection
     items_sent: int = 0  # actions in every TransactWriteItems sent, retries included (the write units' base)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for name, value in counts.items():
-                setattr(self, name, getattr(self, name) + value)
 
 
 @dataclass
@@ -180,6 +174,7 @@ def _transact(
                 parts = [part for part in parts if part.trips]
                 backoff.progressed()
                 continue  # new contents, new token: no wait needed
+            # is_transient covers TransactionInProgressException: a retry that overtook its first attempt.
             if not ((read is not None and read[1]) or (read is None and is_transient(error))):
                 raise
             if not backoff.wait():
