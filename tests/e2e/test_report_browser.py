@@ -28,6 +28,7 @@ from report_oracle import (
     read_zones,
     table_items,
 )
+from support.trips import trips_file
 from tripstream.views.aggregates import Cell
 from tripstream.views.html import render_html
 from tripstream.views.report import build_report
@@ -99,10 +100,10 @@ def test_html_report_charts_render_in_chromium(tmp_path: Path) -> None:
 
 
 def test_zone_hour_heatmap_renders_in_chromium(tmp_path: Path) -> None:
-    """The aggregates' part of the page: every heatmap cell drawn, zone names escaped and shown."""
+    """The aggregates' part of the page: every heatmap cell drawn, zone names escaped and shown (generated trips:
+    the page, not TLC parsing, is under test)."""
     browser = chromium()
-    require_tlc_samples(SAMPLE_2019.parent, SAMPLE_2019.name, ZONES_CSV.name)
-    expected = read_trips(SAMPLE_2019)
+    expected = read_trips(trips_file(tmp_path / "trips.csv", 3000, seed=2019))
     cells = [Cell.from_item(item) for item in cell_items(expected_cells(expected))]
     report = build_report(
         TableItems(**table_items(expected)), zones=parse_zone_lookup(ZONES_CSV.read_bytes()), cells=cells
