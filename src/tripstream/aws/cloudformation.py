@@ -104,6 +104,12 @@ def describe_stack(cfn: CloudFormationClient, stack_name: str) -> StackTypeDef |
     return live[0] if live else None
 
 
+def stack_outputs(cfn: CloudFormationClient | None, stack_name: str | None) -> dict[str, str]:
+    """The stack's outputs (key -> value); none without a client, a name, or such a stack."""
+    stack = describe_stack(cfn, stack_name) if cfn is not None and stack_name else None
+    return outputs_of(stack) if stack is not None else {}
+
+
 def status_if_known(cfn: CloudFormationClient, stack_name: str) -> str | None:
     """The stack's status for an error message, or ``None`` (no stack, or the endpoint cannot say).
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from tripstream.aws.cloudformation import DeployError, DeployResult, delete_stack, describe_stack
+from tripstream.aws.cloudformation import DeployError, DeployResult, delete_stack, describe_stack, outputs_of
 from tripstream.aws.cloudwatch import max_iterator_age_seconds
 from tripstream.aws.dynamodb import delete_table_if_present, describe_table, table_item_count
 from tripstream.aws.errors import error_code, is_endpoint_error
@@ -417,11 +417,10 @@ def status(clients: AwsClients, *, stack_name: str = DEFAULT_STACK_NAME) -> Stat
     tables: dict[str, str] = {}
     for name in table_names(template):
         tables[name] = table_item_count(clients.dynamodb, name)
-    outputs = stack.get("Outputs", []) if stack is not None else []
     return Status(
         stack_name=stack_name,
         stack_status=stack["StackStatus"] if stack is not None else None,
-        outputs={o["OutputKey"]: o.get("OutputValue", "") for o in outputs if "OutputKey" in o},
+        outputs=outputs_of(stack) if stack is not None else {},
         stream=stream,
         tables=tables,
         iterator_age=_iterator_age(clients, names["ConsumerFunction"]),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tripstream.aws.clients import AwsClients
-from tripstream.aws.cloudformation import DeployError, describe_stack
+from tripstream.aws.cloudformation import DeployError, describe_stack, outputs_of
 from tripstream.aws.dynamodb import item_count
 from tripstream.aws.kinesis import describe_stream_summary
 from tripstream.aws.lambda_ import FunctionInfo, function_info
@@ -71,7 +71,7 @@ def read_stack(clients: AwsClients, stack_name: str) -> DeployedStack:
     stack = describe_stack(clients.cloudformation, stack_name)
     if stack is None:
         raise DeployError(f"stack {stack_name} does not exist", stack_name=stack_name)
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    outputs = outputs_of(stack)
     parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
     return DeployedStack(
         outputs=outputs,

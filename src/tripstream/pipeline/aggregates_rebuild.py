@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tripstream.aws.aggregates import CELL_KEYS, replace_items
-from tripstream.aws.cloudformation import describe_stack
+from tripstream.aws.cloudformation import stack_outputs
 from tripstream.aws.dynamodb import scan_all, to_item
 from tripstream.retry import backoff_factory
 from tripstream.settings import Settings
@@ -44,12 +44,8 @@ class RebuildResult:
 
 def stack_settings(cloudformation: CloudFormationClient | None, stack_name: str | None) -> Settings:
     """Settings naming the stack's five tables (its outputs), or the fixed names when there is no such stack."""
-    settings = Settings()
-    stack = describe_stack(cloudformation, stack_name) if cloudformation is not None and stack_name else None
-    if stack is None:
-        return settings
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    return settings.with_changes(**{name: outputs[key] for name, key in _OUTPUTS.items() if key in outputs})
+    outputs = stack_outputs(cloudformation, stack_name)
+    return Settings().with_changes(**{name: outputs[key] for name, key in _OUTPUTS.items() if key in outputs})
 
 
 def rebuild_aggregates(dynamodb: DynamoDBClient, settings: Settings) -> RebuildResult:

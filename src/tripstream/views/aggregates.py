@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
+from tripstream.aws.cloudformation import stack_outputs
 from tripstream.aws.errors import is_not_found
 from tripstream.settings import ZONE_HOURLY_STATS_TABLE
-from tripstream.views.tables import DEFAULT_SEGMENTS, Item, parallel_scan, stack_outputs
+from tripstream.views.tables import DEFAULT_SEGMENTS, Item, parallel_scan
 from tripstream.views.zones import ZoneLookup
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tripstream.aws.cloudformation import stack_outputs
 from tripstream.aws.dynamodb import from_item
 from tripstream.settings import DURATION_TABLE, FARE_RATIO_TABLE, HIGH_VALUE_TABLE
 
@@ -31,19 +32,6 @@ TABLE_OUTPUTS = {
     DURATION_TABLE: "DurationTableName",
     FARE_RATIO_TABLE: "FareRatioTableName",
 }
-
-
-def stack_outputs(cloudformation: CloudFormationClient | None, stack_name: str | None) -> dict[str, str]:
-    """The stack's outputs (key -> value); none when there is no such stack (the fixed names are the contract)."""
-    if cloudformation is None or not stack_name:
-        return {}
-    try:
-        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    except Exception as error:
-        if "does not exist" in str(error):
-            return {}
-        raise
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
 def table_names(cloudformation: CloudFormationClient | None, stack_name: str | None) -> dict[str, str]:
