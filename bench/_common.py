@@ -18,6 +18,7 @@ from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.local.emulator import Emulator
 from tripstream.local.pipeline import DeployedStack, handler_settings
 from tripstream.local.stack import deploy_for_local_runtime
+from tripstream.pipeline.consumer import ConsumerResult, StreamRecord, consume_records
 from tripstream.settings import Settings
 from tripstream.trips.generate import write_sample
 from tripstream.trips.normalise import RowError, TripNormaliser
@@ -101,6 +102,23 @@ def encoded_trips(path: Path, bucket: str = "bench", limit: int | None = None) -
         if limit is not None and len(out) >= limit:
             break
     return out
+
+
+def stream_records(entries: list[tuple[bytes, str]]) -> list[StreamRecord]:
+    """Encoded trips as the consumer gets them: one shard, sequence numbers from 1."""
+    return [StreamRecord(str(i + 1), "shardId-000000000000", data, key) for i, (data, key) in enumerate(entries)]
+
+
+def consume_in_batches(
+    clients: AwsClients, settings: Settings, records: list[StreamRecord], batch: int
+) -> list[ConsumerResult]:
+    """The consumer on `records`, `batch` at a time, one batch after the other; every batch must succeed."""
+    results = []
+    for start in range(0, len(records), batch):
+        result = consume_records(clients.dynamodb, clients.s3, settings, records[start : start + batch])
+        assert result.first_failed_sequence is None
+        results.append(result)
+    return results
 
 
 def timed(function: Callable[[], Any]) -> tuple[float, Any]:

@@ -28,10 +28,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import deployed, encoded_trips, report, sample, timed, verdict
+from _common import consume_in_batches, deployed, encoded_trips, report, sample, stream_records, timed, verdict
 
 from tripstream.local.dynamodb_local import DynamoDBLocal
-from tripstream.pipeline.consumer import StreamRecord, consume_records
+from tripstream.pipeline.consumer import StreamRecord
 from tripstream.trips.records import decode_trip
 
 
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, dynamodb_url: str | None) -> None:
     entries = encoded_trips(sample(args.rows * args.rounds * 2, seed=2026))
     if args.order == "pickup":
         entries.sort(key=lambda entry: str(decode_trip(entry[0])["pickup_datetime"]))
-    records = [StreamRecord(str(i + 1), "shardId-000000000000", data, key) for i, (data, key) in enumerate(entries)]
+    records = stream_records(entries)
     slices = iter(records[i : i + args.rows] for i in range(0, len(records), args.rows))
     with deployed(dynamodb_url=dynamodb_url) as bench:
         on = bench.consumer_settings()
@@ -102,18 +102,9 @@ def run(args: argparse.Namespace, dynamodb_url: str | None) -> None:
 
         def consume(side: str, settings: Any, batch_records: list[StreamRecord]) -> int:
             current[0] = counters[side]
-            done = 0
-            for start in range(0, len(batch_records), args.batch):
-                result = consume_records(
-                    bench.handler_clients.dynamodb,
-                    bench.handler_clients.s3,
-                    settings,
-                    batch_records[start : start + args.batch],
-                )
-                assert result.first_failed_sequence is None
-                done += result.trips_processed
-                counted[side] += result.aggregate_trips_counted
-            return done
+            results = consume_in_batches(bench.handler_clients, settings, batch_records, args.batch)
+            counted[side] += sum(result.aggregate_trips_counted for result in results)
+            return sum(result.trips_processed for result in results)
 
         rates: dict[str, list[float]] = {"with": [], "without": []}
         for round_ in range(args.rounds):

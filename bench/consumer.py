@@ -20,10 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import deployed, encoded_trips, report, sample, timed, verdict
+from _common import consume_in_batches, deployed, encoded_trips, report, sample, stream_records, timed, verdict
 
 from tripstream.aws.dynamodb import to_item
-from tripstream.pipeline.consumer import StreamRecord, consume_records
 from tripstream.trips.analytics import classify
 from tripstream.trips.records import decode_trip
 
@@ -36,7 +35,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500, help="records per consumer invocation")
     args = parser.parse_args()
     entries = encoded_trips(sample(args.rows))
-    records = [StreamRecord(str(i + 1), "shardId-000000000000", data, key) for i, (data, key) in enumerate(entries)]
+    records = stream_records(entries)
     with deployed() as bench:
         settings = bench.consumer_settings()
         tables = (settings.high_value_table, settings.duration_table, settings.fare_ratio_table)
@@ -61,17 +60,8 @@ def main() -> None:
             return len(items)
 
         def consumer() -> int:
-            done = 0
-            for start in range(0, len(records), args.batch):
-                result = consume_records(
-                    bench.handler_clients.dynamodb,
-                    bench.handler_clients.s3,
-                    settings,
-                    records[start : start + args.batch],
-                )
-                assert result.first_failed_sequence is None
-                done += result.trips_processed
-            return done
+            results = consume_in_batches(bench.handler_clients, settings, records, args.batch)
+            return sum(result.trips_processed for result in results)
 
         def naive() -> int:
             for data, _ in entries[: args.naive_rows]:
