@@ -290,12 +290,15 @@ def replay(
 
 
 def check_notified_key(key: str) -> None:
-    """Refuse a key the deployed stack would never process: on AWS only the bucket notification's suffixes (the
-    template's, compared case-sensitively as S3 does) reach the producer, so `run` takes the same keys."""
-    from tripstream.infra.template import load_template, notification_suffixes
+    """Refuse a key the deployed stack would never process: on AWS only keys the bucket notification's filters match
+    (the template's, compared case-sensitively as S3 does) reach the producer, so `run` takes the same keys; the
+    rule is the live runtime's own (`local.notifications.matches`)."""
+    from tripstream.infra.template import bucket_notification_filters, load_template, notification_suffixes
+    from tripstream.local.notifications import matches
 
-    suffixes = notification_suffixes(load_template())
-    if not key.endswith(suffixes):
+    template = load_template()
+    if not matches(key, bucket_notification_filters(template)):
+        suffixes = notification_suffixes(template)
         raise CommandError(
             f"{key!r} would never reach the producer on AWS: the bucket notifies it for keys ending in "
             f"{', '.join(suffixes)} only (S3 compares them case-sensitively). Rename the file or pass --key"
