@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -135,6 +135,12 @@ def write_items(
     with ThreadPoolExecutor(max_workers=max(1, max_in_flight), thread_name_prefix="batch-write") as pool:
         results = pool.map(lambda c: batch_write(dynamodb, c, new_backoff(), stats), chunks)
         return [key for result in results for key in result]
+
+
+def raw_items(dynamodb: DynamoDBClient, table: str) -> Iterator[dict[str, Any]]:
+    """Every item of a table as DynamoDB JSON (typed attributes), page by page."""
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+        yield from page.get("Items", [])
 
 
 def scan_all(dynamodb: DynamoDBClient, table: str) -> list[dict[str, Any]]:

@@ -157,6 +157,10 @@ def upload_file(s3: S3Client, path: str, bucket: str, key: str) -> None:
     s3.upload_file(path, bucket, key)
 
 
+def download_file(s3: S3Client, bucket: str, key: str, path: str) -> None:
+    s3.download_file(bucket, key, path)
+
+
 def upload_artifact(s3: S3Client, *, bucket: str, key: str, body: bytes, region: str) -> None:
     """Put ``body`` at ``s3://bucket/key``, creating the bucket first if it does not exist.
 

@@ -27,7 +27,8 @@ from typing import Any
 import orjson
 
 from tripstream.aws.clients import AwsClients
-from tripstream.aws.dynamodb import WriteStats, write_items
+from tripstream.aws.dynamodb import WriteStats, raw_items, write_items
+from tripstream.aws.s3 import download_file, list_object_entries, upload_file
 from tripstream.local.pipeline import DeployedStack
 from tripstream.pipeline.producer import new_backoff
 from tripstream.settings import Settings
@@ -54,11 +55,6 @@ class SnapshotInfo:
         return f"{items}; {self.objects:,} objects ({self.object_bytes:,} bytes) in the bucket, saved {self.saved_at}"
 
 
-def _raw_items(clients: AwsClients, table: str) -> Any:
-    for page in clients.dynamodb.get_paginator("scan").paginate(TableName=table):
-        yield from page.get("Items", [])
-
-
 def save_snapshot(clients: AwsClients, stack: DeployedStack, state_dir: Path) -> SnapshotInfo:
     """Write the tables and the bucket to `state_dir/snapshot/` (replacing the previous snapshot atomically)."""
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -72,20 +68,18 @@ def save_snapshot(clients: AwsClients, stack: DeployedStack, state_dir: Path) ->
     for logical, table in (stack.tables | stack.aggregate_tables).items():
         count = 0
         with (partial / "tables" / f"{logical}.jsonl").open("wb") as out:
-            for item in _raw_items(clients, table):
+            for item in raw_items(clients.dynamodb, table):
                 out.write(orjson.dumps(item) + b"\n")
                 count += 1
         tables[logical] = {"table": table, "items": count, "file": f"tables/{logical}.jsonl"}
         info.items[logical] = count
     objects: list[dict[str, Any]] = []
-    for page in clients.s3.get_paginator("list_objects_v2").paginate(Bucket=stack.bucket):
-        for entry in page.get("Contents", []):
-            key = entry["Key"]
-            name = hashlib.sha256(key.encode()).hexdigest()
-            clients.s3.download_file(stack.bucket, key, str(partial / "objects" / name))
-            objects.append({"key": key, "file": f"objects/{name}", "size": entry.get("Size", 0)})
-            info.objects += 1
-            info.object_bytes += entry.get("Size", 0)
+    for entry in list_object_entries(clients.s3, stack.bucket):
+        name = hashlib.sha256(entry.key.encode()).hexdigest()
+        download_file(clients.s3, stack.bucket, entry.key, str(partial / "objects" / name))
+        objects.append({"key": entry.key, "file": f"objects/{name}", "size": entry.size})
+        info.objects += 1
+        info.object_bytes += entry.size
     manifest = {
         "version": SNAPSHOT_VERSION,
         "saved_at": info.saved_at,
@@ -121,7 +115,7 @@ def load_snapshot(clients: AwsClients, stack: DeployedStack, state_dir: Path) ->
     objects = [(_inside(folder, "objects", entry), entry) for entry in manifest.get("objects", [])]
     table_files = {logical: _inside(folder, "tables", entry) for logical, entry in manifest.get("tables", {}).items()}
     for path, entry in objects:
-        clients.s3.upload_file(str(path), stack.bucket, entry["key"])
+        upload_file(clients.s3, str(path), stack.bucket, entry["key"])
         info.objects += 1
         info.object_bytes += int(entry.get("size", 0))
     settings = Settings()
