@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
-from tripstream.local.emulator import Emulator
-from tripstream.local.pipeline import DeployedStack, handler_settings
-from tripstream.local.stack import deploy_for_local_runtime
+from tripstream.infra.stack import DeployedStack, deploy_for_local_runtime
+from tripstream.local.emulator.server import Emulator
+from tripstream.local.lambda_service.functions import handler_settings
 from tripstream.pipeline.consumer import ConsumerResult, StreamRecord, consume_records
 from tripstream.settings import Settings
 from tripstream.trips.generate import write_sample

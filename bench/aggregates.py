@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import consume_in_batches, deployed, encoded_trips, report, sample, stream_records, timed, verdict
 
-from tripstream.local.dynamodb_local import DynamoDBLocal
+from tripstream.local.emulator.dynamodb_local import DynamoDBLocal
 from tripstream.pipeline.consumer import StreamRecord
 from tripstream.trips.records import decode_trip
 

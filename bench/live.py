@@ -21,7 +21,7 @@ from pathlib import Path
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import item_count
 from tripstream.aws.s3 import upload_file_and_head
-from tripstream.local.notifications import result_key
+from tripstream.local.lambda_service.s3_notifications import result_key
 from tripstream.trips.generate import write_sample
 
 REPO = Path(__file__).resolve().parents[1]

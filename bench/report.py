@@ -25,6 +25,7 @@ from _common import REAL_SAMPLE, deployed, encoded_trips, report, sample, timed
 
 from tripstream.aws.dynamodb import WriteStats, to_item, write_items
 from tripstream.cli.read import build_report as cli_build_report
+from tripstream.infra.stack import stack_names
 from tripstream.retry import Backoff
 from tripstream.settings import (
     DURATION_TABLE,
@@ -37,7 +38,7 @@ from tripstream.trips.analytics import classify
 from tripstream.trips.records import decode_trip
 from tripstream.views.console import render_console
 from tripstream.views.report import build_report
-from tripstream.views.tables import read_tables, table_names
+from tripstream.views.tables import read_tables
 from tripstream.views.zones import parse_zone_lookup
 
 ZONES_CSV = REAL_SAMPLE.parent / "taxi_zone_lookup.csv"
@@ -103,7 +104,7 @@ def main() -> None:
 
         def before() -> dict[str, Any]:
             # What `report` did before the aggregates: every view, per zone and hour too, from the scans.
-            names = table_names(clients.cloudformation, "bench-report")
+            names = stack_names(clients.cloudformation, "bench-report").tables
             data = build_report(read_tables(clients.dynamodb, names, segments=4), zones=lookup, tables=names)
             render(data)
             return data

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import deployed, peak_rss_mib, proc_peak_rss_mib, report, sample
 
-from tripstream.local.pipeline import Progress, run_file
+from tripstream.local.commands.progress import Progress
+from tripstream.local.commands.run import run_file
 
 
 def main() -> None:

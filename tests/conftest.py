@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from support.cli import reset_emulator
-from tripstream.local.emulator import Emulator
+from tripstream.local.emulator.server import Emulator
 
 # Dummy credentials from the start, so that boto3 never goes looking for real ones.
 for _name, _value in (
@@ -60,9 +60,9 @@ def fresh_endpoint(emulator_endpoint: str, aws_env: None) -> str:
 # `-k dynamodb-local`) picks one. Where DynamoDB Local cannot run (no Java 17+, no npm to install
 # it), its half is skipped with the reason, except in CI (CI=true), where that is a failure.
 
-from tripstream.local import dynamodb_local_install as _dynamodb_local_install  # noqa: E402
-from tripstream.local.dynamodb_local import DynamoDBLocal  # noqa: E402
-from tripstream.local.session import BACKENDS  # noqa: E402
+from tripstream.local.emulator import dynamodb_local_install as _dynamodb_local_install  # noqa: E402
+from tripstream.local.emulator.dynamodb_local import DynamoDBLocal  # noqa: E402
+from tripstream.local.endpoint import BACKENDS  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # One installation for the tests and every CLI they start, whatever its working directory (scripts/test

@@ -205,12 +205,13 @@ def value(name: str, text: str) -> object:
 
 def elapsed(pickup: str, dropoff: str) -> timedelta:
     """Real time between two NYC wall-clock times. In the repeated hour of November both are taken as the first
-    occurrence, unless that puts the dropoff before the pickup: then the dropoff is the second one."""
+    occurrence, unless that puts the dropoff before the pickup: then the dropoff is the second one. The same
+    wall-clock time twice is no time at all."""
     start = datetime.fromisoformat(pickup).replace(tzinfo=NEW_YORK)
     end = datetime.fromisoformat(dropoff).replace(tzinfo=NEW_YORK)
     utc = ZoneInfo("UTC")
     seconds = end.astimezone(utc) - start.astimezone(utc)
-    if seconds <= timedelta(0):
+    if seconds < timedelta(0):
         later = end.replace(fold=1).astimezone(utc) - start.astimezone(utc)
         if later > timedelta(0):
             return later

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from tripstream.trips.limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_RATIO, DEFAULT_MAX_ROWS, ObjectLimits
+from tripstream.trips.thresholds import Thresholds
 
 T = TypeVar("T")
 
@@ -22,22 +23,11 @@ DURATION_TABLE = "trip_duration_analysis"
 FARE_RATIO_TABLE = "distance_to_fare_ratio"
 ZONE_HOURLY_STATS_TABLE = "zone_hourly_stats"
 COUNTED_TRIPS_TABLE = "zone_hourly_counted_trips"
+PER_TRIP_TABLES = (HIGH_VALUE_TABLE, DURATION_TABLE, FARE_RATIO_TABLE)
 
 
 class SettingsError(ValueError):
     """An environment variable holds a value tripstream cannot use."""
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The analytics rules of ARCHITECTURE.md; each one is a template parameter."""
-
-    high_value_threshold: Decimal = Decimal("50.00")
-    short_trip_minutes: Decimal = Decimal("10")
-    long_trip_minutes: Decimal = Decimal("30")
-    max_duration_hours: Decimal = Decimal("24")
-    low_fare_per_mile: Decimal = Decimal("3.00")
-    high_fare_per_mile: Decimal = Decimal("6.00")
 
 
 @dataclass(frozen=True)

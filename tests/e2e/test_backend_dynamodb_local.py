@@ -16,9 +16,9 @@ import support.cli as support_cli
 from support.trips import trips_file
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import scan_all
+from tripstream.infra.table_creation import ensure_tables, table_definitions
 from tripstream.infra.template import load_template, resource_names, resources_of_type
-from tripstream.local.dynamodb_local import DynamoDBLocal
-from tripstream.local.tables import ensure_tables, table_definitions
+from tripstream.local.emulator.dynamodb_local import DynamoDBLocal
 from tripstream.pipeline.consumer import StreamRecord, consume_records
 from tripstream.settings import Settings, SettingsError
 from tripstream.trips.schema import SCHEMA_VERSION

@@ -29,9 +29,9 @@ from tripstream.aws.dynamodb import scan_all
 from tripstream.aws.kinesis import iter_stream_records
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers.dependencies import Dependencies
-from tripstream.local.context import LocalLambdaContext
-from tripstream.local.pipeline import DeployedStack, handler_settings
-from tripstream.local.stack import deploy_for_local_runtime
+from tripstream.infra.stack import DeployedStack, deploy_for_local_runtime
+from tripstream.local.lambda_service.context import LocalLambdaContext
+from tripstream.local.lambda_service.functions import handler_settings
 from tripstream.pipeline.consumer import ConsumerResult
 from tripstream.trips.normalise import TripNormaliser, resolve_header
 

@@ -24,9 +24,10 @@ from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import scan_all
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers import producer as producer_handler
-from tripstream.local.emulator import Emulator
-from tripstream.local.pipeline import DeployedStack, RunSummary, run_file
-from tripstream.local.stack import deploy_for_local_runtime
+from tripstream.infra.stack import DeployedStack, deploy_for_local_runtime
+from tripstream.local.commands.run import run_file
+from tripstream.local.commands.run_summary import RunSummary
+from tripstream.local.emulator.server import Emulator
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -24,7 +24,7 @@ from support.faults import ENVIRONMENT_VARIABLE, FaultPlan
 from support.harness import expected_run, stream_records, table_contents
 from support.trips import trips_file
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
-from tripstream.local.pipeline import read_stack
+from tripstream.infra.stack import read_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

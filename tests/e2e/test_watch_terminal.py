@@ -23,8 +23,7 @@ from conftest import in_ci
 from support.cli import local_environment, reset_emulator
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import to_item
-from tripstream.local.stack import deploy_for_local_runtime
-from tripstream.views.aggregates import stats_table_name
+from tripstream.infra.stack import deploy_for_local_runtime, stack_names
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ZONES = 'LocationID,Borough,Zone,service_zone\n132,Queens,JFK Airport,Airports\n161,Manhattan,"Midtown Center",Yellow\n'
@@ -99,7 +98,7 @@ def test_watch_shows_and_updates_the_aggregates_in_a_terminal(
 ) -> None:
     binary = tmux()
     clients = deployed
-    table = stats_table_name(clients.cloudformation, "tripstream")
+    table = stack_names(clients.cloudformation, "tripstream").stats_table
     zones = tmp_path / "zones.csv"
     zones.write_text(ZONES, encoding="utf-8")
     _put(clients, table, "132", "2024-01-15T08", 40, "2400.50", 30)

@@ -29,8 +29,8 @@ from tripstream.aws.s3 import read_json_lines
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers.dependencies import Dependencies
 from tripstream.infra.template import EventSourceMappingSettings
-from tripstream.local.checkpoints import CheckpointStore
-from tripstream.local.runtime import EventSourceMapping, StreamInfo
+from tripstream.local.lambda_service.checkpoints import CheckpointStore
+from tripstream.local.lambda_service.event_source_mapping import EventSourceMapping, StreamInfo
 from tripstream.pipeline.consumer import ConsumerResult, StreamRecord, consume_records
 from tripstream.settings import Settings
 from tripstream.trips.analytics import classify

@@ -17,10 +17,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
+from tripstream.infra.stack import deploy_for_local_runtime
+from tripstream.infra.table_creation import ensure_tables, table_definitions
 from tripstream.infra.template import TemplateError, load_template, resource_names, resources_of_type
-from tripstream.local import dynamodb_local_install
-from tripstream.local.dynamodb_local import DynamoDBLocal
-from tripstream.local.dynamodb_local_install import (
+from tripstream.local.emulator import dynamodb_local_install
+from tripstream.local.emulator.dynamodb_local import DynamoDBLocal
+from tripstream.local.emulator.dynamodb_local_install import (
     DynamoDBLocalError,
     DynamoDBLocalUnavailable,
     check_java,
@@ -29,9 +31,7 @@ from tripstream.local.dynamodb_local_install import (
     find_npm,
     parse_java_version,
 )
-from tripstream.local.session import check_backend, configured_dynamodb_endpoint, configured_endpoint, open_endpoint
-from tripstream.local.stack import deploy_for_local_runtime
-from tripstream.local.tables import ensure_tables, table_definitions
+from tripstream.local.endpoint import check_backend, configured_dynamodb_endpoint, configured_endpoint, open_endpoint
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +186,7 @@ def test_a_state_dir_keeps_the_tables_across_restarts_and_is_used_by_one_at_a_ti
 @pytest.mark.usefixtures("dynamodb_local_required")
 def test_java_stops_when_the_process_that_started_it_dies(tmp_path: Path) -> None:
     code = (
-        "from tripstream.local.dynamodb_local import DynamoDBLocal\n"
+        "from tripstream.local.emulator.dynamodb_local import DynamoDBLocal\n"
         "server = DynamoDBLocal(); server.start(); print(server.endpoint_url, flush=True)\n"
         "import time; time.sleep(300)\n"
     )

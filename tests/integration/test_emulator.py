@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import boto3
 import pytest
 
-from tripstream.local.emulator import Emulator, EmulatorError
+from tripstream.local.emulator.server import Emulator, EmulatorError
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ from tripstream.aws.kinesis import iter_stream_records
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers import producer as producer_handler
 from tripstream.handlers.dependencies import Dependencies
-from tripstream.local.context import LocalLambdaContext
-from tripstream.local.pipeline import DeployedStack, handler_settings
-from tripstream.local.stack import deploy_for_local_runtime
+from tripstream.infra.stack import DeployedStack, deploy_for_local_runtime
+from tripstream.local.lambda_service.context import LocalLambdaContext
+from tripstream.local.lambda_service.functions import handler_settings
 
 pytestmark = pytest.mark.integration
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "events"

@@ -31,7 +31,7 @@ from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.infra.artifacts import LAMBDA_UNZIPPED_LIMIT_BYTES, LambdaTarget, build_lambda_package
 from tripstream.infra.stack import deploy_tripstream
 from tripstream.infra.template import load_template, resource_names
-from tripstream.local.events import kinesis_event, s3_object_created_event
+from tripstream.local.lambda_service.events import kinesis_event, s3_object_created_event
 from tripstream.trips.generate import write_sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

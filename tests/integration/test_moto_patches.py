@@ -1,4 +1,4 @@
-"""What tripstream.local.moto_patches fixes in moto's Kinesis shard, shown with and without it.
+"""What tripstream.local.emulator.moto_patches fixes in moto's Kinesis shard, shown with and without it.
 
 Over real HTTP (boto3 against an emulator started with and without the patches): records lost to
 concurrent writers, and PutRecords slowing down as a shard fills. In-process: the patched
@@ -20,8 +20,9 @@ import pytest
 from botocore.config import Config
 from moto.kinesis import models as kinesis_models
 
-from tripstream.local import moto_patches
-from tripstream.local.emulator import Emulator
+from tripstream.local.emulator import moto_patches
+from tripstream.local.emulator.moto_patches import kinesis as kinesis_patches
+from tripstream.local.emulator.server import Emulator
 
 pytestmark = pytest.mark.integration
 
@@ -470,10 +471,10 @@ def test_retention_drops_old_records_but_keeps_the_newest(moto_methods: dict[str
     shard = _shard_with(5)
     for number, record in shard.records.items():
         record.created_at = 1000.0 + number
-    assert moto_patches.trim_shard(shard, cutoff=1003.0) == 2  # records 1 and 2 are older than the cutoff
+    assert kinesis_patches.trim_shard(shard, cutoff=1003.0) == 2  # records 1 and 2 are older than the cutoff
     assert list(shard.records) == [3, 4, 5]
     assert [r.sequence_number for r in shard.get_records("0", None)[0]] == [3, 4, 5]
-    assert moto_patches.trim_shard(shard, cutoff=9999.0) == 2  # everything expired: the newest stays
+    assert kinesis_patches.trim_shard(shard, cutoff=9999.0) == 2  # everything expired: the newest stays
     assert list(shard.records) == [5]
     assert shard.put_record("k", "d", "") == "6"  # numbering continues, iterators stay valid
     assert [r.sequence_number for r in shard.get_records("5", None)[0]] == [6]

@@ -24,8 +24,8 @@ from tripstream.aws.kinesis import KinesisSender, RecordsNotSent
 from tripstream.aws.lambda_ import FunctionInfo
 from tripstream.handlers import producer as producer_handler
 from tripstream.handlers.dependencies import Dependencies
-from tripstream.local.pipeline import upload_with_event
-from tripstream.local.runtime import invoke_producer
+from tripstream.local.commands.run import upload_with_event
+from tripstream.local.lambda_service.async_invocation import invoke_producer
 from tripstream.pipeline.producer import produce_object
 from tripstream.retry import backoff_factory
 from tripstream.settings import Settings

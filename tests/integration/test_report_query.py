@@ -28,13 +28,13 @@ from support.cli import reset_emulator, run_cli
 from support.trips import trips_file
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.cli.read import build_report as cli_build_report
-from tripstream.local.pipeline import DeployedStack, run_file
-from tripstream.local.replay import replay_file
-from tripstream.local.stack import deploy_for_local_runtime
-from tripstream.views.aggregates import read_cells, stats_table_name
+from tripstream.infra.stack import DeployedStack, deploy_for_local_runtime, stack_names
+from tripstream.local.commands.replay import replay_file
+from tripstream.local.commands.run import run_file
+from tripstream.views.aggregates import read_cells
 from tripstream.views.query import execute
 from tripstream.views.report import build_report
-from tripstream.views.tables import read_tables, table_names
+from tripstream.views.tables import read_tables
 from tripstream.views.zones import parse_zone_lookup
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -75,7 +75,7 @@ def pipeline(emulator_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def test_report_from_the_tables_matches_the_file(pipeline: Pipeline) -> None:
-    names = table_names(pipeline.clients.cloudformation, "tripstream")
+    names = stack_names(pipeline.clients.cloudformation, "tripstream").tables
     assert names == {name: name for name in ("high_value_trips", "trip_duration_analysis", "distance_to_fare_ratio")}
     items = read_tables(pipeline.clients.dynamodb, names, segments=4)
     zones = parse_zone_lookup(ZONES_CSV.read_bytes())
@@ -87,7 +87,7 @@ def test_report_from_the_tables_matches_the_file(pipeline: Pipeline) -> None:
 
 def _cells_in_place(pipeline: Pipeline) -> str:
     """The aggregates table's name; the consumer wrote its cells during the run (the oracle checks them)."""
-    table = stats_table_name(pipeline.clients.cloudformation, "tripstream")
+    table = stack_names(pipeline.clients.cloudformation, "tripstream").stats_table
     assert read_cells(pipeline.clients.dynamodb, table)
     return table
 
@@ -118,7 +118,9 @@ def test_watch_once_prints_a_snapshot_of_the_aggregates(pipeline: Pipeline) -> N
 
 
 def test_table_names_fall_back_to_the_fixed_ones(pipeline: Pipeline) -> None:
-    assert table_names(pipeline.clients.cloudformation, "no-such-stack")["high_value_trips"] == "high_value_trips"
+    assert (
+        stack_names(pipeline.clients.cloudformation, "no-such-stack").tables["high_value_trips"] == "high_value_trips"
+    )
 
 
 def test_query_returns_what_the_file_says(pipeline: Pipeline) -> None:

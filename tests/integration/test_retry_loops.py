@@ -30,9 +30,9 @@ from tripstream.aws.lambda_ import FunctionInfo
 from tripstream.handlers import consumer as consumer_handler
 from tripstream.handlers import producer as producer_handler
 from tripstream.handlers.dependencies import Dependencies
-from tripstream.local.context import LocalLambdaContext
-from tripstream.local.pipeline import upload_with_event
-from tripstream.local.runtime import invoke_producer
+from tripstream.local.commands.run import upload_with_event
+from tripstream.local.lambda_service.async_invocation import invoke_producer
+from tripstream.local.lambda_service.context import LocalLambdaContext
 from tripstream.pipeline.consumer import StreamRecord, consume_records
 from tripstream.retry import Backoff, backoff_factory
 from tripstream.settings import Settings
@@ -641,8 +641,8 @@ def test_a_producer_that_succeeds_on_a_retry_sends_nothing_to_the_dead_letter_qu
 
 
 def test_run_file_sends_the_given_up_event_to_the_stacks_dead_letter_queue(fresh_endpoint: str, tmp_path: Path) -> None:
-    from tripstream.local.pipeline import run_file
-    from tripstream.local.stack import deploy_for_local_runtime
+    from tripstream.infra.stack import deploy_for_local_runtime
+    from tripstream.local.commands.run import run_file
 
     clients = AwsClients.create(endpoint_url=fresh_endpoint, region="us-east-1", credentials=EMULATOR_CREDENTIALS)
     handler_clients = AwsClients.create(

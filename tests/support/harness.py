@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
 
     from tripstream.aws.clients import AwsClients
-    from tripstream.local.pipeline import DeployedStack
+    from tripstream.infra.stack import DeployedStack
 
 TABLE_KEYS = ("high_value_trips", "trip_duration_analysis", "distance_to_fare_ratio")
 
@@ -100,7 +100,7 @@ def reset_pipeline(clients: AwsClients, stack: DeployedStack) -> None:
     The stream is re-created (a new incarnation: checkpoints of the old one no longer apply) and so are the
     tables (wherever DynamoDB runs), which is much faster than deploying a new stack for every test.
     """
-    from tripstream.local.tables import ensure_tables, table_definitions
+    from tripstream.infra.table_creation import ensure_tables, table_definitions
 
     kinesis = clients.kinesis
     shards = len(list_shard_ids(kinesis, stack.stream_name))

@@ -9,7 +9,6 @@ import pytest
 
 from tripstream.aws.aggregates import MAX_ACTIONS, AggregateTables, _actions, plan_transactions, request_token
 from tripstream.infra.deploy import Status, format_status, table_names
-from tripstream.settings import Thresholds
 from tripstream.trips.aggregates import (
     CORE_COUNTERS,
     by_cell,
@@ -20,6 +19,7 @@ from tripstream.trips.aggregates import (
     zone_of,
 )
 from tripstream.trips.analytics import classify
+from tripstream.trips.thresholds import Thresholds
 
 
 def trip(**changes: Any) -> dict[str, Any]:

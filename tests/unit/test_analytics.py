@@ -3,6 +3,7 @@ the independent reference (tests/expected.py), without AWS."""
 
 from __future__ import annotations
 
+import csv
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,13 @@ from typing import Any
 import pytest
 
 from expected import CANONICAL_ORDER, expected_for
-from tripstream.settings import Settings, Thresholds
+from tripstream.settings import Settings
 from tripstream.trips.analytics import classify, elapsed_seconds
+from tripstream.trips.generate import HEADER, generate_rows
 from tripstream.trips.normalise import CanonicalTrip, TripNormaliser
 from tripstream.trips.readers import LocalFileSource, open_trip_file
 from tripstream.trips.schema import CANONICAL_FIELDS
+from tripstream.trips.thresholds import Thresholds
 
 DEFAULTS = Thresholds()
 
@@ -91,6 +94,8 @@ def test_duration_is_real_elapsed_time_in_new_york(pickup: str, dropoff: str, mi
         ("2019-01-17T18:00:00", "2019-01-17T17:00:00"),  # dropoff before pickup
         ("2019-01-17T18:00:00", "2019-01-18T18:00:01"),  # over 24 h
         ("2019-01-17T18:00:00", "2088-01-17T18:00:00"),
+        # The repeated hour of 2024-11-03: a dropoff equal to its pickup is a zero-length trip, not 60 minutes.
+        ("2024-11-03T01:30:00", "2024-11-03T01:30:00"),
     ],
 )
 def test_no_duration_item_outside_0_to_24_hours(pickup: str, dropoff: str) -> None:
@@ -167,28 +172,53 @@ def test_the_reference_hashes_the_canonical_fields_in_their_order() -> None:
     assert CANONICAL_ORDER == CANONICAL_FIELDS
 
 
-def test_every_real_sample_gives_the_items_the_reference_computes(tlc_samples: Path) -> None:
+def _assert_items_match_the_reference(path: Path) -> None:
     """readers + normaliser + analytics (what producer and consumer do, minus AWS) against tests/expected.py, for
-    every row of every sample: the same trip ids, and in each table the same keys and values."""
+    every row of the file: the same trip ids, and in each table the same keys and values."""
+    expected = expected_for(path)
+    trip_file = open_trip_file(LocalFileSource(path))
+    normaliser = TripNormaliser(trip_file.header)
+    tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in expected.tables}
+    ids = set()
+    for row in trip_file.rows():
+        assert row.fields is not None, (path.name, row)
+        normalised = normaliser.normalise(row.fields, row.row_number)
+        ids.add(normalised["trip_id"])
+        items = classify(normalised, DEFAULTS)
+        for name, item in zip(tables, (items.high_value, items.duration, items.fare_ratio), strict=True):
+            if item is not None:
+                tables[name][item["trip_id"]] = item
+    assert ids == set(expected.trips), path.name
+    for name, want in expected.tables.items():
+        got = tables[name]
+        assert set(got) == set(want), (path.name, name)
+        wrong = [(key, got[key], values) for key, values in want.items() if {k: got[key][k] for k in values} != values]
+        assert not wrong, (path.name, name, wrong[:3])
+
+
+def test_every_real_sample_gives_the_items_the_reference_computes(tlc_samples: Path) -> None:
     for sample in sorted(tlc_samples.glob("*_sample*.csv")):
-        expected = expected_for(sample)
-        trip_file = open_trip_file(LocalFileSource(sample))
-        normaliser = TripNormaliser(trip_file.header)
-        tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in expected.tables}
-        ids = set()
-        for row in trip_file.rows():
-            assert row.fields is not None, (sample.name, row)
-            normalised = normaliser.normalise(row.fields, row.row_number)
-            ids.add(normalised["trip_id"])
-            items = classify(normalised, DEFAULTS)
-            for name, item in zip(tables, (items.high_value, items.duration, items.fare_ratio), strict=True):
-                if item is not None:
-                    tables[name][item["trip_id"]] = item
-        assert ids == set(expected.trips), sample.name
-        for name, want in expected.tables.items():
-            got = tables[name]
-            assert set(got) == set(want), (sample.name, name)
-            wrong = [
-                (key, got[key], values) for key, values in want.items() if {k: got[key][k] for k in values} != values
-            ]
-            assert not wrong, (sample.name, name, wrong[:3])
+        _assert_items_match_the_reference(sample)
+
+
+def test_a_whole_autumn_month_gives_the_items_the_reference_computes(tmp_path: Path) -> None:
+    """A generated November 2024 (every day, the repeated hour of the 3rd included), with trips pinned in that
+    hour: a dropoff equal to its pickup (zero-length), one before it (the second occurrence), one after it."""
+    rows = generate_rows(40_000, seed=11, year=2024, month=11)
+    pickup, dropoff = HEADER.index("tpep_pickup_datetime"), HEADER.index("tpep_dropoff_datetime")
+    pinned = [
+        ("2024-11-03 01:30:00", "2024-11-03 01:30:00"),
+        ("2024-11-03 01:50:00", "2024-11-03 01:10:00"),
+        ("2024-11-03 01:10:00", "2024-11-03 01:50:00"),
+        ("2024-11-03 00:55:00", "2024-11-03 01:05:00"),
+    ]
+    for index, (start, end) in enumerate(pinned):
+        row = list(rows[index])
+        row[pickup], row[dropoff] = start, end
+        rows.append(row)
+    path = tmp_path / "yellow_2024-11.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+    _assert_items_match_the_reference(path)

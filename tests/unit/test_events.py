@@ -10,7 +10,7 @@ from typing import Any
 
 from tripstream.handlers.consumer import records_from_event
 from tripstream.handlers.producer import jobs_from_event
-from tripstream.local.events import kinesis_event, s3_object_created_event
+from tripstream.local.lambda_service.events import kinesis_event, s3_object_created_event
 from tripstream.pipeline.consumer import StreamRecord
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "events"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 
 from tripstream.infra.template import bucket_notification_filters, load_template
-from tripstream.local.notifications import matches, parse_message, result_key
+from tripstream.local.lambda_service.s3_notifications import matches, parse_message, result_key
 
 
 def message(name: str, key: str, etag: str) -> str:

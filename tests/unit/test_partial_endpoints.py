@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from support.cli import run_cli
-from tripstream.local.session import SERVICE_ENDPOINT_VARIABLES, PartialEndpoints, endpoint_routing
+from tripstream.local.endpoint import SERVICE_ENDPOINT_VARIABLES, PartialEndpoints, endpoint_routing
 
 LOCAL = "http://127.0.0.1:5999"
 

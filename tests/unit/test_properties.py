@@ -12,7 +12,6 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tripstream.settings import Thresholds
 from tripstream.trips.analytics import classify
 from tripstream.trips.normalise import (
     FileRefused,
@@ -27,6 +26,7 @@ from tripstream.trips.readers import LocalFileSource, open_trip_file
 from tripstream.trips.records import decode_trip, encode_trip
 from tripstream.trips.rows import trip_rows
 from tripstream.trips.schema import CANONICAL_FIELDS
+from tripstream.trips.thresholds import Thresholds
 
 HEADER = [
     "VendorID",

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tripstream.local.progress import ITEMS_WRITTEN, RECORDS_CONSUMED, ROWS_READ, LiveProgress, estimate_rows
-from tripstream.local.replay import load_feed, schedule
+from tripstream.cli.progress import ITEMS_WRITTEN, RECORDS_CONSUMED, ROWS_READ, LiveProgress, estimate_rows
+from tripstream.local.commands.replay import load_feed, schedule
 from tripstream.views.query import columns_of, execute, format_csv, format_json, with_zones
 from tripstream.views.zones import parse_zone_lookup
 
@@ -179,7 +179,7 @@ def test_disabled_progress_prints_nothing() -> None:
 def test_stored_values_are_never_rendered_as_markup() -> None:
     from rich.console import Console
 
-    from tripstream.cli.console import console
+    from tripstream.cli.terminal import console
     from tripstream.views.query import rich_table
 
     rows = [{"trip_id": "a", "payment_type": "[/oops]", "[b]col": "[link=https://evil.example]1[/link]"}]

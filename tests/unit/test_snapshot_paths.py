@@ -10,7 +10,7 @@ from unittest.mock import MagicMock
 import orjson
 import pytest
 
-from tripstream.local.snapshot import MANIFEST, SNAPSHOT_FOLDER, SNAPSHOT_VERSION, SnapshotError, load_snapshot
+from tripstream.local.commands.snapshot import MANIFEST, SNAPSHOT_FOLDER, SNAPSHOT_VERSION, SnapshotError, load_snapshot
 
 
 def restore(

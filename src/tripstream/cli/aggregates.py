@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from tripstream.cli.console import existing_endpoint, note
 from tripstream.cli.errors import command_errors
 from tripstream.cli.options import endpoint_url_option, region_option, stack_name_option
+from tripstream.cli.terminal import existing_endpoint, note
 
 
 @click.group()
@@ -33,11 +33,12 @@ def rebuild(endpoint_url: str | None, region: str | None, stack_name: str) -> No
     - sums an item does not hold (items written before every table carried total/fare/tip/distance).
     Run it while no consumer writes: a trip counted live meanwhile may be lost or counted twice.
     """
-    from tripstream.pipeline.aggregates_rebuild import rebuild_aggregates, stack_settings
+    from tripstream.infra.stack import stack_names
+    from tripstream.pipeline.aggregates_rebuild import rebuild_aggregates
 
     with command_errors() as errors:
         clients, errors.where = existing_endpoint(endpoint_url, region)
-        settings = stack_settings(clients.cloudformation, stack_name)
+        settings = stack_names(clients.cloudformation, stack_name).table_settings()
         outcome = rebuild_aggregates(clients.dynamodb, settings)
     note(
         f"{settings.zone_hourly_stats_table}: {outcome.cells:,} cells from {outcome.trips:,} trips "

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import orjson
 
-from tripstream.cli.console import deploy_clients, note
 from tripstream.cli.errors import command_errors
 from tripstream.cli.options import (
     endpoint_url_option,
@@ -18,8 +18,12 @@ from tripstream.cli.options import (
     stack_name_option,
     template_parameters,
 )
+from tripstream.cli.terminal import deploy_clients, note
 
 DEPLOY_ENDPOINT_HELP = "Deploy into this endpoint (moto server, LocalStack, ...) instead of AWS."
+
+if TYPE_CHECKING:
+    from tripstream.aws.cloudformation import DeployResult
 
 
 @click.command()
@@ -77,14 +81,13 @@ def deploy(
     """
     from tripstream.infra import deploy as operations
     from tripstream.infra.artifacts import package_from_zip
-    from tripstream.local.session import region_from_env
+    from tripstream.local.endpoint import region_from_env
 
-    stack_parameters = template_parameters(parameters)
     with command_errors():
         package = package_from_zip(package_path) if package_path is not None else None
         request = operations.DeployRequest(
             stack_name=stack_name,
-            parameters=stack_parameters,
+            parameters=template_parameters(parameters),
             bucket_name=bucket_name,
             artifact_bucket=artifact_bucket,
             build_dir=build_dir,
@@ -99,7 +102,10 @@ def deploy(
         clients = deploy_clients(endpoint_url, region)
         note(f"deploying stack {stack_name} to {endpoint_url or f'AWS ({clients.region})'}")
         deployment = operations.deploy(clients, request)
-    result = deployment.result
+    print_deploy_result(stack_name, deployment.result)
+
+
+def print_deploy_result(stack_name: str, result: DeployResult) -> None:
     if result.changed:
         click.echo(f"stack {stack_name}: {result.status} ({result.operation.lower()}, {result.elapsed_seconds:.0f} s)")
     else:

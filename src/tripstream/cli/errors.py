@@ -40,9 +40,9 @@ def _exit_codes() -> tuple[tuple[type[BaseException], int, str], ...]:
     from tripstream.aws.cloudformation import DeployError
     from tripstream.infra.artifacts import PackageError
     from tripstream.infra.template import TemplateError
-    from tripstream.local.dynamodb_local_install import DynamoDBLocalError, DynamoDBLocalUnavailable
-    from tripstream.local.emulator import EmulatorError
-    from tripstream.local.snapshot import SnapshotError
+    from tripstream.local.commands.snapshot import SnapshotError
+    from tripstream.local.emulator.dynamodb_local_install import DynamoDBLocalError, DynamoDBLocalUnavailable
+    from tripstream.local.emulator.server import EmulatorError
     from tripstream.trips.normalise import FileRefused
 
     return (
@@ -65,6 +65,9 @@ class ErrorContext:
 
     where: str | None = None
     statement: bool = False
+
+    def set_where(self, where: str) -> None:
+        self.where = where
 
 
 def _endpoint_failure(error: BaseException, where: str, statement: bool) -> tuple[str, int]:

@@ -1,15 +1,19 @@
-"""Every option more than one command takes, declared once (a command may give its own help text)."""
+"""Every option more than one command takes, declared once (a command may give its own help text).
+
+`stack_options` is the bundle `run`, `replay` and `up` share (endpoint, region, stack name, shards, parameters,
+backend, state dir): the command gets them as one `StackOptions`."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from tripstream.local.session import BACKENDS, DEFAULT_BACKEND
-from tripstream.local.stack import DEFAULT_STACK_NAME
+from tripstream.backends import BACKENDS, DEFAULT_BACKEND
+from tripstream.infra.template import DEFAULT_STACK_NAME
 
 F = TypeVar("F", bound=Callable[..., Any])
 Decorator = Callable[[F], F]
@@ -96,3 +100,48 @@ def template_parameters(values: tuple[str, ...], shards: int | None = None) -> d
     if shards is not None:
         parameters["ShardCount"] = str(shards)
     return parameters
+
+
+def stack_options(*, endpoint_help: str, state_dir_help: str, backend: bool = True) -> Decorator[Any]:
+    """The options of where a local command's stack is, passed to the command as `stack: StackOptions`."""
+    options = [
+        endpoint_url_option(endpoint_help),
+        region_option(),
+        stack_name_option(),
+        shards_option(),
+        parameter_option(),
+        state_dir_option(state_dir_help),
+        *([backend_option()] if backend else []),
+    ]
+
+    def decorate(command: F) -> F:
+        @functools.wraps(command)
+        def with_stack(
+            *args: Any,
+            endpoint_url: str | None,
+            region: str | None,
+            stack_name: str,
+            shards: int | None,
+            parameters: tuple[str, ...],
+            state_dir: Path | None,
+            backend: str = DEFAULT_BACKEND,
+            **kwargs: Any,
+        ) -> Any:
+            from tripstream.local.commands.options import StackOptions
+
+            stack = StackOptions(
+                endpoint_url=endpoint_url,
+                region=region,
+                stack_name=stack_name,
+                parameters=template_parameters(parameters, shards),
+                backend=backend,
+                state_dir=state_dir,
+            )
+            return command(*args, stack=stack, **kwargs)
+
+        decorated: Any = with_stack
+        for option in reversed(options):
+            decorated = option(decorated)
+        return decorated  # type: ignore[no-any-return]
+
+    return decorate

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from tripstream.cli.console import console, existing_endpoint, note
 from tripstream.cli.errors import CommandError, command_errors
 from tripstream.cli.options import (
     endpoint_url_option,
@@ -17,6 +17,7 @@ from tripstream.cli.options import (
     stack_name_option,
     zones_option,
 )
+from tripstream.cli.terminal import console, existing_endpoint, note
 
 if TYPE_CHECKING:
     from tripstream.aws.clients import AwsClients
@@ -50,40 +51,25 @@ def build_report(
     top_n: int = 10,
     aggregates_only: bool = False,
 ) -> dict[str, Any]:
-    """The report of the stack's tables (and its HTML page written to html_path): the per-zone and per-hour
-    views from zone_hourly_stats, the rest from the per-trip tables (none of them with `aggregates_only`)."""
-    from tripstream.views import report as views
-    from tripstream.views.aggregates import NoAggregatesTable, read_cells, stats_table_name
-    from tripstream.views.tables import read_tables, table_names
+    """The report of the stack's tables (`views.stack_report`), its errors as the CLI's."""
+    from tripstream.infra.stack import stack_names
+    from tripstream.views.aggregates import NoAggregatesTable
+    from tripstream.views.stack_report import stack_report
 
-    lookup = zone_lookup(zones)
-    stats_table = stats_table_name(clients.cloudformation, stack_name)
     try:
-        cells = read_cells(clients.dynamodb, stats_table)
-    except NoAggregatesTable as error:
-        if aggregates_only:
-            raise CommandError(str(error)) from error
-        note(f"{error}; the report goes on without the aggregates' section")
-        cells = None
-    if cells is not None and aggregates_only:
-        data = views.build_aggregate_report(cells, zones=lookup, table=stats_table, source=description)
-    else:
-        names = table_names(clients.cloudformation, stack_name)
-        data = views.build_report(
-            read_tables(clients.dynamodb, names, segments=segments),
-            zones=lookup,
-            top_n=top_n,
-            tables=names | ({"zone_hourly_stats": stats_table} if cells is not None else {}),
+        return stack_report(
+            clients.dynamodb,
+            stack_names(clients.cloudformation, stack_name),
+            zones=zone_lookup(zones),
             source=description,
-            cells=cells,
+            html_path=html_path,
+            segments=segments,
+            top_n=top_n,
+            aggregates_only=aggregates_only,
+            note=note,
         )
-    if html_path is not None:
-        from tripstream.views.html import render_html
-
-        html_path.parent.mkdir(parents=True, exist_ok=True)
-        html_path.write_text(render_html(data), encoding="utf-8")
-        note(f"HTML report written to {html_path}")
-    return data
+    except NoAggregatesTable as error:
+        raise CommandError(str(error)) from error
 
 
 def print_report(data: dict[str, Any]) -> None:
@@ -167,23 +153,22 @@ def watch(
     """A live dashboard of the aggregates (zone_hourly_stats): trips and revenue per pickup hour, the busiest
     zones, high-value share, duration mix; redrawn every --interval seconds until Ctrl-C.
     """
-    import threading
-
-    from tripstream.cli.console import stop_on_signals
-    from tripstream.views.aggregates import NoAggregatesTable, stats_table_name
+    from tripstream.cli.terminal import stop_on_signals
+    from tripstream.infra.stack import stack_names
+    from tripstream.views.aggregates import NoAggregatesTable
     from tripstream.views.watch import watch as run_watch
 
     stop = threading.Event()
     with command_errors() as errors, stop_on_signals(stop, "watch", sigterm=True):
         clients, errors.where = existing_endpoint(endpoint_url, region)
-        lookup = zone_lookup(zones)
+        table = stack_names(clients.cloudformation, stack_name).stats_table
         try:
             run_watch(
                 clients.dynamodb,
-                stats_table_name(clients.cloudformation, stack_name),
+                table,
                 console(),
                 where=errors.where,
-                zones=lookup,
+                zones=zone_lookup(zones),
                 interval=interval,
                 once=once,
                 top_zones=top_zones,

@@ -7,40 +7,40 @@ import tempfile
 import threading
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
 
-from tripstream.cli.console import interruptible, live_progress, note, quiet_handler_logs, stop_on_signals
 from tripstream.cli.errors import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, CommandError, command_errors
 from tripstream.cli.options import (
-    backend_option,
-    endpoint_url_option,
     html_option,
     json_option,
-    parameter_option,
     progress_option,
-    region_option,
     rows_option,
     seed_option,
-    shards_option,
-    stack_name_option,
-    state_dir_option,
-    template_parameters,
+    stack_options,
     zones_option,
 )
 from tripstream.cli.read import build_report, print_report
-from tripstream.local.session import open_endpoint
-from tripstream.local.stack import deploy_for_local_runtime
-from tripstream.local.summaries import render_replay_summary, render_run_summary
+from tripstream.cli.summaries import render_replay_summary, render_run_summary
+from tripstream.cli.terminal import interruptible, live_progress, note, quiet_handler_logs, stop_on_signals
 from tripstream.trips.generate import write_sample
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tripstream.aws.clients import AwsClients
+    from tripstream.cli.progress import LiveProgress
+    from tripstream.local.commands.options import StackOptions
+    from tripstream.local.commands.run import RunOutcome
 
 
 def refuse_early(file: Path, as_json: bool) -> None:
     """A file that cannot be sent is refused before any emulator starts: one line on stderr (and with --json,
     the summary on stdout), exit 3."""
-    from tripstream.local.pipeline import RunSummary
-    from tripstream.local.precheck import check_local_file
+    from tripstream.local.commands.precheck import check_local_file
+    from tripstream.local.commands.run_summary import RunSummary
     from tripstream.trips.normalise import FileRefused
 
     try:
@@ -53,24 +53,25 @@ def refuse_early(file: Path, as_json: bool) -> None:
         sys.exit(EXIT_REFUSED)
 
 
+REPLAY_COUNTERS = ("records sent", "records consumed", "items written")
 PICKUP_FORMATS = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
+
+
+STATE_DIR_HELP = (
+    "Folder for the shard checkpoints, and DynamoDB Local's tables with --backend dynamodb-local "
+    "(default: .tripstream/ with --endpoint-url, temporary otherwise; DynamoDB Local then in memory)."
+)
 
 
 @click.command()
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@endpoint_url_option("Use this running endpoint (LocalStack, moto, ...) instead of the embedded emulator.")
-@region_option()
-@stack_name_option()
+@stack_options(
+    endpoint_help="Use this running endpoint (LocalStack, moto, ...) instead of the embedded emulator.",
+    state_dir_help=STATE_DIR_HELP,
+)
 @click.option("--key", help="S3 key to upload FILE as (default: the file's name).")
-@shards_option()
-@parameter_option()
 @rows_option("Rows of the generated sample.")
 @seed_option("Seed of the generated sample.")
-@state_dir_option(
-    "Folder for the shard checkpoints, and DynamoDB Local's tables with --backend dynamodb-local "
-    "(default: .tripstream/ with --endpoint-url, temporary otherwise; DynamoDB Local then in memory)."
-)
-@backend_option()
 @json_option("summary")
 @progress_option(
     "Live progress on stderr: bars on a terminal, a plain line every 5 s otherwise (default: on, except "
@@ -81,16 +82,10 @@ PICKUP_FORMATS = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%
 @zones_option("TLC zone lookup for --report/--html (see `report --help`).")
 def run(
     file: Path | None,
-    endpoint_url: str | None,
-    region: str | None,
-    stack_name: str,
+    stack: StackOptions,
     key: str | None,
-    shards: int | None,
-    parameters: tuple[str, ...],
     rows: int,
     seed: int,
-    state_dir: Path | None,
-    backend: str,
     as_json: bool,
     show_progress: bool | None,
     with_report: bool,
@@ -102,63 +97,47 @@ def run(
     Without FILE, a realistic sample of --rows generated trips is used. Without --endpoint-url (or the
     AWS_ENDPOINT_URL variables), an AWS emulator is started on 127.0.0.1 for the run and stopped after it.
     """
-    from tripstream.local.live_client import run_file_live
-    from tripstream.local.notifications import live_runtime_running
-    from tripstream.local.pipeline import read_stack, run_file
-    from tripstream.local.progress import estimate_rows
+    from tripstream.cli.progress import estimate_rows
+    from tripstream.local.commands.run import RunOptions, run_command
 
     quiet_handler_logs()
-    stack_parameters = template_parameters(parameters, shards)
     if file is not None:
         refuse_early(file, as_json)
     with interruptible("run") as counters, tempfile.TemporaryDirectory(prefix="tripstream-") as scratch:
-        if file is None:
-            file = write_sample(Path(scratch) / "taxi_trips.csv", rows, seed=seed)
-            note(f"generated {rows:,} trips (seed {seed}) in {file}")
+        file = file or generated_sample(Path(scratch), rows, seed)
         with command_errors():
             check_notified_key(key or file.name)
-        with (
-            command_errors() as errors,
-            open_endpoint(
-                endpoint_url,
-                region=region,
-                emulator_log=Path(scratch) / "emulator.log",
-                backend=backend,
-                state_dir=state_dir,
-                dynamodb_local_log=Path(scratch) / "dynamodb-local.log",
-            ) as endpoint,
-        ):
-            errors.where = endpoint.description
-            note(f"endpoint: {endpoint.description}")
-            live_up = not endpoint.embedded and live_runtime_running(endpoint.clients)
-            if live_up:
-                # `up` runs the producer and the only consumer: upload, and wait for what it reports.
-                stack = read_stack(endpoint.clients, stack_name)
-                note(f"a live `tripstream up` serves this endpoint: uploading, {stack_name} processes it")
-            else:
-                stack, deployed = deploy_for_local_runtime(
-                    endpoint.clients, stack_name=stack_name, parameters=stack_parameters
-                )
-                note(f"stack {stack_name}: {'deployed' if deployed.changed else 'up to date'}")
-            if state_dir is None and not endpoint.embedded:
-                state_dir = Path(".tripstream")
-            with live_progress(show_progress, as_json, total=estimate_rows(file)) as live:
-                counters.append(lambda: live.counts)
-                if live_up:
-                    summary = run_file_live(endpoint.clients, stack, file, key=key, progress=live.callbacks())
-                else:
-                    summary = run_file(
-                        endpoint.clients,
-                        endpoint.handler_clients,
-                        stack,
-                        file,
-                        key=key,
-                        state_dir=state_dir,
-                        progress=live.callbacks(),
-                    )
-            report_data = None
-            if (with_report or html_path) and not summary.refused:
-                report_data = build_report(endpoint.clients, stack_name, zones, endpoint.description, html_path)
+        report = report_builder(stack.stack_name, zones, html_path) if with_report or html_path else None
+        with command_errors() as errors:
+            outcome = run_command(
+                RunOptions(stack=stack, file=file, key=key, report=report),
+                scratch=Path(scratch),
+                note=note,
+                on_endpoint=errors.set_where,
+                progress=lambda: registered(counters, live_progress(show_progress, as_json, total=estimate_rows(file))),
+            )
+    print_run_outcome(outcome, as_json=as_json, with_report=with_report)
+
+
+def generated_sample(folder: Path, rows: int, seed: int) -> Path:
+    file = write_sample(folder / "taxi_trips.csv", rows, seed=seed)
+    note(f"generated {rows:,} trips (seed {seed}) in {file}")
+    return file
+
+
+def report_builder(stack_name: str, zones: str | None, html_path: Path | None) -> Callable[[AwsClients, str], Any]:
+    """`run --report/--html`: the report of the run's tables, read while its endpoint is still up."""
+    return lambda clients, where: build_report(clients, stack_name, zones, where, html_path)
+
+
+def registered(counters: list[Callable[[], dict[str, int]]], live: LiveProgress) -> LiveProgress:
+    """The live counts are what an interrupted run says it got done."""
+    counters.append(lambda: live.counts)
+    return live
+
+
+def print_run_outcome(outcome: RunOutcome, *, as_json: bool, with_report: bool) -> None:
+    summary, report_data = outcome.summary, outcome.report
     if as_json:
         from tripstream.views.report import jsonable
 
@@ -206,12 +185,11 @@ def generate(path: Path, rows: int, seed: int) -> None:
 )
 @click.option("--until", "end", type=click.DateTime(PICKUP_FORMATS), help="Only trips picked up before this time.")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N trips (in pickup order).")
-@endpoint_url_option("Use this running endpoint instead of the embedded emulator.")
-@region_option()
-@stack_name_option()
-@shards_option()
-@parameter_option()
-@state_dir_option("Folder for shard checkpoints.")
+@stack_options(
+    endpoint_help="Use this running endpoint instead of the embedded emulator.",
+    state_dir_help="Folder for shard checkpoints.",
+    backend=False,
+)
 @json_option("summary")
 @progress_option("Live progress on stderr.")
 def replay(
@@ -221,12 +199,7 @@ def replay(
     start: datetime | None,
     end: datetime | None,
     limit: int | None,
-    endpoint_url: str | None,
-    region: str | None,
-    stack_name: str,
-    shards: int | None,
-    parameters: tuple[str, ...],
-    state_dir: Path | None,
+    stack: StackOptions,
     as_json: bool,
     show_progress: bool | None,
 ) -> None:
@@ -235,57 +208,30 @@ def replay(
     Ctrl-C stops cleanly: sending stops, the consumer finishes what was sent, the summary is printed (exit 0).
     A second Ctrl-C quits at once (exit 1).
     """
-    from tripstream.local.notifications import live_runtime_running
-    from tripstream.local.replay import Feed, replay_file
+    from tripstream.local.commands.replay import ReplayOptions, replay_command
 
     quiet_handler_logs()
-    stack_parameters = template_parameters(parameters, shards)
     refuse_early(file, as_json)
+    options = ReplayOptions(stack, file, speed=speed, max_wait=max_wait, start=start, end=end, limit=limit)
     stop = threading.Event()
     with (
         tempfile.TemporaryDirectory(prefix="tripstream-") as scratch,
         stop_on_signals(stop, "replay"),
         command_errors() as errors,
-        open_endpoint(endpoint_url, region=region, emulator_log=Path(scratch) / "emulator.log") as endpoint,
     ):
-        errors.where = endpoint.description
-        note(f"endpoint: {endpoint.description}")
-        stack, deployed = deploy_for_local_runtime(endpoint.clients, stack_name=stack_name, parameters=stack_parameters)
-        note(f"stack {stack_name}: {'deployed' if deployed.changed else 'up to date'}")
-        if state_dir is None and not endpoint.embedded:
-            state_dir = Path(".tripstream")
-        consume = endpoint.embedded or not live_runtime_running(endpoint.clients)
-        if not consume:
-            note("a live `tripstream up` serves this endpoint: its runtime consumes what is sent")
-        counters = ("records sent", "records consumed", "items written")
-        with live_progress(show_progress, as_json, total=None, counters=counters) as live:
-
-            def loaded(feed: Feed) -> None:
-                live.set_total(len(feed.trips))
-                first, last = (feed.trips[0].pickup, feed.trips[-1].pickup) if feed.trips else ("-", "-")
-                note(f"{len(feed.trips):,} trips to send, picked up {first} to {last}, at {speed:g}x")
-
-            summary = replay_file(
-                endpoint.clients,
-                endpoint.handler_clients,
-                stack,
-                file,
-                speed=speed,
-                max_wait=max_wait,
-                start=start,
-                end=end,
-                limit=limit,
-                stop=stop,
-                progress=live.callbacks(),
-                on_clock=lambda clock: live.set_status(f"feed clock {clock:%Y-%m-%d %H:%M:%S} ({speed:g}x)"),
-                on_loaded=loaded,
-                state_dir=state_dir,
-                consume=consume,
-            )
-    if as_json:
-        click.echo(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
-    else:
-        click.echo(render_replay_summary(summary))
+        summary = replay_command(
+            options,
+            stop,
+            scratch=Path(scratch),
+            note=note,
+            on_endpoint=errors.set_where,
+            progress=lambda: live_progress(show_progress, as_json, total=None, counters=REPLAY_COUNTERS),
+        )
+    click.echo(
+        orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode()
+        if as_json
+        else render_replay_summary(summary)
+    )
     sys.exit(EXIT_OK if summary.ok else EXIT_FAILED)
 
 
@@ -294,7 +240,7 @@ def check_notified_key(key: str) -> None:
     (the template's, compared case-sensitively as S3 does) reach the producer, so `run` takes the same keys; the
     rule is the live runtime's own (`local.notifications.matches`)."""
     from tripstream.infra.template import bucket_notification_filters, load_template, notification_suffixes
-    from tripstream.local.notifications import matches
+    from tripstream.local.lambda_service.s3_notifications import matches
 
     template = load_template()
     if not matches(key, bucket_notification_filters(template)):

@@ -7,21 +7,16 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from tripstream.cli.console import note, quiet_handler_logs, stop_on_signals
 from tripstream.cli.errors import EXIT_OK, CommandError, command_errors
-from tripstream.cli.options import (
-    backend_option,
-    endpoint_url_option,
-    parameter_option,
-    region_option,
-    shards_option,
-    stack_name_option,
-    state_dir_option,
-    template_parameters,
-)
+from tripstream.cli.options import stack_options
+from tripstream.cli.terminal import note, quiet_handler_logs, stop_on_signals
+
+if TYPE_CHECKING:
+    from tripstream.local.commands.options import StackOptions
 
 Echo = Callable[[str], None]
 
@@ -52,54 +47,27 @@ def _display() -> Iterator[tuple[Echo, Echo | None]]:
 
 @click.command()
 @click.option("--port", type=click.IntRange(0, 65535), default=4566, show_default=True, help="0 picks a free port.")
-@endpoint_url_option(
-    "Attach to a stack deployed for the local runtime at this endpoint (a moto server, LocalStack) instead of "
-    "starting the embedded emulator; `up` deploys it there if needed."
-)
-@region_option()
-@stack_name_option()
-@shards_option()
-@parameter_option()
-@state_dir_option(
-    "Keep the data across restarts here: the shard checkpoints and the processed objects; with the embedded "
-    "emulator also the tables' items and the bucket's objects, saved as they change and written back at start."
+@stack_options(
+    endpoint_help="Attach to a stack deployed for the local runtime at this endpoint (a moto server, LocalStack) "
+    "instead of starting the embedded emulator; `up` deploys it there if needed.",
+    state_dir_help="Keep the data across restarts here: the shard checkpoints and the processed objects; with the "
+    "embedded emulator also the tables' items and the bucket's objects, saved as they change and written back at "
+    "start.",
 )
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), help="Also write the exports here.")
-@backend_option()
 @click.option("--status-seconds", type=click.FloatRange(0.1), default=5.0, show_default=True, hidden=True)
-def up(
-    port: int,
-    endpoint_url: str | None,
-    region: str | None,
-    stack_name: str,
-    shards: int | None,
-    parameters: tuple[str, ...],
-    state_dir: Path | None,
-    env_file: Path | None,
-    backend: str,
-    status_seconds: float,
-) -> None:
+def up(port: int, stack: StackOptions, env_file: Path | None, status_seconds: float) -> None:
     """The stack live on this machine: S3 uploads by any client reach the producer, the stream's records the
     consumer, as on AWS.
 
     Prints the endpoint and the environment variables to export; the AWS CLI, boto3, `run`, `replay`, `report`,
     `watch` and `query` then use it too. Runs until Ctrl-C (or SIGTERM).
     """
-    from tripstream.local.emulator import EmulatorError
-    from tripstream.local.up import UpOptions, run_up
+    from tripstream.local.commands.up import UpOptions, run_up
+    from tripstream.local.emulator.server import EmulatorError
 
     quiet_handler_logs()
-    options = UpOptions(
-        endpoint_url=endpoint_url,
-        port=port,
-        region=region,
-        stack_name=stack_name,
-        parameters=template_parameters(parameters, shards),
-        state_dir=state_dir,
-        env_file=env_file,
-        backend=backend,
-        status_seconds=status_seconds,
-    )
+    options = UpOptions(stack=stack, port=port, env_file=env_file, status_seconds=status_seconds)
     stop = threading.Event()
     with stop_on_signals(stop, "up", sigterm=True), command_errors(), _display() as (echo, on_status):
         try:

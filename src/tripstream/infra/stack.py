@@ -1,19 +1,135 @@
-"""Deploy the tripstream template, with its Lambda package, into any endpoint (the emulator, another, or AWS)."""
+"""The deployed stack's one home: deploying the template anywhere, and what a deployed stack is.
+
+- `deploy_tripstream`: the template with its Lambda package into any endpoint (the emulator, another, or AWS);
+  `deploy_for_local_runtime`: the same with LocalRuntime=true, plus the tables where CloudFormation does not reach.
+- `StackNames`: the bucket, stream, tables and functions of a stack, from its outputs (the one map of output keys),
+  or the fixed names of ARCHITECTURE.md where there is no stack; `stack_names` reads them.
+- `DeployedStack` / `read_stack`: those names plus what the local Lambda service needs (parameters, functions).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
-from tripstream.aws.cloudformation import DeployResult
+from tripstream.aws.cloudformation import DeployError, DeployResult, describe_stack, outputs_of
+from tripstream.aws.lambda_ import FunctionInfo, function_info
 from tripstream.aws.s3 import upload_artifact
 from tripstream.aws.stack_deploy import deploy_stack
 from tripstream.aws.sts import account_id
 from tripstream.infra.artifacts import artifact_key, build_source_zip
-from tripstream.infra.template import DEFAULT_STACK_NAME, template_body
+from tripstream.infra.table_creation import ensure_tables, table_definitions
+from tripstream.infra.template import DEFAULT_STACK_NAME, load_template, template_body
+from tripstream.settings import (
+    COUNTED_TRIPS_TABLE,
+    DURATION_TABLE,
+    FARE_RATIO_TABLE,
+    HIGH_VALUE_TABLE,
+    ZONE_HOURLY_STATS_TABLE,
+    Settings,
+)
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+
     from tripstream.aws.clients import AwsClients
+
+# The logical table names (ARCHITECTURE.md) -> the stack output that holds the deployed name.
+TABLE_OUTPUTS: Final = {
+    HIGH_VALUE_TABLE: "HighValueTableName",
+    DURATION_TABLE: "DurationTableName",
+    FARE_RATIO_TABLE: "FareRatioTableName",
+}
+AGGREGATE_TABLE_OUTPUTS: Final = {
+    ZONE_HOURLY_STATS_TABLE: "ZoneHourlyStatsTableName",
+    COUNTED_TRIPS_TABLE: "CountedTripsTableName",
+}
+# Settings field -> the logical table it names.
+_SETTINGS_TABLES: Final = {
+    "high_value_table": HIGH_VALUE_TABLE,
+    "duration_table": DURATION_TABLE,
+    "fare_ratio_table": FARE_RATIO_TABLE,
+    "zone_hourly_stats_table": ZONE_HOURLY_STATS_TABLE,
+    "counted_trips_table": COUNTED_TRIPS_TABLE,
+}
+
+
+@dataclass(frozen=True)
+class StackNames:
+    """What a stack's outputs name: its bucket, stream, tables, queues and functions."""
+
+    outputs: dict[str, str]
+
+    @property
+    def bucket(self) -> str:
+        return self.outputs["BucketName"]
+
+    @property
+    def stream_name(self) -> str:
+        return self.outputs["StreamName"]
+
+    @property
+    def tables(self) -> dict[str, str]:
+        """The three per-trip tables: logical name -> deployed name (the fixed name where there is no stack)."""
+        return {name: self.outputs.get(output, name) for name, output in TABLE_OUTPUTS.items()}
+
+    @property
+    def aggregate_tables(self) -> dict[str, str]:
+        """zone_hourly_stats and its per-trip markers (the fixed names where there is no stack; absent from a
+        stack deployed before they existed)."""
+        if not self.outputs:
+            return {name: name for name in AGGREGATE_TABLE_OUTPUTS}
+        return {name: self.outputs[key] for name, key in AGGREGATE_TABLE_OUTPUTS.items() if key in self.outputs}
+
+    @property
+    def stats_table(self) -> str:
+        return self.aggregate_tables.get(ZONE_HOURLY_STATS_TABLE, ZONE_HOURLY_STATS_TABLE)
+
+    @property
+    def on_failure_queue_url(self) -> str | None:
+        return self.outputs.get("OnFailureQueueUrl")
+
+    @property
+    def dead_letter_queue_url(self) -> str | None:
+        return self.outputs.get("ProducerDeadLetterQueueUrl")
+
+    def table_settings(self, settings: Settings | None = None) -> Settings:
+        """`settings` (default: the defaults) naming this stack's five tables."""
+        deployed = {**self.tables, **self.aggregate_tables}
+        changes = {field_name: deployed[name] for field_name, name in _SETTINGS_TABLES.items() if name in deployed}
+        return (settings or Settings()).with_changes(**changes)
+
+
+def stack_names(cloudformation: CloudFormationClient | None, stack_name: str | None) -> StackNames:
+    """The stack's names from its outputs; the fixed names without a client, a name, or such a stack."""
+    stack = describe_stack(cloudformation, stack_name) if cloudformation is not None and stack_name else None
+    return StackNames(outputs_of(stack) if stack is not None else {})
+
+
+@dataclass(frozen=True)
+class DeployedStack(StackNames):
+    """What the local Lambda service needs of a deployed stack."""
+
+    parameters: dict[str, str]
+    producer: FunctionInfo
+    consumer: FunctionInfo
+    account_id: str
+
+
+def read_stack(clients: AwsClients, stack_name: str) -> DeployedStack:
+    stack = describe_stack(clients.cloudformation, stack_name)
+    if stack is None:
+        raise DeployError(f"stack {stack_name} does not exist", stack_name=stack_name)
+    outputs = outputs_of(stack)
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
+    return DeployedStack(
+        outputs=outputs,
+        parameters=parameters,
+        producer=function_info(clients.lambda_, outputs["ProducerFunctionName"]),
+        consumer=function_info(clients.lambda_, outputs["ConsumerFunctionName"]),
+        account_id=account_id(clients.sts),
+    )
 
 
 def artifact_bucket_name(account_id: str, region: str) -> str:
@@ -60,3 +176,15 @@ def deploy_tripstream(
         },
         wait=wait,
     )
+
+
+def deploy_for_local_runtime(
+    clients: AwsClients, *, stack_name: str = DEFAULT_STACK_NAME, parameters: Mapping[str, str] | None = None
+) -> tuple[DeployedStack, DeployResult]:
+    """Deploy (or update) the stack with LocalRuntime=true, for the local Lambda service."""
+    result = deploy_tripstream(clients, local_runtime=True, stack_name=stack_name, parameters=parameters)
+    stack = read_stack(clients, stack_name)
+    if "dynamodb" in clients.service_endpoints:
+        # DynamoDB is elsewhere (DynamoDB Local): CloudFormation made the tables where it runs, not there.
+        ensure_tables(clients.dynamodb, table_definitions(load_template(), stack.parameters))
+    return stack, result

@@ -14,24 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tripstream.aws.aggregates import CELL_KEYS, replace_items
-from tripstream.aws.cloudformation import stack_outputs
 from tripstream.aws.dynamodb import scan_all, to_item
 from tripstream.retry import backoff_factory
 from tripstream.settings import Settings
 from tripstream.trips.aggregates import by_cell, contribution_from_items, summed
 
 if TYPE_CHECKING:
-    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_dynamodb import DynamoDBClient
-
-# Settings field -> the stack output holding that table's deployed name.
-_OUTPUTS = {
-    "high_value_table": "HighValueTableName",
-    "duration_table": "DurationTableName",
-    "fare_ratio_table": "FareRatioTableName",
-    "zone_hourly_stats_table": "ZoneHourlyStatsTableName",
-    "counted_trips_table": "CountedTripsTableName",
-}
 
 
 @dataclass(frozen=True)
@@ -40,12 +29,6 @@ class RebuildResult:
     cells: int
     cells_replaced: int  # cells the table held before
     markers_replaced: int  # markers the table held before
-
-
-def stack_settings(cloudformation: CloudFormationClient | None, stack_name: str | None) -> Settings:
-    """Settings naming the stack's five tables (its outputs), or the fixed names when there is no such stack."""
-    outputs = stack_outputs(cloudformation, stack_name)
-    return Settings().with_changes(**{name: outputs[key] for name, key in _OUTPUTS.items() if key in outputs})
 
 
 def rebuild_aggregates(dynamodb: DynamoDBClient, settings: Settings) -> RebuildResult:

@@ -11,8 +11,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tripstream.settings import Thresholds
 from tripstream.trips.normalise import CanonicalTrip
+from tripstream.trips.thresholds import Thresholds
 
 NEW_YORK = ZoneInfo("America/New_York")
 _CENT = Decimal("0.01")
@@ -41,12 +41,13 @@ def elapsed_seconds(pickup: str, dropoff: str) -> float:
     """Real elapsed time between two NYC wall-clock times, across DST changes.
 
     A dropoff in the repeated hour of the autumn change is taken as the second occurrence when the first
-    one would put it before the pickup: a taxi meter does not run backwards.
+    one would put it before the pickup: a taxi meter does not run backwards. A dropoff equal to its pickup is a
+    zero-length trip (ARCHITECTURE.md), not an hour-long one in the repeated hour.
     """
     start = datetime.fromisoformat(pickup).replace(tzinfo=NEW_YORK)
     end_local = datetime.fromisoformat(dropoff)
     elapsed = end_local.replace(tzinfo=NEW_YORK).timestamp() - start.timestamp()
-    if elapsed <= 0:
+    if elapsed < 0:
         later = end_local.replace(tzinfo=NEW_YORK, fold=1).timestamp() - start.timestamp()
         if later > 0:
             return later

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from tripstream.trips.limits import PARQUET_ROW_BYTES, ObjectLimits
 from tripstream.trips.normalise import FileRefused, Header, RejectReason, RowError
-from tripstream.trips.readers import (
+from tripstream.trips.trip_file import (
     MAX_REJECT_TEXT,
     ByteSource,
     RawRow,
@@ -102,7 +102,7 @@ def open_parquet(source: ByteSource, service_hint: str | None, limits: ObjectLim
                     "corrupt_parquet",
                     f"row group {group + 1} of {parquet.num_row_groups} cannot be read ({one_line(exc)})",
                 ) from None
-    return TripFile(source=source, format="parquet", header=header)
+    return TripFile(source=source, format="parquet", header=header, read_rows=parquet_rows)
 
 
 def _column_texts(column: Any) -> tuple[list[str], dict[int, RowError]]:

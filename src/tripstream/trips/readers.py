@@ -14,22 +14,25 @@ from __future__ import annotations
 import gzip
 import io
 import zlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from functools import partial
-from pathlib import Path
-from typing import IO, Protocol
+from typing import IO
 
 from tripstream.trips.limits import ObjectLimits
-from tripstream.trips.normalise import (
-    FileRefused,
-    Header,
-    RejectReason,
-    RowError,
-    resolve_header,
-    split_csv_line,
+from tripstream.trips.normalise import FileRefused, RejectReason, RowError, split_csv_line
+from tripstream.trips.trip_file import (
+    MAX_REJECT_TEXT,
+    ByteSource,
+    FileStats,
+    LocalFileSource,
+    RawRow,
+    ResumePoint,
+    TripFile,
+    one_line,
+    resolve_columns,
 )
-from tripstream.trips.schema import ALIASES, column_key
+
+__all__ = ["ByteSource", "LocalFileSource", "RawRow", "ResumePoint", "TripFile", "one_line", "open_trip_file"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
@@ -47,118 +50,9 @@ _FOREIGN_MAGIC: tuple[tuple[bytes, str], ...] = (
 MAX_HEADER_BYTES = 1 << 20
 # A TLC row is 100-300 bytes; a line over this is not a row (binary junk, a file glued on, a missing newline).
 MAX_LINE_BYTES = 8192
-MAX_REJECT_TEXT = 2000
 _CHUNK = 1 << 20
 # The shortest line that can be a trip row (two timestamps): what bounds the rows of a plain CSV by its size.
 _MIN_ROW_BYTES = 40
-
-
-class ByteSource(Protocol):
-    """Where a trip file's bytes come from: a local path or an S3 object (tripstream.aws.s3)."""
-
-    @property
-    def name(self) -> str: ...
-
-    def size(self) -> int: ...
-
-    def read_range(self, start: int, length: int) -> bytes: ...
-
-    def open_stream(self, start: int = 0) -> IO[bytes]: ...
-
-    def open_seekable(self) -> IO[bytes]: ...
-
-
-@dataclass(frozen=True)
-class LocalFileSource:
-    path: Path
-
-    @property
-    def name(self) -> str:
-        return str(self.path)
-
-    def size(self) -> int:
-        return self.path.stat().st_size
-
-    def read_range(self, start: int, length: int) -> bytes:
-        with self.path.open("rb") as handle:
-            handle.seek(start)
-            return handle.read(length)
-
-    def open_stream(self, start: int = 0) -> IO[bytes]:
-        handle = self.path.open("rb")
-        handle.seek(start)
-        return handle
-
-    def open_seekable(self) -> IO[bytes]:
-        return self.path.open("rb")
-
-
-@dataclass(frozen=True)
-class ResumePoint:
-    """Where a follow-up invocation picks up: every row up to `row_number` is done.
-
-    `byte_offset` is set for plain CSV only (the byte after that row), so the follow-up can seek there.
-    """
-
-    row_number: int
-    byte_offset: int | None = None
-
-
-class RawRow:
-    """One row as read: its fields, or the error that kept it from having any.
-
-    `text` is the row as it appears in the file (for the rejects); for Parquet it is built only when asked for.
-    """
-
-    __slots__ = ("_text", "end_offset", "error", "fields", "row_number")
-
-    def __init__(
-        self,
-        row_number: int,
-        fields: Sequence[str] | None,
-        error: RowError | None = None,
-        text: str | None = None,
-        end_offset: int | None = None,
-    ) -> None:
-        self.row_number = row_number
-        self.fields = fields
-        self.error = error
-        self._text = text
-        # Byte offset just past this row, for plain CSV (None otherwise).
-        self.end_offset = end_offset
-
-    @property
-    def text(self) -> str:
-        if self._text is not None:
-            return self._text
-        return ",".join(self.fields or ())[:MAX_REJECT_TEXT]
-
-    def __repr__(self) -> str:
-        return f"RawRow({self.row_number}, {self.fields!r}, {self.error!r})"
-
-
-@dataclass
-class FileStats:
-    blank_lines: int = 0
-
-
-@dataclass
-class TripFile:
-    """An opened, checked trip file."""
-
-    source: ByteSource
-    format: str
-    header: Header
-    stats: FileStats = field(default_factory=FileStats)
-    _header_end: int = 0
-    _leading_blank_lines: int = 0
-
-    def rows(self, resume: ResumePoint | None = None) -> Iterator[RawRow]:
-        if self.format == "parquet":
-            from tripstream.trips.parquet import parquet_rows
-
-            return parquet_rows(self, resume)
-        return _csv_rows(self, resume)
 
 
 def open_trip_file(
@@ -171,7 +65,7 @@ def open_trip_file(
     if not head.strip() and (size == 0 or not _has_content(source)):
         raise FileRefused(source.name, "empty_file", "the file is empty")
     if head.startswith(PARQUET_MAGIC):
-        from tripstream.trips.parquet import open_parquet
+        from tripstream.trips.parquet import open_parquet  # pyarrow is loaded only for a Parquet file
 
         return open_parquet(source, service_hint, limits)
     _refuse_foreign(source, head)
@@ -247,11 +141,6 @@ def _gzip_stream(source: ByteSource) -> io.BufferedReader:
     return io.BufferedReader(gzip.GzipFile(fileobj=source.open_stream(), mode="rb"), buffer_size=_CHUNK)
 
 
-def one_line(error: BaseException, limit: int = 200) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _not_csv(source: ByteSource, why: str) -> FileRefused:
     return FileRefused(source.name, "unknown_format", f"is not a CSV, gzip-compressed CSV or Parquet file ({why})")
 
@@ -288,34 +177,11 @@ def _open_csv(source: ByteSource, fmt: str, stream: IO[bytes], service_hint: str
         source=source,
         format=fmt,
         header=header,
+        read_rows=_csv_rows,
         stats=stats,
         _header_end=offset,
         _leading_blank_lines=stats.blank_lines,
     )
-
-
-def resolve_columns(
-    source: ByteSource, columns: Sequence[str], service_hint: str | None, line: str | None = None
-) -> Header:
-    try:
-        return resolve_header(columns, source_name=source.name, service_hint=service_hint)
-    except FileRefused as refused:
-        if any(column_key(c) in ALIASES for c in columns):
-            raise
-        if line is not None:
-            for separator, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "vertical bars")):
-                if len([c for c in line.split(separator) if column_key(c) in ALIASES]) >= 2:
-                    raise FileRefused(
-                        source.name,
-                        "unknown_format",
-                        f"separates its columns with {name}; tripstream reads comma-separated files",
-                    ) from None
-        shown = refused.detail.split("(columns found: ", 1)[-1].rstrip(")")[:200]
-        raise FileRefused(
-            source.name,
-            "unknown_format",
-            f"is not a TLC trip file: no column of its first line is a known trip column ({shown})",
-        ) from None
 
 
 def _csv_rows(trip_file: TripFile, resume: ResumePoint | None) -> Iterator[RawRow]:

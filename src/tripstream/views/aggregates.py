@@ -13,17 +13,14 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
 
-from tripstream.aws.cloudformation import stack_outputs
 from tripstream.aws.errors import is_not_found
 from tripstream.settings import ZONE_HOURLY_STATS_TABLE
 from tripstream.views.tables import DEFAULT_SEGMENTS, Item, parallel_scan
 from tripstream.views.zones import ZoneLookup
 
 if TYPE_CHECKING:
-    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_dynamodb import DynamoDBClient
 
-STATS_OUTPUT = "ZoneHourlyStatsTableName"
 CATEGORIES = ("short", "medium", "long")
 UNKNOWN_ZONE = "unknown"
 DEFAULT_TOP_ZONES = 12
@@ -65,11 +62,6 @@ class Cell:
             medium=count("medium"),
             long=count("long"),
         )
-
-
-def stats_table_name(cloudformation: CloudFormationClient | None, stack_name: str | None) -> str:
-    """The deployed name of zone_hourly_stats, from the stack's outputs; the fixed name without a stack."""
-    return stack_outputs(cloudformation, stack_name).get(STATS_OUTPUT, ZONE_HOURLY_STATS_TABLE)
 
 
 def read_cells(dynamodb: DynamoDBClient, table: str = ZONE_HOURLY_STATS_TABLE, *, segments: int = 1) -> list[Cell]:

@@ -8,18 +8,25 @@ is laid out, record on each chart how large it was drawn and how many of its mar
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from html import escape
 from typing import Any
 
-from tripstream.views.formatting import TRIP_COLUMNS, money, number, trip_cells, zone_label
+from tripstream.views.charts import (
+    DASH,
+    Bar,
+    bar_chart,
+    card,
+    column_chart,
+    count_text,
+    escaped,
+    money_text,
+    number_text,
+    stacked_bar,
+)
+from tripstream.views.formatting import TRIP_COLUMNS, trip_cells, zone_label
 from tripstream.views.report import Report
 
-_WIDTH = 560
-_DASH = "\u2013"  # en dash, for ranges and missing values
 _COLORS = {
     "short": "#2a9d8f",
     "medium": "#e9c46a",
@@ -33,169 +40,16 @@ _COLORS = {
 }
 
 
-def _e(value: Any) -> str:
-    return escape(str(value), quote=True)
-
-
-def _money(value: Decimal | None) -> str:
-    return money(value, missing=_DASH)
-
-
-def _num(value: Decimal | None, suffix: str = "") -> str:
-    return number(value, suffix, missing=_DASH)
-
-
-def _count(value: int) -> str:
-    return f"{value:,}"
-
-
-def _axis(value: float, ticks: int = 4) -> tuple[float, float]:
-    """A round axis for values up to `value`: (maximum, step), the step 1, 2 or 5 x 10^k, at most `ticks` steps."""
-    if value <= 0:
-        return 1.0, 1.0
-    rough = value / ticks
-    magnitude = 10 ** math.floor(math.log10(rough))
-    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= rough)
-    if step < 1:
-        step = 1.0  # counts: no fractional ticks
-    return step * math.ceil(value / step), step
-
-
-@dataclass(frozen=True)
-class Bar:
-    label: str
-    value: float
-    tooltip: str
-    color: str
-
-
-def column_chart(
-    name: str,
-    title: str,
-    bars: Sequence[Bar],
-    *,
-    height: int = 220,
-    label_every: int = 1,
-    markers: Sequence[tuple[float, str]] = (),
-    marker_scale: tuple[float, float] | None = None,
-) -> str:
-    """Vertical bars with a y axis; optional vertical markers at positions of a numeric x scale."""
-    left, right, top, bottom = 44, 12, 14, 36
-    plot_w, plot_h = _WIDTH - left - right, height - top - bottom
-    y_max, y_step = _axis(max((b.value for b in bars), default=0))
-    slot = plot_w / max(1, len(bars))
-    gap = min(6.0, slot * 0.2)
-    out = [
-        f'<svg class="chart" data-chart="{_e(name)}" viewBox="0 0 {_WIDTH} {height}" width="{_WIDTH}" '
-        f'height="{height}" role="img" aria-label="{_e(title)}">',
-        f"<title>{_e(title)}</title>",
-    ]
-    for i in range(round(y_max / y_step) + 1):
-        value = y_step * i
-        y = top + plot_h - plot_h * value / y_max
-        out.append(f'<line class="grid" x1="{left}" x2="{_WIDTH - right}" y1="{y:.1f}" y2="{y:.1f}"/>')
-        out.append(f'<text class="axis" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value:,.0f}</text>')
-    for i, bar in enumerate(bars):
-        bar_h = plot_h * bar.value / y_max
-        x = left + i * slot + gap / 2
-        y = top + plot_h - bar_h
-        out.append(
-            f'<rect class="mark" data-value="{bar.value:g}" x="{x:.1f}" y="{y:.1f}" width="{slot - gap:.1f}" '
-            f'height="{bar_h:.1f}" fill="{bar.color}"><title>{_e(bar.tooltip)}</title></rect>'
-        )
-        if i % label_every == 0:
-            out.append(
-                f'<text class="axis" x="{x + (slot - gap) / 2:.1f}" y="{top + plot_h + 15}" '
-                f'text-anchor="middle">{_e(bar.label)}</text>'
-            )
-    if marker_scale is not None:
-        low, high = marker_scale
-        for position, label in markers:
-            if high <= low:
-                break
-            fraction = min(1.0, max(0.0, (position - low) / (high - low)))
-            x = left + plot_w * fraction
-            out.append(
-                f'<line class="marker" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + plot_h}"/>'
-                f'<text class="marker-label" x="{x + 3:.1f}" y="{top + 10}">{_e(label)}</text>'
-            )
-    out.append(
-        f'<line class="baseline" x1="{left}" x2="{_WIDTH - right}" y1="{top + plot_h}" y2="{top + plot_h}"/></svg>'
-    )
-    return "".join(out)
-
-
-def bar_chart(name: str, title: str, bars: Sequence[Bar], *, label_width: int = 250) -> str:
-    """Horizontal bars, one row each, label on the left and the value at the bar's end."""
-    row_h, top = 24, 6
-    height = top * 2 + row_h * max(1, len(bars))
-    plot_w = _WIDTH - label_width - 70
-    x_max = max((b.value for b in bars), default=0) or 1
-    out = [
-        f'<svg class="chart" data-chart="{_e(name)}" viewBox="0 0 {_WIDTH} {height}" width="{_WIDTH}" '
-        f'height="{height}" role="img" aria-label="{_e(title)}">',
-        f"<title>{_e(title)}</title>",
-    ]
-    for i, bar in enumerate(bars):
-        y = top + i * row_h
-        width = plot_w * bar.value / x_max
-        fits = max(8, int((label_width - 12) / 6.6))  # characters of 12px text that fit left of the bars
-        label = bar.label if len(bar.label) <= fits else bar.label[: fits - 1] + "\u2026"
-        out.append(
-            f'<text class="label" x="{label_width - 8}" y="{y + 16}" text-anchor="end">{_e(label)}</text>'
-            f'<rect class="mark" data-value="{bar.value:g}" x="{label_width}" y="{y + 4}" width="{width:.1f}" '
-            f'height="{row_h - 8}" rx="2" fill="{bar.color}"><title>{_e(bar.tooltip)}</title></rect>'
-            f'<text class="value" x="{label_width + width + 6:.1f}" y="{y + 16}">{_e(_count(int(bar.value)))}</text>'
-        )
-    out.append("</svg>")
-    return "".join(out)
-
-
-def stacked_bar(name: str, title: str, parts: Sequence[Bar]) -> str:
-    """One horizontal bar split into parts (shares), with a legend below."""
-    height, bar_h = 64, 26
-    total = sum(p.value for p in parts) or 1
-    out = [
-        f'<svg class="chart" data-chart="{_e(name)}" viewBox="0 0 {_WIDTH} {height}" width="{_WIDTH}" '
-        f'height="{height}" role="img" aria-label="{_e(title)}">',
-        f"<title>{_e(title)}</title>",
-    ]
-    x = 0.0
-    legend_x = 0
-    for part in parts:
-        width = (_WIDTH - 2) * part.value / total
-        out.append(
-            f'<rect class="mark" data-value="{part.value:g}" x="{x + 1:.1f}" y="4" width="{width:.1f}" '
-            f'height="{bar_h}" fill="{part.color}"><title>{_e(part.tooltip)}</title></rect>'
-        )
-        x += width
-        out.append(
-            f'<rect x="{legend_x}" y="{bar_h + 18}" width="12" height="12" fill="{part.color}"/>'
-            f'<text class="label" x="{legend_x + 17}" y="{bar_h + 28}">{_e(part.tooltip)}</text>'
-        )
-        legend_x += 186
-    out.append("</svg>")
-    return "".join(out)
-
-
 def _range_label(start: Any, end: Any, unit: str = "") -> str:
-    return f"{start}{_DASH}{end}{unit}" if end is not None else f"{start}+{unit}"
-
-
-def _card(label: str, value: str, detail: str = "") -> str:
-    extra = f'<div class="detail">{_e(detail)}</div>' if detail else ""
-    return (
-        f'<div class="card"><div class="card-label">{_e(label)}</div>'
-        f'<div class="card-value">{_e(value)}</div>{extra}</div>'
-    )
+    return f"{start}{DASH}{end}{unit}" if end is not None else f"{start}+{unit}"
 
 
 def _table(headers: Sequence[tuple[str, bool]], rows: Sequence[Sequence[str]], name: str) -> str:
-    head = "".join(f'<th class="{"num" if numeric else ""}">{_e(h)}</th>' for h, numeric in headers)
+    head = "".join(f'<th class="{"num" if numeric else ""}">{escaped(h)}</th>' for h, numeric in headers)
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="{"num" if numeric else ""}">{_e(cell)}</td>'
+            f'<td class="{"num" if numeric else ""}">{escaped(cell)}</td>'
             for cell, (_, numeric) in zip(row, headers, strict=True)
         )
         + "</tr>"
@@ -203,13 +57,14 @@ def _table(headers: Sequence[tuple[str, bool]], rows: Sequence[Sequence[str]], n
     )
     if not rows:
         body = f'<tr><td colspan="{len(headers)}" class="empty">no trips</td></tr>'
-    return f'<table data-table="{_e(name)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<table data-table="{escaped(name)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def _trips_section(
     heading: str, subtitle: str, headers: Sequence[tuple[str, bool]], rows: Sequence[Sequence[str]], name: str
 ) -> str:
-    return f'<section><h2>{_e(heading)}</h2><p class="sub">{_e(subtitle)}</p>{_table(headers, rows, name)}</section>'
+    table = _table(headers, rows, name)
+    return f'<section><h2>{escaped(heading)}</h2><p class="sub">{escaped(subtitle)}</p>{table}</section>'
 
 
 _CSS = """
@@ -280,7 +135,7 @@ def render_html(report: Report) -> str:
         sections.append(aggregates_section(report["aggregates"]))
     if "totals" in report:
         sections.extend(_per_trip_sections(report))
-        items = ", ".join(f"{name} {_count(count)}" for name, count in report["totals"]["items"].items())
+        items = ", ".join(f"{name} {count_text(count)}" for name, count in report["totals"]["items"].items())
     else:
         items = "per-trip tables not read"
     subtitle = f"generated {report['generated_at']}" + (f" from {report['source']}" if report.get("source") else "")
@@ -289,9 +144,9 @@ def render_html(report: Report) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>tripstream report</title>"
         f"<style>{_CSS}</style></head><body>"
-        f"<header><h1>NYC taxi trips — tripstream report</h1><p>{_e(subtitle)}</p></header>"
+        f"<header><h1>NYC taxi trips — tripstream report</h1><p>{escaped(subtitle)}</p></header>"
         f"<main>{''.join(sections)}</main>"
-        f"<footer>items: {_e(items)} · zones: {_e(report.get('zones') or 'not loaded')}</footer>"
+        f"<footer>items: {escaped(items)} · zones: {escaped(report.get('zones') or 'not loaded')}</footer>"
         f"<script>{_CHECK_SCRIPT}</script></body></html>\n"
     )
 
@@ -304,13 +159,21 @@ def _per_trip_sections(report: Report) -> list[str]:
 
     high_share = f"{high['trips'] / totals['trips'] * 100:.1f}% of trips" if totals["trips"] else ""
     cards = [
-        _card("trips", _count(totals["trips"]), "distinct trip ids in the tables"),
-        _card("high-value trips", _count(high["trips"]), high_share),
-        _card(
-            "high-value amount", _money(totals["high_value_amount"]), f"median {_money(high['median_total_amount'])}"
+        card("trips", count_text(totals["trips"]), "distinct trip ids in the tables"),
+        card("high-value trips", count_text(high["trips"]), high_share),
+        card(
+            "high-value amount",
+            money_text(totals["high_value_amount"]),
+            f"median {money_text(high['median_total_amount'])}",
         ),
-        _card("median duration", _num(duration["median_minutes"], " min"), f"{_count(duration['trips'])} timed trips"),
-        _card("median fare per mile", _money(fares["percentiles"].get("p50")), f"{_count(fares['trips'])} trips"),
+        card(
+            "median duration",
+            number_text(duration["median_minutes"], " min"),
+            f"{count_text(duration['trips'])} timed trips",
+        ),
+        card(
+            "median fare per mile", money_text(fares["percentiles"].get("p50")), f"{count_text(fares['trips'])} trips"
+        ),
     ]
     sections.append(f'<div class="cards">{"".join(cards)}</div>')
 
@@ -319,8 +182,8 @@ def _per_trip_sections(report: Report) -> list[str]:
         Bar(
             c["category"],
             c["trips"],
-            f"{c['category']}: {_count(c['trips'])} trips ({c['share'] * 100:.1f}%), "
-            f"median {_num(c['median_minutes'], ' min')}",
+            f"{c['category']}: {count_text(c['trips'])} trips ({c['share'] * 100:.1f}%), "
+            f"median {number_text(c['median_minutes'], ' min')}",
             _COLORS.get(c["category"], _COLORS["duration"]),
         )
         for c in categories
@@ -329,19 +192,19 @@ def _per_trip_sections(report: Report) -> list[str]:
         Bar(
             _range_label(b["from"], b["to"]),
             b["trips"],
-            f"{_range_label(b['from'], b['to'], ' min')}: {_count(b['trips'])} trips",
+            f"{_range_label(b['from'], b['to'], ' min')}: {count_text(b['trips'])} trips",
             _COLORS["duration"],
         )
         for b in duration["histogram"]
     ]
     category_rows = [
-        [c["category"], _count(c["trips"]), f"{c['share'] * 100:.1f}%", _num(c["median_minutes"], " min")]
+        [c["category"], count_text(c["trips"]), f"{c['share'] * 100:.1f}%", number_text(c["median_minutes"], " min")]
         for c in categories
     ]
     sections.append(
         '<div class="grid2"><section><h2>Trips per duration category</h2>'
         f'<p class="sub">short &lt; 10 min ≤ medium &lt; 30 min ≤ long; median of all timed trips '
-        f"{_e(_num(duration['median_minutes'], ' min'))}</p>"
+        f"{escaped(number_text(duration['median_minutes'], ' min'))}</p>"
         + bar_chart("duration-categories", "Trips per duration category", category_bars, label_width=90)
         + _table(
             [("category", False), ("trips", True), ("share", True), ("median duration", True)],
@@ -357,34 +220,34 @@ def _per_trip_sections(report: Report) -> list[str]:
         Bar(
             f"{hour:02d}",
             count,
-            f"{hour:02d}:00{_DASH}{hour:02d}:59: {_count(count)} high-value trips",
+            f"{hour:02d}:00{DASH}{hour:02d}:59: {count_text(count)} high-value trips",
             _COLORS["hour"],
         )
         for hour, count in enumerate(high["by_hour"])
     ]
-    threshold = f"total over {_money(high['threshold'])}" if high["threshold"] is not None else "high value"
+    threshold = f"total over {money_text(high['threshold'])}" if high["threshold"] is not None else "high value"
     zone_bars = [
         Bar(
             zone_label(z, "pickup"),
             z["trips"],
-            f"{zone_label(z, 'pickup')}: {_count(z['trips'])} trips, {_money(z['total_amount'])}",
+            f"{zone_label(z, 'pickup')}: {count_text(z['trips'])} trips, {money_text(z['total_amount'])}",
             _COLORS["zone"],
         )
         for z in high["by_pickup_zone"]
     ]
     notes = []
     if high["other_zones"]["trips"]:
-        notes.append(f"{_count(high['other_zones']['trips'])} more in {high['other_zones']['zones']} other zones")
+        notes.append(f"{count_text(high['other_zones']['trips'])} more in {high['other_zones']['zones']} other zones")
     if high["unknown_zone_trips"]:
-        notes.append(f"{_count(high['unknown_zone_trips'])} without a location id")
+        notes.append(f"{count_text(high['unknown_zone_trips'])} without a location id")
     if report.get("zones") is None:
         notes.append("zone names not loaded (use --zones)")
     sections.append(
         '<div class="grid2"><section><h2>High-value trips by hour of day</h2>'
-        f'<p class="sub">{_e(threshold)}; pickup hour, New York time</p>'
+        f'<p class="sub">{escaped(threshold)}; pickup hour, New York time</p>'
         + column_chart("high-value-by-hour", "High-value trips by pickup hour", hour_bars, label_every=2)
         + '</section><section><h2>High-value trips by pickup zone</h2><p class="sub">'
-        + _e("; ".join(notes) or "top pickup zones")
+        + escaped("; ".join(notes) or "top pickup zones")
         + "</p>"
         + (
             bar_chart("high-value-by-zone", "High-value trips by pickup zone", zone_bars)
@@ -399,8 +262,8 @@ def _per_trip_sections(report: Report) -> list[str]:
         Bar(
             _range_label(b["from"], b["to"]),
             b["trips"],
-            f"{_range_label(_money(b['from']), _money(b['to']) if b['to'] is not None else None)} per mile: "
-            f"{_count(b['trips'])} trips",
+            f"{_range_label(money_text(b['from']), money_text(b['to']) if b['to'] is not None else None)} per mile: "
+            f"{count_text(b['trips'])} trips",
             _COLORS["fare"],
         )
         for b in fares["histogram"]
@@ -413,15 +276,23 @@ def _per_trip_sections(report: Report) -> list[str]:
     ]
     scale = (edges[0], edges[-1] + (edges[-1] - edges[-2])) if len(edges) > 1 else None
     tier_parts = [
-        Bar(t["tier"], t["trips"], f"{t['tier']}: {_count(t['trips'])} ({t['share'] * 100:.1f}%)", _COLORS[t["tier"]])
+        Bar(
+            t["tier"],
+            t["trips"],
+            f"{t['tier']}: {count_text(t['trips'])} ({t['share'] * 100:.1f}%)",
+            _COLORS[t["tier"]],
+        )
         for t in fares["tiers"]
     ]
-    pct = "".join(f"<span>{_e(name)} <b>{_e(_money(value))}</b></span>" for name, value in percentiles.items())
+    pct = "".join(
+        f"<span>{escaped(name)} <b>{escaped(money_text(value))}</b></span>" for name, value in percentiles.items()
+    )
     sections.append(
         '<section><h2>Fare per mile</h2><p class="sub">distribution of fare ÷ distance ($1 bins, dashed lines at '
         "percentiles) and profitability tiers</p>"
-        f'<div class="pct">{pct}<span>min <b>{_e(_money(fares["min"]))}</b></span>'
-        f"<span>mean <b>{_e(_money(fares['mean']))}</b></span><span>max <b>{_e(_money(fares['max']))}</b></span></div>"
+        f'<div class="pct">{pct}<span>min <b>{escaped(money_text(fares["min"]))}</b></span>'
+        f"<span>mean <b>{escaped(money_text(fares['mean']))}</b></span>"
+        f"<span>max <b>{escaped(money_text(fares['max']))}</b></span></div>"
         '<div class="grid2"><div>'
         + column_chart(
             "fare-per-mile",
@@ -435,7 +306,7 @@ def _per_trip_sections(report: Report) -> list[str]:
         + stacked_bar("fare-tiers", "Profitability tiers", tier_parts)
         + _table(
             [("tier", False), ("trips", True), ("share", True)],
-            [[t["tier"], _count(t["trips"]), f"{t['share'] * 100:.1f}%"] for t in fares["tiers"]],
+            [[t["tier"], count_text(t["trips"]), f"{t['share'] * 100:.1f}%"] for t in fares["tiers"]],
             "fare-tiers",
         )
         + "</div></div></section>"
@@ -448,7 +319,7 @@ def _per_trip_sections(report: Report) -> list[str]:
             f"highest fare per mile among trips of at least {profitable['min_distance_miles']} miles",
             [*TRIP_COLUMNS, ("fare per mile", True), ("tier", False)],
             [
-                [*trip_cells(t, ("fare_per_mile",), _DASH), str(t["profitability_tier"] or "")]
+                [*trip_cells(t, ("fare_per_mile",), DASH), str(t["profitability_tier"] or "")]
                 for t in profitable["trips"]
             ],
             "most-profitable",
@@ -460,7 +331,7 @@ def _per_trip_sections(report: Report) -> list[str]:
             f"The {len(valuable)} highest-value trips",
             "highest total amount",
             [*TRIP_COLUMNS, ("tip", True), ("total", True)],
-            [trip_cells(t, ("tip_amount", "total_amount"), _DASH) for t in valuable],
+            [trip_cells(t, ("tip_amount", "total_amount"), DASH) for t in valuable],
             "highest-value",
         )
     )

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tripstream.views.charts import WIDTH, Bar, card, column_chart, count_text, escaped, money_text
 from tripstream.views.formatting import money, zone_label
-from tripstream.views.html import _WIDTH, Bar, _card, _count, _e, _money, column_chart
 
 _LOW = (0xF1, 0xEE, 0xF6)  # the colour of an empty cell
 _HIGH = (0x3F, 0x00, 0x7D)  # the busiest cell
@@ -27,27 +27,29 @@ def heat_colour(value: int, largest: int) -> str:
 def heatmap(name: str, title: str, rows: Sequence[Mapping[str, Any]], *, label_width: int = 320) -> str:
     """Rows (zones) x 24 hours of day; `rows[i]["by_hour"]` holds 24 trip counts."""
     cell_h, top, bottom = 18, 8, 26
-    width = max(_WIDTH, label_width + 24 * 22 + 8)
+    width = max(WIDTH, label_width + 24 * 22 + 8)
     cell_w = (width - label_width - 8) / 24
     height = top + bottom + cell_h * max(1, len(rows))
     largest = max((count for row in rows for count in row["by_hour"]), default=0)
     out = [
-        f'<svg class="chart" data-chart="{_e(name)}" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-label="{_e(title)}">',
-        f"<title>{_e(title)}</title>",
+        f'<svg class="chart" data-chart="{escaped(name)}" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" role="img" aria-label="{escaped(title)}">',
+        f"<title>{escaped(title)}</title>",
     ]
     fits = max(8, int((label_width - 12) / 6.2))
     for i, row in enumerate(rows):
         y = top + i * cell_h
         label = zone_label(row, "pickup")
         shown = label if len(label) <= fits else label[: fits - 1] + "\u2026"
-        out.append(f'<text class="heat-label" x="{label_width - 6}" y="{y + 13}" text-anchor="end">{_e(shown)}</text>')
+        out.append(
+            f'<text class="heat-label" x="{label_width - 6}" y="{y + 13}" text-anchor="end">{escaped(shown)}</text>'
+        )
         for hour, count in enumerate(row["by_hour"]):
             x = label_width + hour * cell_w
             out.append(
                 f'<rect class="mark" data-value="{count}" x="{x:.1f}" y="{y}" width="{cell_w - 1:.1f}" '
                 f'height="{cell_h - 1}" fill="{heat_colour(count, largest)}">'
-                f"<title>{_e(f'{label}, {hour:02d}:00: {count:,} trips')}</title></rect>"
+                f"<title>{escaped(f'{label}, {hour:02d}:00: {count:,} trips')}</title></rect>"
             )
     axis_y = top + cell_h * max(1, len(rows)) + 14
     for hour in range(0, 24, 2):
@@ -61,20 +63,20 @@ def aggregates_section(view: Mapping[str, Any]) -> str:
     """Cards, the hour-of-day chart and the heatmap, all from the cells of zone_hourly_stats."""
     mix = [f"{c['category']} {c['share'] * 100:.1f}%" for c in view["duration_mix"]]
     cards = [
-        _card("trips", _count(view["trips"]), f"{_count(view['cells'])} zone-hour cells"),
-        _card("revenue", _money(view["total_amount"]), "sum of total_amount"),
-        _card(
+        card("trips", count_text(view["trips"]), f"{count_text(view['cells'])} zone-hour cells"),
+        card("revenue", money_text(view["total_amount"]), "sum of total_amount"),
+        card(
             "high-value share",
             f"{view['high_value_share'] * 100:.1f}%",
-            f"{_count(view['high_value_trips'])} high-value trips",
+            f"{count_text(view['high_value_trips'])} high-value trips",
         ),
-        _card("duration mix", mix[0], ", ".join(mix[1:])),
+        card("duration mix", mix[0], ", ".join(mix[1:])),
     ]
     hour_bars = [
         Bar(
             f"{h['hour']:02d}",
             h["trips"],
-            f"{h['hour']:02d}:00: {_count(h['trips'])} trips, {money(h['total_amount'])}",
+            f"{h['hour']:02d}:00: {count_text(h['trips'])} trips, {money(h['total_amount'])}",
             "#6d597a",
         )
         for h in view["by_hour"]
@@ -85,11 +87,11 @@ def aggregates_section(view: Mapping[str, Any]) -> str:
         '<h2 class="part">From the aggregates (zone_hourly_stats)</h2>'
         f'<div class="cards">{"".join(cards)}</div>'
         '<section><h2>Trips per hour of day</h2><p class="sub">'
-        + _e(f"{span}New York time; every trip the pipeline counted")
+        + escaped(f"{span}New York time; every trip the pipeline counted")
         + "</p>"
         + column_chart("trips-by-hour", "Trips per pickup hour of day", hour_bars, label_every=2)
         + '</section><section data-section="heatmap"><h2>Busiest pickup zones by hour of day</h2><p class="sub">'
-        + _e(f"trips per zone and hour of day (darker: more); the {len(rows)} busiest zones")
+        + escaped(f"trips per zone and hour of day (darker: more); the {len(rows)} busiest zones")
         + "</p>"
         + (heatmap("zone-hour-heatmap", "Trips by pickup zone and hour of day", rows) if rows else "<p>no trips</p>")
         + "</section>"

@@ -30,8 +30,9 @@ from typing import Any
 
 import orjson
 
+from tripstream.settings import PER_TRIP_TABLES
 from tripstream.views.aggregates import Cell, build_aggregates
-from tripstream.views.tables import TABLE_OUTPUTS, Item, TableItems
+from tripstream.views.tables import FARE_RATIO_FIELDS, HIGH_VALUE_FIELDS, Item, TableItems
 from tripstream.views.zones import ZoneLookup
 
 Report = dict[str, Any]
@@ -275,7 +276,7 @@ def build_report(
         "report_version": REPORT_VERSION,
         "generated_at": (generated_at or datetime.now(UTC)).isoformat(timespec="seconds"),
         "source": source,
-        "tables": dict(tables or {name: name for name in TABLE_OUTPUTS}),
+        "tables": dict(tables or {name: name for name in PER_TRIP_TABLES}),
         "zones": zones.source if zones is not None else None,
         "aggregates": build_aggregates(cells, zones=zones, top_zones=top_zones) if cells is not None else None,
         "totals": {
@@ -293,38 +294,9 @@ def build_report(
         "fare_per_mile": _fare_section(items.fare_ratio),
         "most_profitable": {
             "min_distance_miles": min_profitable_miles,
-            "trips": [
-                _trip_row(
-                    item,
-                    (
-                        "pickup_datetime",
-                        "trip_distance",
-                        "fare_amount",
-                        "fare_per_mile",
-                        "profitability_tier",
-                    ),
-                    zones,
-                )
-                for item in profitable
-            ],
+            "trips": [_trip_row(item, FARE_RATIO_FIELDS, zones) for item in profitable],
         },
-        "highest_value": {
-            "trips": [
-                _trip_row(
-                    item,
-                    (
-                        "pickup_datetime",
-                        "dropoff_datetime",
-                        "total_amount",
-                        "fare_amount",
-                        "tip_amount",
-                        "trip_distance",
-                    ),
-                    zones,
-                )
-                for item in valuable
-            ]
-        },
+        "highest_value": {"trips": [_trip_row(item, HIGH_VALUE_FIELDS, zones) for item in valuable]},
     }
 
 

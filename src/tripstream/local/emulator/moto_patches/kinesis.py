@@ -1,4 +1,4 @@
-"""Patches for moto's Kinesis shard, applied inside the embedded emulator's process only.
+"""moto's Kinesis shard made safe for concurrent writers and O(log n) to read (inside the emulator's process only).
 
 moto 5.2.1's ``moto.kinesis.models.Shard`` keeps a shard's records in a dict keyed by an integer
 sequence number (1, 2, 3, ... per shard, in insertion order) and has two problems under the load
@@ -19,15 +19,6 @@ dict, a sorted list of its sequence numbers and a lock:
 * ``get_records``: bisect to the first record after the iterator's position, then slice;
   O(log n + limit). Its return value is unchanged: ``(records, last sequence number, millis behind latest)``.
 
-One DynamoDB patch, for the consumer's write path: moto 5.2.1's ``Item.__init__`` fills a ``LimitedSizeDict``
-whose ``__setitem__`` re-sums the size of every attribute already stored on each insert (O(n²) per item, about a
-sixth of the emulator's CPU under BatchWriteItem). The replacement sums as it goes: the same attributes, the same
-``ItemSizeTooLarge`` at the same attribute, in O(n). ``LimitedSizeDict`` itself (used by update expressions) is left
-alone.
-
-TransactWriteItems is made atomic and isolated (``local.moto_transactions``: moto's rolls back whole-table copies,
-which undid a concurrent transaction's markers and kept its counts).
-
 moto itself replaces a shard's dict wholesale (``shard.records = OrderedDict()`` in ``split_shard``)
 and could in principle write to it directly; the index therefore remembers which dict object, of
 which length, it was built from and rebuilds itself (once, O(n log n)) when either differs.
@@ -35,10 +26,8 @@ which length, it was built from and rebuilds itself (once, O(n log n)) when eith
 
 from __future__ import annotations
 
-import base64
 import bisect
 import inspect
-import json
 import threading
 import time
 import warnings
@@ -46,17 +35,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import moto
-from moto.core.responses import ActionResult
-from moto.dynamodb import responses as dynamo_responses
-from moto.dynamodb.exceptions import ItemSizeTooLarge
-from moto.dynamodb.models import dynamo_type as dynamo_models
-from moto.dynamodb.models.utilities import bytesize
 from moto.kinesis import models as kinesis_models
 
-from tripstream.local import moto_transactions
-
-#: The moto version these patches were written against and measured on (pinned in pyproject.toml).
-TESTED_MOTO_VERSION: Final = "5.2.1"
+from tripstream.local.emulator.moto_patches.version import (
+    TESTED_MOTO_VERSION,
+    parameter_names,
+    shape_error,
+)
 
 #: Each patched method of ``Shard`` with the parameter names moto 5.2.1 gives it.
 _EXPECTED_SIGNATURES: Final[Mapping[str, tuple[str, ...]]] = {
@@ -68,18 +53,10 @@ _EXPECTED_SIGNATURES: Final[Mapping[str, tuple[str, ...]]] = {
 _RECORD_SIGNATURE: Final = ("self", "partition_key", "data", "sequence_number", "explicit_hash_key")
 
 _MARKER: Final = "_tripstream_original_methods"  # set on the Shard class while patched
-_ITEM_MARKER: Final = "_tripstream_original_init"  # set on the DynamoDB Item class while patched
-_ITEM_INIT_SIGNATURE: Final = ("self", "hash_key", "range_key", "attrs")
-#: moto's limit in ``LimitedSizeDict.__setitem__`` (bytes of names + values of one item).
-_ITEM_SIZE_LIMIT: Final = 405000
 _INDEX_ATTRIBUTE: Final = "_tripstream_index"  # set on each Shard instance on first use
 
 _apply_lock = threading.Lock()
 _index_creation_lock = threading.Lock()
-
-
-class MotoVersionError(RuntimeError):
-    """The installed moto's Kinesis ``Shard`` is not shaped the way these patches expect."""
 
 
 class _ShardIndex:
@@ -212,66 +189,12 @@ def _get_min_sequence_number(self: Any) -> int:
         return sequence_numbers[0] if sequence_numbers else 0
 
 
-def _item_init(self: Any, hash_key: Any, range_key: Any, attrs: dict[str, Any]) -> None:
-    """moto's ``Item.__init__`` with the size check summed as it goes (O(n), not O(n²)).
-
-    moto checks, before storing each attribute, that the sizes of every name and value already stored plus the new
-    name and value do not exceed the limit; a running total gives the same sums. ``attrs`` is a dict, so each name is
-    stored once, as in moto.
-    """
-    self.hash_key = hash_key
-    self.range_key = range_key
-    limited = dynamo_models.LimitedSizeDict()
-    dynamo_type = dynamo_models.DynamoType
-    total = 0
-    for key, value in attrs.items():
-        converted = dynamo_type(value)
-        size = bytesize(key) + converted.size()
-        if total + size > _ITEM_SIZE_LIMIT:
-            raise ItemSizeTooLarge
-        dict.__setitem__(limited, key, converted)
-        total += size
-    self.attrs = limited
-
-
-def _check_item_shape(item_class: Any) -> None:
-    problems: list[str] = []
-    if _parameter_names(item_class.__init__) != _ITEM_INIT_SIGNATURE:
-        problems.append(
-            f"Item.__init__{_parameter_names(item_class.__init__)} is not Item.__init__{_ITEM_INIT_SIGNATURE}"
-        )
-    else:
-        try:
-            source = inspect.getsource(item_class.__init__)
-        except (OSError, TypeError):
-            source = ""
-        for needle in ("LimitedSizeDict()", "DynamoType(value)"):
-            if source and needle not in source:
-                problems.append(f"Item.__init__ no longer uses {needle}")
-    try:
-        limit_source = inspect.getsource(dynamo_models.LimitedSizeDict.__setitem__)
-    except (OSError, TypeError):
-        limit_source = str(_ITEM_SIZE_LIMIT)
-    if str(_ITEM_SIZE_LIMIT) not in limit_source:
-        problems.append(f"LimitedSizeDict no longer limits items to {_ITEM_SIZE_LIMIT} bytes")
-    if problems:
-        raise MotoVersionError(
-            f"tripstream.local.moto_patches was written for moto {TESTED_MOTO_VERSION}'s DynamoDB Item, "
-            f"but moto {moto.__version__} differs: {'; '.join(problems)}. "
-            f"Install moto=={TESTED_MOTO_VERSION} or update the patches."
-        )
-
-
 _REPLACEMENTS: Final[Mapping[str, Callable[..., Any]]] = {
     "put_record": _put_record,
     "get_records": _get_records,
     "get_max_sequence_number": _get_max_sequence_number,
     "get_min_sequence_number": _get_min_sequence_number,
 }
-
-
-def _parameter_names(function: Any) -> tuple[str, ...]:
-    return tuple(inspect.signature(function).parameters)
 
 
 def _check_moto_shape(shard_class: Any, record_class: Any) -> None:
@@ -281,113 +204,48 @@ def _check_moto_shape(shard_class: Any, record_class: Any) -> None:
         method = getattr(shard_class, name, None)
         if not callable(method):
             problems.append(f"Shard.{name} is missing")
-        elif _parameter_names(method) != expected:
-            problems.append(f"Shard.{name}{_parameter_names(method)} is not Shard.{name}{expected}")
+        elif parameter_names(method) != expected:
+            problems.append(f"Shard.{name}{parameter_names(method)} is not Shard.{name}{expected}")
     try:
         init_source = inspect.getsource(shard_class.__init__)
     except (OSError, TypeError):  # no source shipped: the attribute is checked on first use instead
         init_source = "self.records"
     if "self.records" not in init_source:
         problems.append("Shard.__init__ no longer sets self.records")
-    if record_class is None or _parameter_names(record_class.__init__) != _RECORD_SIGNATURE:
+    if record_class is None or parameter_names(record_class.__init__) != _RECORD_SIGNATURE:
         problems.append(f"Record.__init__ does not take {_RECORD_SIGNATURE}")
     if problems:
-        raise MotoVersionError(
-            f"tripstream.local.moto_patches was written for moto {TESTED_MOTO_VERSION}'s Kinesis Shard, "
-            f"but moto {moto.__version__} differs: {'; '.join(problems)}. "
-            f"Install moto=={TESTED_MOTO_VERSION} or update the patches."
-        )
-
-
-# ---------------------------------------------------------------- DynamoDB Scan and Query responses
-
-_READS_MARKER: Final = "_tripstream_original_reads"  # set on DynamoHandler while patched
-_FAST_READS: Final = ("scan", "query")
-
-
-class _PlainJsonResult(ActionResult):
-    """A Scan/Query answer written straight as DynamoDB's JSON. moto's generic serialiser walks the botocore
-    output shape for every attribute of every item (about 0.5 ms an item): a 25,000-item check took longer than
-    writing the items. The answer's content is the same; only the way to the bytes is shorter."""
-
-    def execute_result(self, context: Any) -> Any:
-        del context
-        body = json.dumps(self.result, default=_json_default, separators=(",", ":"))
-        return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode("ascii")  # B and BS values, as DynamoDB's JSON protocol sends them
-    raise TypeError(f"cannot write {type(value).__name__} in a DynamoDB answer")
-
-
-def _plain_json(original: Callable[..., ActionResult]) -> Callable[..., ActionResult]:
-    def read(self: Any) -> ActionResult:
-        return _PlainJsonResult(original(self).result)
-
-    read.__name__ = original.__name__
-    read.__wrapped__ = original  # type: ignore[attr-defined]
-    return read
+        raise shape_error("Kinesis Shard", problems)
 
 
 def apply() -> None:
-    """Patch moto's Kinesis ``Shard`` (safe concurrent writes, O(log n) reads) and DynamoDB ``Item``. Idempotent.
-
-    Raises :class:`MotoVersionError` if the installed moto's ``Shard`` is not the one patched here.
-    """
-    with _apply_lock:
-        shard_class = kinesis_models.Shard
-        if _MARKER in vars(shard_class):
-            return
-        _check_moto_shape(shard_class, getattr(kinesis_models, "Record", None))
-        if moto.__version__ != TESTED_MOTO_VERSION:
-            warnings.warn(
-                f"tripstream's Kinesis patches were measured on moto {TESTED_MOTO_VERSION}, "
-                f"not {moto.__version__}; the patched methods still have the expected shape.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        item_class = dynamo_models.Item
-        _check_item_shape(item_class)
-        originals = {name: getattr(shard_class, name) for name in _REPLACEMENTS}
-        for name, replacement in _REPLACEMENTS.items():
-            setattr(shard_class, name, replacement)
-        setattr(shard_class, _MARKER, originals)
-        setattr(item_class, _ITEM_MARKER, item_class.__init__)
-        setattr(item_class, "__init__", _item_init)  # noqa: B010
-        handler_class = dynamo_responses.DynamoHandler
-        reads = {name: getattr(handler_class, name) for name in _FAST_READS}
-        for name, original in reads.items():
-            setattr(handler_class, name, _plain_json(original))
-        setattr(handler_class, _READS_MARKER, reads)
-        moto_transactions.apply()
+    """Patch moto's Kinesis ``Shard``. Idempotent; the caller holds the patches' lock."""
+    shard_class = kinesis_models.Shard
+    if _MARKER in vars(shard_class):
+        return
+    _check_moto_shape(shard_class, getattr(kinesis_models, "Record", None))
+    if moto.__version__ != TESTED_MOTO_VERSION:
+        warnings.warn(
+            f"tripstream's Kinesis patches were measured on moto {TESTED_MOTO_VERSION}, "
+            f"not {moto.__version__}; the patched methods still have the expected shape.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    originals = {name: getattr(shard_class, name) for name in _REPLACEMENTS}
+    for name, replacement in _REPLACEMENTS.items():
+        setattr(shard_class, name, replacement)
+    setattr(shard_class, _MARKER, originals)
 
 
 def revert() -> None:
-    """Restore moto's own methods (for tests that compare both). Idempotent."""
-    with _apply_lock:
-        shard_class = kinesis_models.Shard
-        originals: dict[str, Any] | None = vars(shard_class).get(_MARKER)
-        if originals is None:
-            return
-        for name, original in originals.items():
-            setattr(shard_class, name, original)
-        delattr(shard_class, _MARKER)
-        item_class = dynamo_models.Item
-        original_init = vars(item_class).get(_ITEM_MARKER)
-        if original_init is not None:
-            setattr(item_class, "__init__", original_init)  # noqa: B010
-            delattr(item_class, _ITEM_MARKER)
-        handler_class = dynamo_responses.DynamoHandler
-        reads: dict[str, Any] | None = vars(handler_class).get(_READS_MARKER)
-        if reads is not None:
-            for name, original in reads.items():
-                setattr(handler_class, name, original)
-            delattr(handler_class, _READS_MARKER)
-        moto_transactions.revert()
+    shard_class = kinesis_models.Shard
+    originals: dict[str, Any] | None = vars(shard_class).get(_MARKER)
+    if originals is None:
+        return
+    for name, original in originals.items():
+        setattr(shard_class, name, original)
+    delattr(shard_class, _MARKER)
 
 
 def is_applied() -> bool:
-    """Whether :func:`apply` is in effect in this process."""
     return _MARKER in vars(kinesis_models.Shard)

@@ -8,28 +8,24 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tripstream.aws.clients import EMULATOR_CREDENTIALS
-from tripstream.local.live import serve_live
-from tripstream.local.pipeline import DeployedStack
-from tripstream.local.session import Endpoint, open_endpoint, region_from_env
-from tripstream.local.snapshot import load_snapshot
-from tripstream.local.stack import deploy_for_local_runtime
+from tripstream.infra.stack import DeployedStack
+from tripstream.local.commands.live import serve_live
+from tripstream.local.commands.options import StackOptions
+from tripstream.local.commands.snapshot import load_snapshot
+from tripstream.local.commands.stack import open_stack
+from tripstream.local.endpoint import Endpoint, region_from_env
 
 
 @dataclass(frozen=True)
 class UpOptions:
-    endpoint_url: str | None = None
+    stack: StackOptions = field(default_factory=StackOptions)
     port: int = 4566
-    region: str | None = None
-    stack_name: str = "tripstream"
-    parameters: Mapping[str, str] | None = None
-    state_dir: Path | None = None
     env_file: Path | None = None
-    backend: str = "moto"
     status_seconds: float = 5.0
 
 
@@ -50,12 +46,14 @@ def exports(endpoint: Endpoint, region: str, stack: DeployedStack) -> dict[str, 
 def banner(endpoint: Endpoint, stack: DeployedStack, options: UpOptions, lines: list[str]) -> list[str]:
     where = f"emulator at {endpoint.clients.endpoint_url}" if endpoint.embedded else endpoint.description
     saved = ""
-    if options.state_dir is not None:
+    if options.stack.state_dir is not None:
         saved = (
-            f" (the data is saved in {options.state_dir})" if endpoint.embedded else f" (state: {options.state_dir})"
+            f" (the data is saved in {options.stack.state_dir})"
+            if endpoint.embedded
+            else f" (state: {options.stack.state_dir})"
         )
     return [
-        f"tripstream is up: {where}, stack {options.stack_name} deployed",
+        f"tripstream is up: {where}, stack {options.stack.stack_name} deployed",
         f"  bucket  {stack.bucket}",
         f"  stream  {stack.stream_name}",
         f"  tables  {', '.join(stack.tables.values())}",
@@ -75,24 +73,21 @@ def run_up(
     on_status: Callable[[str], None] | None = None,
 ) -> None:
     """Deploy, serve the live runtime until `stop` is set, then (embedded, with a state dir) save the snapshot."""
-    region = region_from_env(options.region)
+    region = region_from_env(options.stack.region)
     with (
         tempfile.TemporaryDirectory(prefix="tripstream-up-") as scratch,
-        open_endpoint(
-            options.endpoint_url,
-            region=region,
-            emulator_log=(options.state_dir or Path(scratch)) / "emulator.log",
-            backend=options.backend,
-            state_dir=options.state_dir,
+        open_stack(
+            replace(options.stack, region=region),
+            scratch=options.stack.state_dir or Path(scratch),
+            note=lambda line: None,  # the banner below says where and what
             emulator_port=options.port,
             use_environment=False,
-        ) as endpoint,
+            endpoint_state_dir=None,
+        ) as local,
     ):
-        stack, _ = deploy_for_local_runtime(
-            endpoint.clients, stack_name=options.stack_name, parameters=options.parameters
-        )
+        endpoint, stack = local.endpoint, local.stack
         # An embedded emulator dies with `up`: its data lives in the state dir's snapshot.
-        snapshots = options.state_dir if endpoint.embedded else None
+        snapshots = options.stack.state_dir if endpoint.embedded else None
         if snapshots is not None:
             restored = load_snapshot(endpoint.clients, stack, snapshots)
             note(f"restored from {restored.path}: {restored.describe()}" if restored else f"state: {snapshots}")
@@ -108,7 +103,7 @@ def run_up(
             stack,
             stop,
             echo=echo,
-            state_dir=options.state_dir,
+            state_dir=options.stack.state_dir,
             snapshot=snapshots is not None,
             status_seconds=options.status_seconds,
             on_status=on_status,

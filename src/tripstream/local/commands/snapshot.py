@@ -29,7 +29,7 @@ import orjson
 from tripstream.aws.clients import AwsClients
 from tripstream.aws.dynamodb import WriteStats, raw_items, write_items
 from tripstream.aws.s3 import download_file, list_object_entries, upload_file
-from tripstream.local.pipeline import DeployedStack
+from tripstream.infra.stack import DeployedStack
 from tripstream.pipeline.producer import new_backoff
 from tripstream.settings import Settings
 

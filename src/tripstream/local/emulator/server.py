@@ -1,8 +1,8 @@
 """The embedded AWS emulator: moto's server in its own process, on 127.0.0.1.
 
-:class:`Emulator` (used by the CLI and the tests) starts ``python -m tripstream.local.emulator``
+:class:`Emulator` (used by the CLI and the tests) starts ``python -m tripstream.local.emulator.server``
 as a child process and waits until it answers HTTP. The child (:func:`main`) applies
-:mod:`tripstream.local.moto_patches`, binds 127.0.0.1 and serves moto's own WSGI application
+:mod:`tripstream.local.emulator.moto_patches`, binds 127.0.0.1 and serves moto's own WSGI application
 (``DomainDispatcherApplication(create_backend_app)``, exactly what ``moto_server`` serves) with
 werkzeug's threaded server.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Final
 
-from tripstream.local.launcher import (
+from tripstream.local.emulator.launcher import (
     ChildProcess,
     LaunchError,
     LocalServer,
@@ -47,7 +47,7 @@ class Emulator(LocalServer):
 
     ``port=0`` picks a free port. The child's output goes to ``log_path`` (by default a temporary
     file, removed by :meth:`stop`), never to the terminal. ``patched=False`` serves moto without
-    :mod:`tripstream.local.moto_patches`; it exists only for the tests and the benchmark that show
+    :mod:`tripstream.local.emulator.moto_patches`; it exists only for the tests and the benchmark that show
     what the patches fix.
     """
 
@@ -73,7 +73,7 @@ class Emulator(LocalServer):
         command = [
             sys.executable,
             "-m",
-            "tripstream.local.emulator",
+            "tripstream.local.emulator.server",
             "--host",
             HOST,
             "--port",
@@ -131,7 +131,7 @@ def _answers_http(endpoint_url: str) -> bool:
 
 def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m tripstream.local.emulator",
+        prog="python -m tripstream.local.emulator.server",
         description="Serve moto (with tripstream's Kinesis patches) on one address, threaded.",
     )
     parser.add_argument("--host", default=HOST, help="address to bind (default: %(default)s)")
@@ -162,12 +162,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     from werkzeug.serving import make_server
 
-    from tripstream.local import moto_patches, moto_stream_mode
+    from tripstream.local.emulator import moto_patches
+    from tripstream.local.emulator.moto_patches import kinesis, stream_mode
 
-    moto_stream_mode.apply()  # a template's ON_DEMAND stream is one
+    stream_mode.apply()  # a template's ON_DEMAND stream is one
     if not args.unpatched:
         moto_patches.apply()
-        moto_patches.start_retention_sweeper()
+        kinesis.start_retention_sweeper()
     if not args.log_requests:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
 

@@ -1,5 +1,4 @@
-"""What the commands share that is not option parsing: notes on stderr, rich's console, live progress, signals,
-and the clients of an endpoint that already exists."""
+"""The terminal side the commands share: notes on stderr, rich's console, live progress, and signals."""
 
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ from tripstream.cli.errors import EXIT_FAILED, CommandError
 
 if TYPE_CHECKING:
     from tripstream.aws.clients import AwsClients
-    from tripstream.local.progress import LiveProgress
+    from tripstream.cli.progress import LiveProgress
 
 
 def note(message: str) -> None:
@@ -42,7 +41,7 @@ def live_progress(
     show: bool | None, as_json: bool, *, total: int | None, counters: tuple[str, ...] | None = None
 ) -> LiveProgress:
     """Bars when stderr is a terminal, else plain lines (none with --json unless asked for)."""
-    from tripstream.local.progress import COUNTERS, LiveProgress
+    from tripstream.cli.progress import COUNTERS, LiveProgress
 
     live = LiveProgress(total=total, counters=counters or COUNTERS)
     live.enabled = show if show is not None else not (as_json and live.plain)
@@ -114,43 +113,22 @@ def interruptible(what: str) -> Iterator[list[Callable[[], dict[str, int]]]]:
 
 
 def existing_endpoint(endpoint_url: str | None, region: str | None) -> tuple[AwsClients, str]:
-    """Clients for where the tables already are: --endpoint-url, the AWS_ENDPOINT_URL* variables, else AWS."""
-    from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients, has_credentials
-    from tripstream.local.session import (
-        configured_dynamodb_endpoint,
-        configured_endpoint,
-        endpoint_routing,
-        region_from_env,
-    )
+    """Clients for where the tables already are (`local.endpoint.existing_endpoint`), its routing noted."""
+    from tripstream.local.endpoint import NoEndpoint
+    from tripstream.local.endpoint import existing_endpoint as clients_of_existing
 
-    routing = None if endpoint_url else endpoint_routing()  # a partial override is refused, or said in full
-    if routing is not None:
-        note(f"endpoint: {routing}")
-    configured = endpoint_url or routing or configured_endpoint() or configured_dynamodb_endpoint()
-    credentials = has_credentials()
-    if configured is None and not credentials:
-        raise CommandError(
-            "no endpoint and no AWS credentials: start `tripstream up` and export the variables it prints, "
-            "or pass --endpoint-url"
-        )
-    clients = AwsClients.create(
-        endpoint_url=endpoint_url,
-        region=region_from_env(region),
-        credentials=None if credentials else EMULATOR_CREDENTIALS,
-    )
-    return clients, configured or f"AWS ({clients.region})"
+    try:
+        return clients_of_existing(endpoint_url, region, note=note)
+    except NoEndpoint as error:
+        raise CommandError(str(error)) from error
 
 
 def deploy_clients(endpoint_url: str | None, region: str | None) -> AwsClients:
-    """Clients for --endpoint-url (emulator credentials when none are configured), else the AWS credential chain."""
-    from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients, has_credentials
-    from tripstream.local.session import region_from_env
+    """Clients for `deploy`, `destroy` and `status` (`local.endpoint.deploy_clients`)."""
+    from tripstream.local.endpoint import NoEndpoint
+    from tripstream.local.endpoint import deploy_clients as clients_for_deploy
 
-    credentials = has_credentials()
-    if endpoint_url is None and not credentials:
-        raise CommandError("no AWS credentials found (standard boto3 chain); or pass --endpoint-url")
-    return AwsClients.create(
-        endpoint_url=endpoint_url,
-        region=region_from_env(region),
-        credentials=None if credentials or endpoint_url is None else EMULATOR_CREDENTIALS,
-    )
+    try:
+        return clients_for_deploy(endpoint_url, region)
+    except NoEndpoint as error:
+        raise CommandError(str(error)) from error

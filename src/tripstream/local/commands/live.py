@@ -22,16 +22,14 @@ from typing import Any
 import orjson
 
 from tripstream.aws.clients import AwsClients
-from tripstream.aws.kinesis import describe_stream_summary
 from tripstream.aws.s3 import list_object_entries, put_json
 from tripstream.aws.sqs import delete_message, queue_depth, receive_messages
-from tripstream.handlers import consumer as consumer_handler
-from tripstream.handlers import producer as producer_handler
-from tripstream.handlers.dependencies import Dependencies
-from tripstream.infra.template import bucket_notification_filters, event_source_mapping_settings, load_template
-from tripstream.local.checkpoints import CheckpointStore
-from tripstream.local.events import s3_object_created_event
-from tripstream.local.notifications import (
+from tripstream.infra.stack import DeployedStack
+from tripstream.infra.template import bucket_notification_filters, load_template
+from tripstream.local.commands.snapshot import SnapshotInfo, save_snapshot
+from tripstream.local.lambda_service.events import s3_object_created_event
+from tripstream.local.lambda_service.functions import LocalFunctions
+from tripstream.local.lambda_service.s3_notifications import (
     HEARTBEAT_SECONDS,
     RESULTS_PREFIX,
     ObjectEvent,
@@ -42,9 +40,6 @@ from tripstream.local.notifications import (
     setup_notifications,
     stop_beating,
 )
-from tripstream.local.pipeline import DeployedStack, handler_settings
-from tripstream.local.runtime import EventSourceMapping, StreamInfo, invoke_producer
-from tripstream.local.snapshot import SnapshotInfo, save_snapshot
 from tripstream.pipeline.consumer import ConsumerResult
 
 log = logging.getLogger(__name__)
@@ -148,22 +143,11 @@ class LiveRuntime:
         self._ledger = Ledger(state_dir / "live" / "ledger.jsonl" if state_dir is not None else None)
         template = load_template()
         self._filters = bucket_notification_filters(template)
-        self._producer_deps = Dependencies(handler_clients, handler_settings(stack.producer))
-        consumer_deps = Dependencies(handler_clients, handler_settings(stack.consumer))
-        self._rejects_prefix = self._producer_deps.settings.rejects_prefix
-        summary = describe_stream_summary(clients.kinesis, stack.stream_name)
-        stream = StreamInfo(name=stack.stream_name, arn=summary.arn, created=summary.created.isoformat())
-        checkpoints = CheckpointStore(
-            state_dir / "checkpoints" if state_dir is not None else None, f"{stream.name}-{stream.created}"
-        )
-        self.mapping = EventSourceMapping(
-            clients,
-            stream,
-            consumer_handler.make_handler(lambda: consumer_deps, self._consumed),
-            stack.consumer,
-            event_source_mapping_settings(template, stack.parameters),
-            checkpoints,
-            on_failure_queue_url=stack.outputs.get("OnFailureQueueUrl"),
+        self._functions = LocalFunctions(clients, handler_clients, stack)
+        self._rejects_prefix = self._functions.settings(stack.producer).rejects_prefix
+        self.mapping = self._functions.event_source_mapping(
+            state_dir=state_dir,
+            on_result=self._consumed,
             idle_poll_interval=1.0,  # as Lambda, which polls an idle shard about once a second
         )
         self._queue_url = ""
@@ -292,14 +276,7 @@ class LiveRuntime:
         outcome = ObjectOutcome(key=item.key, etag=item.etag)
         document: dict[str, Any] = {"key": item.key, "etag": item.etag}
         try:
-            handler = producer_handler.make_handler(lambda: self._producer_deps)
-            run = invoke_producer(
-                handler,
-                item.event,
-                self._stack.producer,
-                sqs=self._clients.sqs,
-                dead_letter_queue_url=self._stack.outputs.get("ProducerDeadLetterQueueUrl"),
-            )
+            run = self._functions.invoke_producer(item.event)
             sent = time.monotonic()
             outcome.drained = self.mapping.wait_caught_up(sent, DRAIN_TIMEOUT_SECONDS)
             for result in run.results:

@@ -14,8 +14,10 @@ from pathlib import Path
 from tripstream.aws.clients import AwsClients
 from tripstream.aws.dynamodb import item_count
 from tripstream.aws.s3 import get_json, upload_file_and_head
-from tripstream.local.notifications import live_runtime_running, result_key
-from tripstream.local.pipeline import DeployedStack, Progress, RunSummary, summarise_producer
+from tripstream.infra.stack import DeployedStack
+from tripstream.local.commands.progress import Progress
+from tripstream.local.commands.run_summary import RunSummary, summarise_producer
+from tripstream.local.lambda_service.s3_notifications import live_runtime_running, result_key
 
 
 class LiveRuntimeGone(RuntimeError):

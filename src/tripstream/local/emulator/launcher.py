@@ -5,7 +5,7 @@ passes or the child dies (then :class:`ChildExited` carries the tail of its log)
 SIGTERM, then SIGKILL after a grace period. The child gets its own session, so Ctrl-C in a terminal
 reaches only tripstream, which stops its servers in order.
 
-``supervised=True`` runs the command under ``python -m tripstream.local.launcher -- COMMAND``
+``supervised=True`` runs the command under ``python -m tripstream.local.emulator.launcher -- COMMAND``
 (:func:`supervise`): a small process that stops the command when tripstream's process goes away
 without stopping it (its standard input, a pipe from tripstream, closes), so a killed CLI never leaves
 a server (e.g. Java) listening. A Python child can watch its own standard input instead
@@ -95,7 +95,9 @@ class ChildProcess:
         stop_grace_seconds: float = STOP_GRACE_SECONDS,
     ) -> None:
         self.name = name
-        self.command = [sys.executable, "-m", "tripstream.local.launcher", "--", *command] if supervised else [*command]
+        self.command = (
+            [sys.executable, "-m", "tripstream.local.emulator.launcher", "--", *command] if supervised else [*command]
+        )
         self.log_path = log_path
         self._cwd = cwd
         self._env = dict(env) if env is not None else child_environment()
@@ -304,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     command = arguments[1:] if arguments[:1] == ["--"] else arguments
     if not command:
-        print("usage: python -m tripstream.local.launcher -- COMMAND [ARG...]", file=sys.stderr)
+        print("usage: python -m tripstream.local.emulator.launcher -- COMMAND [ARG...]", file=sys.stderr)
         return 2
     return supervise(command)
 

@@ -19,20 +19,21 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from tripstream.aws.clients import AwsClients
-from tripstream.aws.kinesis import KinesisSender, RecordsNotSent, describe_stream_summary
+from tripstream.aws.kinesis import KinesisSender, RecordsNotSent
 from tripstream.aws.s3 import put_json_lines
-from tripstream.handlers import consumer as consumer_handler
-from tripstream.handlers.dependencies import Dependencies
-from tripstream.infra.template import event_source_mapping_settings, load_template
-from tripstream.local.checkpoints import CheckpointStore
-from tripstream.local.pipeline import DeployedStack, Progress, handler_settings
-from tripstream.local.runtime import EventSourceMapping, StreamInfo
+from tripstream.infra.stack import DeployedStack
+from tripstream.local.commands.options import StackOptions
+from tripstream.local.commands.progress import Progress, ProgressDisplay
+from tripstream.local.commands.stack import open_stack
+from tripstream.local.lambda_service.functions import ConsumerTotals, LocalFunctions, handler_settings
+from tripstream.local.lambda_service.s3_notifications import live_runtime_running
 from tripstream.pipeline.consumer import ConsumerResult
 from tripstream.pipeline.producer import new_backoff
 from tripstream.trips.normalise import TripNormaliser
@@ -145,6 +146,60 @@ class ReplaySummary:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ReplayOptions:
+    stack: StackOptions
+    file: Path
+    speed: float = DEFAULT_SPEED
+    max_wait: float = DEFAULT_MAX_WAIT_SECONDS
+    start: datetime | None = None
+    end: datetime | None = None
+    limit: int | None = None
+
+
+def replay_command(
+    options: ReplayOptions,
+    stop: threading.Event,
+    *,
+    scratch: Path,
+    note: Callable[[str], None],
+    on_endpoint: Callable[[str], None],
+    progress: Callable[[], AbstractContextManager[ProgressDisplay]],
+) -> ReplaySummary:
+    """`tripstream replay`: the endpoint, the stack deployed there, then `replay_file` (the consumer alongside,
+    unless a live `up` consumes the stream) until every trip was sent or `stop` is set."""
+    with open_stack(options.stack, scratch=scratch, note=note, on_endpoint=on_endpoint) as local:
+        endpoint, stack, state_dir = local.endpoint, local.stack, local.state_dir
+        # A live `up` serving this endpoint consumes what is sent; otherwise this replay runs the consumer.
+        consume = endpoint.embedded or not live_runtime_running(endpoint.clients)
+        if not consume:
+            note("a live `tripstream up` serves this endpoint: its runtime consumes what is sent")
+        with progress() as display:
+
+            def loaded(feed: Feed) -> None:
+                display.set_total(len(feed.trips))
+                first, last = (feed.trips[0].pickup, feed.trips[-1].pickup) if feed.trips else ("-", "-")
+                note(f"{len(feed.trips):,} trips to send, picked up {first} to {last}, at {options.speed:g}x")
+
+            return replay_file(
+                endpoint.clients,
+                endpoint.handler_clients,
+                stack,
+                options.file,
+                speed=options.speed,
+                max_wait=options.max_wait,
+                start=options.start,
+                end=options.end,
+                limit=options.limit,
+                stop=stop,
+                progress=display.callbacks(),
+                on_clock=lambda clock: display.set_status(f"feed clock {clock:%Y-%m-%d %H:%M:%S} ({options.speed:g}x)"),
+                on_loaded=loaded,
+                state_dir=state_dir,
+                consume=consume,
+            )
+
+
 def replay_file(
     clients: AwsClients,
     handler_clients: AwsClients,
@@ -193,18 +248,19 @@ def replay_file(
         put_json_lines(clients.s3, producer_settings.rejects_bucket or stack.bucket, key, feed.rejects)
         summary.rejects_key = key
 
-    consumer_results: list[ConsumerResult] = []
+    totals = ConsumerTotals()
+    on_items = progress.items_written
 
     def on_result(result: ConsumerResult) -> None:
-        consumer_results.append(result)
-        if progress.items_written is not None:
-            progress.items_written(sum(result.items_written.values()))
+        if on_items is not None:
+            on_items(sum(result.items_written.values()))
 
-    mapping = (
-        _start_consumer(clients, handler_clients, stack, state_dir, on_result, progress.records_consumed)
-        if consume
-        else None
-    )
+    mapping = None
+    if consume:
+        mapping = LocalFunctions(clients, handler_clients, stack).event_source_mapping(
+            state_dir=state_dir, totals=totals, on_result=on_result, on_records_done=progress.records_consumed
+        )
+        mapping.start()
     sender = KinesisSender(
         clients.kinesis, stack.stream_name, new_backoff(producer_settings), producer_settings.max_in_flight
     )
@@ -247,42 +303,8 @@ def replay_file(
         summary.seconds = clock() - started
         return summary
     summary.records_consumed = mapping.stats.records_done
-    rejected: Counter[str] = Counter()
-    written: Counter[str] = Counter()
-    for result in consumer_results:
-        rejected.update(result.records_rejected)
-        written.update(result.items_written)
-    summary.records_rejected = dict(sorted(rejected.items()))
-    summary.items_written = dict(sorted(written.items()))
+    summary.records_rejected = totals.rejected()
+    summary.items_written = totals.written()
     summary.records_to_on_failure = mapping.stats.records_to_on_failure
     summary.seconds = clock() - started
     return summary
-
-
-def _start_consumer(
-    clients: AwsClients,
-    handler_clients: AwsClients,
-    stack: DeployedStack,
-    state_dir: Path | None,
-    on_result: Callable[[ConsumerResult], None],
-    on_records_done: Callable[[int], None] | None,
-) -> EventSourceMapping:
-    """The consumer's event source mapping on the local runtime, as `run_file` sets it up."""
-    description = describe_stream_summary(clients.kinesis, stack.stream_name)
-    stream = StreamInfo(name=stack.stream_name, arn=description.arn, created=description.created.isoformat())
-    checkpoints = CheckpointStore(
-        state_dir / "checkpoints" if state_dir is not None else None, f"{stream.name}-{stream.created}"
-    )
-    deps = Dependencies(handler_clients, handler_settings(stack.consumer))
-    mapping = EventSourceMapping(
-        clients,
-        stream,
-        consumer_handler.make_handler(lambda: deps, on_result),
-        stack.consumer,
-        event_source_mapping_settings(load_template(), stack.parameters),
-        checkpoints,
-        on_failure_queue_url=stack.outputs.get("OnFailureQueueUrl"),
-        on_records_done=on_records_done,
-    )
-    mapping.start()
-    return mapping

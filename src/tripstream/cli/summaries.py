@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tripstream.local.pipeline import RunSummary
-    from tripstream.local.replay import ReplaySummary
+    from tripstream.local.commands.replay import ReplaySummary
+    from tripstream.local.commands.run_summary import RunSummary
 
 
 def render_run_summary(summary: RunSummary) -> str:

@@ -2,7 +2,7 @@
 
 On a terminal: rich progress bars with counts, rates and an ETA. Otherwise (a pipe, a CI log): one plain line
 every few seconds and a last one at the end. Progress goes to standard error, so that standard output keeps only
-the summary (or the `--json` document). The counters are fed by `tripstream.local.pipeline.Progress` callbacks,
+the summary (or the `--json` document). The counters are fed by `tripstream.local.commands.progress.Progress` callbacks,
 from any thread.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Final, Self
 
-from tripstream.local.pipeline import Progress
+from tripstream.local.commands.progress import Progress
 
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress

@@ -1,0 +1,43 @@
+"""moto made to behave as AWS where tripstream depends on it: one module per service, one :func:`apply`.
+
+- :mod:`.kinesis`: a shard safe for concurrent writers, O(log n) reads, records trimmed past retention.
+- :mod:`.stream_mode`: a CloudFormation ON_DEMAND stream is one (applied even to an unpatched emulator).
+- :mod:`.dynamodb`: an item's size summed in O(n); Scan/Query answers written straight as DynamoDB's JSON.
+- :mod:`.transactions`: TransactWriteItems atomic and isolated, without whole-table copies.
+
+Each checks that the installed moto is shaped as the version it was written for (:mod:`.version`).
+Applied inside the emulator's process only (:mod:`tripstream.local.emulator.server`).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from tripstream.local.emulator.moto_patches import dynamodb, kinesis, stream_mode, transactions
+from tripstream.local.emulator.moto_patches.version import TESTED_MOTO_VERSION, MotoVersionError
+
+__all__ = ["TESTED_MOTO_VERSION", "MotoVersionError", "apply", "is_applied", "revert"]
+
+_lock = threading.Lock()
+
+
+def apply() -> None:
+    """Apply every patch. Idempotent. Raises :class:`MotoVersionError` if moto is not shaped as expected."""
+    with _lock:
+        kinesis.apply()
+        dynamodb.apply()
+        transactions.apply()
+        stream_mode.apply()
+
+
+def revert() -> None:
+    """Restore moto's own methods (for tests that compare both), except the stream mode. Idempotent."""
+    with _lock:
+        kinesis.revert()
+        dynamodb.revert()
+        transactions.revert()
+
+
+def is_applied() -> bool:
+    """Whether :func:`apply` is in effect in this process."""
+    return kinesis.is_applied()
