@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tripstream.aws.aggregates import CELL_KEYS, replace_items
+from tripstream.aws.aggregates import CELL_KEYS, MARKER_EXPIRY_ATTRIBUTE, marker_expiry, replace_items
 from tripstream.aws.cloudformation import stack_outputs
 from tripstream.aws.dynamodb import scan_all, to_item
 from tripstream.retry import backoff_factory
@@ -43,9 +43,13 @@ class RebuildResult:
 
 
 def stack_settings(cloudformation: CloudFormationClient | None, stack_name: str | None) -> Settings:
-    """Settings naming the stack's five tables (its outputs), or the fixed names when there is no such stack."""
+    """Settings naming the stack's five tables and its markers' window (its outputs), or the defaults when there is
+    no such stack."""
     outputs = stack_outputs(cloudformation, stack_name)
-    return Settings().with_changes(**{name: outputs[key] for name, key in _OUTPUTS.items() if key in outputs})
+    settings = Settings().with_changes(**{name: outputs[key] for name, key in _OUTPUTS.items() if key in outputs})
+    if "CountedTripsTtlDays" in outputs:  # the markers' window the stack's consumer writes
+        settings = settings.with_changes(counted_trips_ttl_days=int(outputs["CountedTripsTtlDays"]))
+    return settings
 
 
 def rebuild_aggregates(dynamodb: DynamoDBClient, settings: Settings) -> RebuildResult:
@@ -61,8 +65,10 @@ def rebuild_aggregates(dynamodb: DynamoDBClient, settings: Settings) -> RebuildR
     cell_items = [
         to_item({**dict(zip(CELL_KEYS, cell, strict=True)), **summed(trips)}) for cell, trips in sorted(cells.items())
     ]
+    expiry = {MARKER_EXPIRY_ATTRIBUTE: marker_expiry(settings.counted_trips_ttl_days * 86_400)}
     markers = [
-        to_item({"trip_id": item.trip_id, **dict(zip(CELL_KEYS, item.cell, strict=True))}) for item in contributions
+        to_item({"trip_id": item.trip_id, **dict(zip(CELL_KEYS, item.cell, strict=True)), **expiry})
+        for item in contributions
     ]
     # Markers first: a marker without its cell is the safe half (that trip is not counted again live).
     markers_replaced = replace_items(dynamodb, settings.counted_trips_table, ("trip_id",), markers, new_backoff)
