@@ -24,6 +24,7 @@ from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import scan_all
 from tripstream.aws.sqs import queue_counts
 from tripstream.cli import main
+from tripstream.infra.deploy import format_status, status
 from tripstream.infra.template import DEFAULT_STACK_NAME
 from tripstream.local.pipeline import DeployedStack, run_file
 from tripstream.local.redrive import redrive_stack
@@ -101,6 +102,11 @@ def test_redrive_after_a_failing_consumer_and_producer(fresh_endpoint: str, tmp_
     assert depths[DEAD_LETTER] == 1 and depths[ON_FAILURE] >= 3  # batches of at most 100, on 2 shards
     before = _tables(clients, stack)
     assert before == {name: [] for name in stack.tables}  # nothing of either file reached the tables
+    # `status` shows both queues: their depth and the oldest message's age (a peek leaves them visible).
+    queues = status(clients).queues
+    assert {label: q["messages"] for label, q in queues.items()} == depths
+    assert all(0 <= q["oldest_age_seconds"] < 300 for q in queues.values())
+    assert _depths(clients, stack) == depths
 
     # 3. --dry-run lists all of it and changes nothing.
     runner = CliRunner()
@@ -124,6 +130,7 @@ def test_redrive_after_a_failing_consumer_and_producer(fresh_endpoint: str, tmp_
     ] + [(DEAD_LETTER, REDRIVEN, True)]
     assert report.ok and report.upload_again == []
     assert _depths(clients, stack) == {ON_FAILURE: 0, DEAD_LETTER: 0}
+    assert "0 messages" in format_status(status(clients))
     _check_against_reference(clients, stack, consumed_file, produced_file)
 
     # 5. A second redrive finds nothing and changes nothing.
