@@ -48,26 +48,32 @@ def _context(function: FunctionInfo) -> LocalLambdaContext:
     )
 
 
+def _kinesis_batch(
+    clients: AwsClients, stack: DeployedStack, shard_id: str, records: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """The consumer's event for `records`, as the stack's event source mapping would deliver them."""
+    return kinesis_event(
+        records,
+        shard_id=shard_id,
+        stream_arn=stack.outputs["StreamArn"],
+        region=clients.region,
+        role_arn=stack.consumer.role_arn,
+    )
+
+
 class InProcessFunctions:
     """The handlers in this process, as the local runtime runs them."""
 
     def __init__(self, clients: AwsClients, handler_clients: AwsClients, stack: DeployedStack) -> None:
         self._clients = clients
         self._stack = stack
-        self._stream_arn = stack.outputs["StreamArn"]
         consumer_deps = Dependencies(handler_clients, handler_settings(stack.consumer))
         producer_deps = Dependencies(handler_clients, handler_settings(stack.producer))
         self._consumer = consumer_handler.make_handler(lambda: consumer_deps)
         self._producer = producer_handler.make_handler(lambda: producer_deps)
 
     def consume(self, shard_id: str, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        event = kinesis_event(
-            records,
-            shard_id=shard_id,
-            stream_arn=self._stream_arn,
-            region=self._clients.region,
-            role_arn=self._stack.consumer.role_arn,
-        )
+        event = _kinesis_batch(self._clients, self._stack, shard_id, records)
         return self._consumer(event, _context(self._stack.consumer))
 
     def produce(self, event: dict[str, Any]) -> None:
@@ -89,7 +95,6 @@ class LambdaFunctions:
     def __init__(self, clients: AwsClients, stack: DeployedStack) -> None:
         self._clients = clients
         self._stack = stack
-        self._stream_arn = stack.outputs["StreamArn"]
         longest = max(stack.producer.timeout_seconds, stack.consumer.timeout_seconds)
         # The answer comes when the function ends; no botocore retry (a retried invoke would run it twice).
         self._lambda = clients.with_options(max_attempts=1, read_timeout=longest + 30).lambda_
@@ -103,14 +108,7 @@ class LambdaFunctions:
         return orjson.loads(answer.payload) if answer.payload.strip() else None
 
     def consume(self, shard_id: str, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        event = kinesis_event(
-            records,
-            shard_id=shard_id,
-            stream_arn=self._stream_arn,
-            region=self._clients.region,
-            role_arn=self._stack.consumer.role_arn,
-        )
-        response = self._invoke(self._stack.consumer, event)
+        response = self._invoke(self._stack.consumer, _kinesis_batch(self._clients, self._stack, shard_id, records))
         return response if isinstance(response, dict) else {}
 
     def produce(self, event: dict[str, Any]) -> None:
