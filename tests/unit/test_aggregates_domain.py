@@ -7,8 +7,17 @@ from typing import Any
 
 import pytest
 
-from tripstream.aws.aggregates import MAX_ACTIONS, AggregateTables, _actions, plan_transactions, request_token
+from tripstream.aws.aggregates import (
+    MARKER_EXPIRY_ATTRIBUTE,
+    MAX_ACTIONS,
+    AggregateTables,
+    _actions,
+    marker_expiry,
+    plan_transactions,
+    request_token,
+)
 from tripstream.infra.deploy import Status, format_status, table_names
+from tripstream.settings import Settings
 from tripstream.trips.aggregates import (
     CORE_COUNTERS,
     by_cell,
@@ -91,14 +100,21 @@ def test_transactions_hold_at_most_100_actions_and_each_cell_once() -> None:
 def test_token_is_fixed_by_contents() -> None:
     tables = AggregateTables("stats", "markers")
     cells = {("1", "h"): {"a": {"trips": Decimal(1)}, "b": {"trips": Decimal(1)}}}
-    first = _actions(tables, plan_transactions(cells)[0])
-    again = _actions(tables, plan_transactions(cells)[0])
-    fewer = _actions(tables, plan_transactions({("1", "h"): {"a": {"trips": Decimal(1)}}})[0])
+    first = _actions(tables, plan_transactions(cells)[0], 1_900_000_000)
+    again = _actions(tables, plan_transactions(cells)[0], 1_900_000_000)
+    fewer = _actions(tables, plan_transactions({("1", "h"): {"a": {"trips": Decimal(1)}}})[0], 1_900_000_000)
     assert request_token(first) == request_token(again) != request_token(fewer)
     assert len(request_token(first)) == 36
     update = first[-1]["Update"]
     assert update["UpdateExpression"] == "ADD #a0 :a0" and update["ExpressionAttributeValues"][":a0"] == {"N": "2"}
     assert first[0]["Put"]["ConditionExpression"] == "attribute_not_exists(trip_id)"
+    # Every marker carries its expiry (epoch seconds, a Number): the markers table's TTL attribute.
+    assert all(a["Put"]["Item"][MARKER_EXPIRY_ATTRIBUTE] == {"N": "1900000000"} for a in first if "Put" in a)
+
+
+def test_marker_expiry_is_the_window_ahead_in_epoch_seconds() -> None:
+    assert marker_expiry(90 * 86_400, now=1_700_000_000.7) == 1_700_000_000 + 90 * 86_400
+    assert AggregateTables("s", "m").marker_ttl_seconds == Settings().counted_trips_ttl_days * 86_400
 
 
 def test_status_lists_the_aggregates_tables() -> None:

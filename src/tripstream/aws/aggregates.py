@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
 MAX_ACTIONS = 100  # TransactWriteItems' limit (items, not bytes: our items are small)
 CELL_KEYS = ("pickup_location_id", "pickup_hour")
+# The markers' expiry (epoch seconds, Number): the markers table's DynamoDB TTL attribute (template.yaml).
+MARKER_EXPIRY_ATTRIBUTE = "expires_at"
+DEFAULT_MARKER_TTL_SECONDS = 90 * 86_400
 # Cancellation reasons a retry can get past (the transaction as a whole was not applied).
 _RETRYABLE_REASONS = frozenset(
     {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
@@ -42,6 +46,13 @@ CellTrips = Mapping[tuple[str, str], Mapping[str, Mapping[str, Decimal]]]  # cel
 class AggregateTables:
     stats: str
     markers: str
+    # How long a marker is kept: DynamoDB deletes it (TTL) some time after; the trip then counts again if seen.
+    marker_ttl_seconds: int = DEFAULT_MARKER_TTL_SECONDS
+
+
+def marker_expiry(ttl_seconds: int, now: float | None = None) -> int:
+    """The value of a marker's expiry attribute written now: epoch seconds, `ttl_seconds` ahead."""
+    return int(time.time() if now is None else now) + ttl_seconds
 
 
 @dataclass
@@ -82,8 +93,9 @@ def plan_transactions(cells: CellTrips) -> list[list[_Part]]:
     return transactions
 
 
-def _actions(tables: AggregateTables, parts: Sequence[_Part]) -> list[dict[str, Any]]:
+def _actions(tables: AggregateTables, parts: Sequence[_Part], expires_at: int) -> list[dict[str, Any]]:
     actions: list[dict[str, Any]] = []
+    expiry = {MARKER_EXPIRY_ATTRIBUTE: {"N": str(expires_at)}}
     for part in parts:
         key = {name: {"S": value} for name, value in zip(CELL_KEYS, part.cell, strict=True)}
         for trip_id in part.trips:
@@ -91,7 +103,7 @@ def _actions(tables: AggregateTables, parts: Sequence[_Part]) -> list[dict[str, 
                 {
                     "Put": {
                         "TableName": tables.markers,
-                        "Item": {"trip_id": {"S": trip_id}, **key},
+                        "Item": {"trip_id": {"S": trip_id}, **key, **expiry},
                         "ConditionExpression": "attribute_not_exists(trip_id)",
                     }
                 }
@@ -155,10 +167,11 @@ def _transact(
     backoff: Backoff,
     stats: AggregateStats,
     scope: str,
+    expires_at: int,
 ) -> list[str]:
     """Apply one planned transaction, dropping trips counted before; returns the trip_ids left uncounted."""
     while parts:
-        actions = _actions(tables, parts)
+        actions = _actions(tables, parts, expires_at)
         stats.add(items_sent=len(actions))
         try:
             dynamodb.transact_write_items(
@@ -197,12 +210,18 @@ def count_trips_once(
 ) -> list[str]:
     """Add every trip of `cells` to its cell unless it was counted before; returns the trip_ids still
     uncounted after retries (the caller has them delivered again). `scope` goes into every token: one per
-    invocation (see the module's docstring)."""
+    invocation (see the module's docstring). The markers' expiry is fixed once per call, so that a retry sends
+    the same contents (and so the same token)."""
     transactions = plan_transactions(cells)
+    expires_at = marker_expiry(tables.marker_ttl_seconds)
+
+    def transact(parts: list[_Part]) -> list[str]:
+        return _transact(dynamodb, tables, parts, new_backoff(), stats, scope, expires_at)
+
     if len(transactions) <= 1:
-        return [t for parts in transactions for t in _transact(dynamodb, tables, parts, new_backoff(), stats, scope)]
+        return [trip_id for parts in transactions for trip_id in transact(parts)]
     with ThreadPoolExecutor(max_workers=max(1, max_in_flight), thread_name_prefix="aggregates") as pool:
-        results = pool.map(lambda parts: _transact(dynamodb, tables, parts, new_backoff(), stats, scope), transactions)
+        results = pool.map(transact, transactions)
         return [trip_id for result in results for trip_id in result]
 
 

@@ -177,7 +177,9 @@ def _count_aggregates(
         for cell, items in by_cell(item for _, item in contributions).items()
     }
     stats = AggregateStats()
-    tables = AggregateTables(settings.zone_hourly_stats_table, settings.counted_trips_table)
+    tables = AggregateTables(
+        settings.zone_hourly_stats_table, settings.counted_trips_table, settings.counted_trips_ttl_days * 86_400
+    )
     # A token scope per invocation: its own retries replay, a later delivery never does (the markers decide).
     scope = uuid.uuid4().hex
     uncounted = count_trips_once(dynamodb, tables, cells, new_backoff, stats, settings.max_in_flight, scope)

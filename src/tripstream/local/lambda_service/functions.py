@@ -111,15 +111,17 @@ class LocalFunctions:
         *,
         on_progress: Callable[[int, int], None] | None = None,
         timeout_seconds: float | None = None,
+        dead_letter: bool = True,
     ) -> ProducerRun:
-        """Lambda's asynchronous invocation of the producer on `event`, until its file is done or given up."""
+        """Lambda's asynchronous invocation of the producer on `event`, until its file is done or given up (then
+        the event goes to the dead-letter queue, unless `dead_letter` is false: a redrive keeps its message)."""
         return invoke_producer(
             self.producer_handler(on_progress),
             event,
             self.stack.producer,
             timeout_seconds=timeout_seconds,
             sqs=self.clients.sqs,
-            dead_letter_queue_url=self.stack.dead_letter_queue_url,
+            dead_letter_queue_url=self.stack.dead_letter_queue_url if dead_letter else None,
         )
 
     def event_source_mapping(
