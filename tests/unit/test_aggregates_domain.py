@@ -66,6 +66,17 @@ def test_rebuild_from_items_equals_live() -> None:
         contribution_from_items(None, None, None)
 
 
+def test_a_refund_is_counted_apart_as_well_live_and_rebuilt() -> None:
+    refund = trip(fare_amount=-52.0, tip_amount=0.0, total_amount=-52.8)
+    items = classify(refund, Thresholds())  # type: ignore[arg-type]
+    added = contribution(refund, items)  # type: ignore[arg-type]
+    assert added.increments["refunds"] == 1 and added.increments["refund_amount"] == Decimal("-52.80")
+    assert added.increments["total_amount"] == Decimal("-52.80")  # the net sum keeps it
+    assert contribution_from_items(items.high_value, items.duration, items.fare_ratio) == added
+    plain = contribution(trip(), classify(trip(), Thresholds()))  # type: ignore[arg-type]
+    assert "refunds" not in plain.increments and summed([plain, added])["refunds"] == 1
+
+
 def test_grouping_counts_a_trip_once_and_sums_exactly() -> None:
     a = contribution(trip(), classify(trip(), Thresholds()))  # type: ignore[arg-type]
     b = contribution(trip(trip_id="t2", total_amount=0.1), classify(trip(trip_id="t2"), Thresholds()))  # type: ignore[arg-type]
