@@ -117,3 +117,35 @@ def test_status_lists_the_aggregates_tables() -> None:
     assert {"zone_hourly_stats", "zone_hourly_counted_trips"} <= set(names)
     state = Status("s", None, {}, {"name": "taxi_trips"}, dict.fromkeys(names, "0"), "n/a")
     assert "zone_hourly_stats" in format_status(state)
+
+
+def test_a_conflict_on_one_cell_splits_it_off_and_the_others_go_at_once() -> None:
+    from botocore.exceptions import ClientError
+
+    from tripstream.aws.aggregates import AggregateStats, count_trips_once
+    from tripstream.retry import Backoff
+
+    cells = {
+        (zone, "2024-01-15T08"): {f"{zone}-{n}": {"trips": Decimal(1)} for n in range(2)} for zone in ("1", "2", "3")
+    }
+    sent: list[list[str]] = []
+
+    class Conflicting:
+        def transact_write_items(self, **call: Any) -> None:
+            keys = [a["Update"]["Key"]["pickup_location_id"]["S"] for a in call["TransactItems"] if "Update" in a]
+            sent.append(keys)
+            if len(sent) == 1:  # cell "2" (actions 3-5) is held by another consumer's transaction
+                reasons = [{"Code": "TransactionConflict" if i in (3, 5) else "None"} for i in range(9)]
+                error = {"Code": "TransactionCanceledException", "Message": "cancelled"}
+                raise ClientError({"Error": error, "CancellationReasons": reasons}, "TransactWriteItems")  # type: ignore[typeddict-unknown-key]
+
+    stats = AggregateStats()
+    left = count_trips_once(
+        Conflicting(),  # type: ignore[arg-type]
+        AggregateTables("stats", "markers"),
+        cells,
+        lambda: Backoff(sleep=lambda _: None),
+        stats,
+    )
+    assert left == [] and sent == [["1", "2", "3"], ["1", "3"], ["2"]]
+    assert (stats.trips_counted, stats.transactions, stats.calls_retried) == (6, 2, 1)
