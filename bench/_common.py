@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import platform
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from tripstream.local.pipeline import DeployedStack, handler_settings
 from tripstream.local.stack import deploy_for_local_runtime
 from tripstream.pipeline.consumer import ConsumerResult, StreamRecord, consume_records
 from tripstream.settings import Settings
-from tripstream.trips.generate import write_sample
+from tripstream.trips.generate import HEADER, generate_rows, write_sample
 from tripstream.trips.normalise import RowError, TripNormaliser
 from tripstream.trips.readers import LocalFileSource, open_trip_file
 from tripstream.trips.records import encode_trip
@@ -83,6 +85,26 @@ def sample(rows: int, suffix: str = ".csv", seed: int = 42) -> Path:
         partial = path.with_name("partial-" + path.name)
         write_sample(partial, rows, seed=seed)
         partial.replace(path)
+    return path
+
+
+def one_day(trips: int, seed: int, day: str = "2024-01-15") -> Path:
+    """A generated month of `trips` folded into one `day` (dates rewritten; times and durations kept): every
+    zone-hour of a busy day's stream holds tens of trips. Cached between runs."""
+    path = CACHE / f"day-{day}-{trips}-{seed}.csv"
+    if path.exists():
+        return path
+    pickup, dropoff = HEADER.index("tpep_pickup_datetime"), HEADER.index("tpep_dropoff_datetime")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(HEADER)
+        for row in generate_rows(trips, seed=seed):
+            start = datetime.fromisoformat(row[pickup])
+            moved = datetime.fromisoformat(f"{day} {row[pickup][11:]}")
+            row[dropoff] = str(moved + (datetime.fromisoformat(row[dropoff]) - start))
+            row[pickup] = str(moved)
+            writer.writerow(row)
     return path
 
 

@@ -22,48 +22,25 @@ Usage: PYTHONPATH=src .venv/bin/python bench/hot_cells.py [--trips 4000] [--cons
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import threading
 from contextlib import ExitStack
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from _common import CACHE, deployed, encoded_trips, report, stream_records, timed
+from _common import deployed, encoded_trips, one_day, report, stream_records, timed
 
 from support.faults import FaultInjector, FaultPlan
 from tripstream.aws.clients import AwsClients
 from tripstream.local.dynamodb_local import DynamoDBLocal
 from tripstream.pipeline.consumer import ConsumerResult, StreamRecord, consume_records
 from tripstream.settings import Settings
-from tripstream.trips.generate import HEADER, generate_rows
 from tripstream.trips.records import decode_trip
 
-DAY = "2024-01-15"
 _TOTALS = threading.Lock()  # the consumers' shared counters
-
-
-def one_day(trips: int, seed: int) -> Path:
-    """A generated month of `trips` folded into one day (cached between runs)."""
-    path = CACHE / f"hot-{trips}-{seed}.csv"
-    if path.exists():
-        return path
-    pickup, dropoff = HEADER.index("tpep_pickup_datetime"), HEADER.index("tpep_dropoff_datetime")
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(HEADER)
-        for row in generate_rows(trips, seed=seed):
-            start = datetime.fromisoformat(row[pickup])
-            moved = datetime.fromisoformat(f"{DAY} {row[pickup][11:]}")
-            row[dropoff] = str(moved + (datetime.fromisoformat(row[dropoff]) - start))
-            row[pickup] = str(moved)
-            writer.writerow(row)
-    return path
 
 
 def shards(trips: int, seed: int, consumers: int) -> list[list[StreamRecord]]:
