@@ -77,6 +77,19 @@ def deployed(
         yield Bench(emulator, clients, handler_clients, stack)
 
 
+@contextmanager
+def dynamodb_backend(backend: str) -> Iterator[str | None]:
+    """Where DynamoDB is for `--backend`: None for the embedded emulator, a DynamoDB Local's URL (started here,
+    stopped on exit) for "dynamodb-local"."""
+    if backend != "dynamodb-local":
+        yield None
+        return
+    from tripstream.local.dynamodb_local import DynamoDBLocal
+
+    with DynamoDBLocal() as local:
+        yield local.endpoint_url
+
+
 def sample(rows: int, suffix: str = ".csv", seed: int = 42) -> Path:
     """A generated sample of `rows` trips, cached between runs."""
     path = CACHE / f"generated-{rows}-{seed}{suffix}"

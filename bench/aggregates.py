@@ -24,7 +24,6 @@ import argparse
 import statistics
 import sys
 import threading
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     consume_in_batches,
     deployed,
+    dynamodb_backend,
     encoded_trips,
     one_day,
     report,
@@ -42,7 +42,6 @@ from _common import (
     verdict,
 )
 
-from tripstream.local.dynamodb_local import DynamoDBLocal
 from tripstream.pipeline.consumer import StreamRecord
 from tripstream.trips.records import decode_trip
 
@@ -85,10 +84,7 @@ def main() -> None:
     parser.add_argument("--order", choices=("file", "pickup", "day"), default="file")
     parser.add_argument("--backend", choices=("moto", "dynamodb-local"), default="moto")
     args = parser.parse_args()
-    with ExitStack() as stack:
-        dynamodb_url = None
-        if args.backend == "dynamodb-local":
-            dynamodb_url = stack.enter_context(DynamoDBLocal()).endpoint_url
+    with dynamodb_backend(args.backend) as dynamodb_url:
         run(args, dynamodb_url)
 
 

@@ -24,18 +24,16 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from _common import deployed, encoded_trips, one_day, report, stream_records, timed
+from _common import deployed, dynamodb_backend, encoded_trips, one_day, report, stream_records, timed
 
 from support.faults import FaultInjector, FaultPlan
 from tripstream.aws.clients import AwsClients
-from tripstream.local.dynamodb_local import DynamoDBLocal
 from tripstream.pipeline.consumer import ConsumerResult, StreamRecord, consume_records
 from tripstream.settings import Settings
 from tripstream.trips.records import decode_trip
@@ -124,10 +122,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=("moto", "dynamodb-local"), default="moto")
     parser.add_argument("--no-conflicts", action="store_true", help="the backend alone (no modelled conflicts)")
     args = parser.parse_args()
-    with ExitStack() as stack:
-        dynamodb_url = None
-        if args.backend == "dynamodb-local":
-            dynamodb_url = stack.enter_context(DynamoDBLocal()).endpoint_url
+    with dynamodb_backend(args.backend) as dynamodb_url:
         run(args, dynamodb_url)
 
 
