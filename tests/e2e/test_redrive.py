@@ -15,8 +15,6 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner
-from tripstream.local.pipeline import DeployedStack, run_file
-from tripstream.local.stack import deploy_for_local_runtime
 
 from expected import expected_aggregates, expected_for  # tests/expected.py, the independent reference
 from support.faults import FaultInjector, FaultPlan
@@ -27,8 +25,10 @@ from tripstream.aws.dynamodb import scan_all
 from tripstream.aws.sqs import queue_counts
 from tripstream.cli import main
 from tripstream.infra.deploy import format_status, status
+from tripstream.infra.stack import DeployedStack, deploy_for_local_runtime
 from tripstream.infra.template import DEFAULT_STACK_NAME
 from tripstream.local.commands.redrive import redrive_stack
+from tripstream.local.commands.run import run_file
 from tripstream.pipeline.redrive import DEAD_LETTER, ON_FAILURE, REDRIVEN, WOULD_REDRIVE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -134,30 +134,43 @@ def request_token(actions: Sequence[Mapping[str, Any]], scope: str = "") -> str:
     return hashlib.blake2b(text.encode(), digest_size=18).hexdigest()
 
 
-def _counted_before(error: BaseException, parts: Sequence[_Part]) -> tuple[set[str], bool] | None:
-    """From a cancelled transaction's reasons: the trip_ids whose marker exists, and whether a retry can help.
-    None when the cancellation cannot be read (raised as it is)."""
+@dataclass(frozen=True)
+class _Cancelled:
+    """What a cancelled transaction's reasons say: the trips whose marker exists, whether a retry can help, and
+    which parts (by index) hold an item another transaction had (TransactionConflict)."""
+
+    counted: set[str]
+    retryable: bool
+    conflicted: set[int]
+
+
+def _counted_before(error: BaseException, parts: Sequence[_Part]) -> _Cancelled | None:
+    """From a cancelled transaction's reasons (one per action, in order). None when the cancellation cannot be
+    read (raised as it is)."""
     response = getattr(error, "response", None) or {}
     reasons = response.get("CancellationReasons")
     if not reasons:
         return None
-    index_to_trip: list[str | None] = []
-    for part in parts:
-        index_to_trip.extend(part.trips)
-        index_to_trip.append(None)  # the cell update
+    index_to_trip: list[tuple[int, str | None]] = []  # (part, trip_id or None for the cell update)
+    for number, part in enumerate(parts):
+        index_to_trip.extend((number, trip_id) for trip_id in part.trips)
+        index_to_trip.append((number, None))
     if len(reasons) != len(index_to_trip):
         return None
     counted: set[str] = set()
+    conflicted: set[int] = set()
     retryable = False
-    for trip_id, reason in zip(index_to_trip, reasons, strict=True):
+    for (number, trip_id), reason in zip(index_to_trip, reasons, strict=True):
         code = reason.get("Code") or "None"
         if code == "ConditionalCheckFailed" and trip_id is not None:
             counted.add(trip_id)
         elif code in _RETRYABLE_REASONS:
             retryable = True
+            if code == "TransactionConflict":
+                conflicted.add(number)
         elif code != "None":
             return None
-    return counted, retryable
+    return _Cancelled(counted, retryable, conflicted)
 
 
 def _transact(
@@ -169,8 +182,18 @@ def _transact(
     scope: str,
     expires_at: int,
 ) -> list[str]:
-    """Apply one planned transaction, dropping trips counted before; returns the trip_ids left uncounted."""
-    while parts:
+    """Apply one planned transaction, dropping trips counted before; returns the trip_ids left uncounted.
+
+    A transaction cancelled by TransactionConflict on some of its cells (another consumer's transaction held
+    them: a hot cell) is split: the cells without a conflict go again at once, together; each conflicted cell
+    goes alone after a backoff, so one hot cell neither holds back nor keeps cancelling the others."""
+    pending: list[tuple[list[_Part], bool]] = [(parts, False)]  # (parts of one transaction, wait before sending)
+    while pending:
+        parts, wait = pending.pop(0)
+        if wait:
+            if not backoff.wait():
+                return [trip_id for left, _ in [(parts, wait), *pending] for part in left for trip_id in part.trips]
+            stats.add(calls_retried=1)
         actions = _actions(tables, parts, expires_at)
         stats.add(items_sent=len(actions))
         try:
@@ -180,22 +203,27 @@ def _transact(
             )
         except Exception as error:
             read = _counted_before(error, parts) if error_code(error) == _CANCELLED else None
-            if read is not None and read[0]:
-                stats.add(already_counted=len(read[0]))
+            if read is not None and read.counted:
+                stats.add(already_counted=len(read.counted))
                 for part in parts:
-                    part.trips = {t: v for t, v in part.trips.items() if t not in read[0]}
+                    part.trips = {t: v for t, v in part.trips.items() if t not in read.counted}
                 parts = [part for part in parts if part.trips]
                 backoff.progressed()
-                continue  # new contents, new token: no wait needed
+                if parts:
+                    pending.insert(0, (parts, False))  # new contents, new token: no wait needed
+                continue
             # is_transient covers TransactionInProgressException: a retry that overtook its first attempt.
-            if not ((read is not None and read[1]) or (read is None and is_transient(error))):
+            if not ((read is not None and read.retryable) or (read is None and is_transient(error))):
                 raise
-            if not backoff.wait():
-                return [trip_id for part in parts for trip_id in part.trips]
-            stats.add(calls_retried=1)
+            if read is not None and read.conflicted and len(parts) > 1:
+                clean = [part for number, part in enumerate(parts) if number not in read.conflicted]
+                hot = [([part], True) for number, part in enumerate(parts) if number in read.conflicted]
+                pending[:0] = [(clean, False), *hot] if clean else hot
+                continue
+            pending.insert(0, (parts, True))
             continue
         stats.add(transactions=1, trips_counted=sum(len(p.trips) for p in parts), cells_updated=len(parts))
-        return []
+        backoff.progressed()
     return []
 
 

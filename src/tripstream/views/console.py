@@ -10,6 +10,7 @@ from tripstream.views.formatting import TRIP_COLUMNS, money, number, trip_cells,
 from tripstream.views.report import Report
 
 HOURS_ON_SCREEN = 24
+STRAY_HOURS_SHOWN = 5
 
 
 def _bar(count: int, largest: int, width: int = 30) -> str:
@@ -133,8 +134,8 @@ def _per_trip_sections(report: Report) -> Any:
 
 
 def render_aggregates(view: Mapping[str, Any], hours_shown: int = HOURS_ON_SCREEN) -> Any:
-    """The aggregates' views: totals, duration mix, trips and revenue per pickup hour (the last `hours_shown`),
-    the busiest zones with names."""
+    """The aggregates' views: totals with refunds, the pickup window and the stray-dated trips outside it, duration
+    mix, trips and revenue per pickup hour (the window's last `hours_shown`), the busiest zones with names."""
     from rich.console import Group
     from rich.text import Text
 
@@ -143,8 +144,21 @@ def render_aggregates(view: Mapping[str, Any], hours_shown: int = HOURS_ON_SCREE
     summary.append(f"  revenue {money(view['total_amount'])}")
     summary.append(f"  high-value {view['high_value_trips']:,} ({view['high_value_share'] * 100:.1f}%)")
     summary.append(f"  cells {view['cells']:,}", style="dim")
+    refunds, strays = view["refunds"], view["strays"]
+    if refunds["trips"]:
+        summary.append(f"\nrefunds {refunds['trips']:,} trips, {money(refunds['total_amount'])}", style="yellow")
+        summary.append(" (negative totals, inside the revenue above)", style="dim")
     if view["first_hour"]:
-        summary.append(f"  hours {view['first_hour']} .. {view['last_hour']}", style="dim")
+        summary.append(f"\nwindow {view['first_hour']} .. {view['last_hour']}", style="bold")
+        summary.append(f" ({view['window']['trips']:,} trips; {view['window']['rule']})", style="dim")
+    if strays["trips"]:
+        shown = ", ".join(f"{h['hour']} ({h['trips']:,})" for h in strays["hours"][:STRAY_HOURS_SHOWN])
+        more = len(strays["hours"]) - STRAY_HOURS_SHOWN
+        summary.append(
+            f"\nstray-dated {strays['trips']:,} trips, {money(strays['total_amount'])}, outside the window"
+            f" (in the totals, not in the hours below): {shown}" + (f" and {more:,} more hours" if more > 0 else ""),
+            style="yellow",
+        )
 
     mix = _table("Duration mix", (("category", False), ("trips", True), ("share", True), ("", False)))
     largest = max((c["trips"] for c in view["duration_mix"]), default=0)
@@ -155,7 +169,7 @@ def render_aggregates(view: Mapping[str, Any], hours_shown: int = HOURS_ON_SCREE
 
     rows = view["by_pickup_hour"][-hours_shown:] if hours_shown > 0 else []
     hours = _table(
-        f"Trips and revenue per pickup hour (last {len(rows)} of {len(view['by_pickup_hour'])})",
+        f"Trips and revenue per pickup hour (last {len(rows)} of {len(view['by_pickup_hour'])} in the window)",
         (("pickup hour", False), ("trips", True), ("revenue", True), ("high-value", True), ("", False)),
     )
     largest = max((r["trips"] for r in rows), default=0)
