@@ -114,6 +114,22 @@ def lab_rows(path: Path) -> Iterator[LabRow]:
             yield LabRow(reader.line_num, row, lab_record(row))
 
 
+def write_as_sent(rows: list[LabRow], to: Path) -> Path:
+    """`rows` as a CSV file whose cells the lab's conversion changes (`is_lossy`) hold what the lab sent: the trips
+    a file reader makes of it are the trips the lab's records carry. Every other cell keeps its text."""
+    header = [column for column in rows[0].row if column is not None]
+    with to.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        for lab_row in rows:
+            cells = [
+                str(lab_row.record[column]) if is_lossy(column, lab_row.row[column]) else lab_row.row[column]
+                for column in header
+            ]
+            writer.writerow(cells + list(lab_row.row.get(None) or []))
+    return to
+
+
 def put_file(kinesis: Any, path: Path, stream: str = "taxi_trips") -> int:
     """Send every row of `path` as the lab does: one PutRecord each. Returns the records sent."""
     sent = 0

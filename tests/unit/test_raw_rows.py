@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from conftest import tlc_sample_names
-from support.lab_producer import LabRow, is_lossy, lab_rows
+from support.lab_producer import is_lossy, lab_rows, write_as_sent
 from tripstream.trips.normalise import RowError, TripNormaliser
 from tripstream.trips.readers import LocalFileSource, open_trip_file
 from tripstream.trips.records import decode_record, encode_trip
@@ -54,20 +54,6 @@ def without_source(trip: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in trip.items() if name != "source"}
 
 
-def as_lab_wrote_it(path: Path, header: list[str], rows: list[LabRow], to: Path) -> Path:
-    """`rows` as a file, the cells the lab's conversion changes written as the lab sent them."""
-    with to.open("w", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        for lab_row in rows:
-            cells = [
-                str(lab_row.record[column]) if is_lossy(column, lab_row.row[column]) else lab_row.row[column]
-                for column in header
-            ]
-            writer.writerow(cells + list(lab_row.row.get(None) or []))
-    return to
-
-
 def compare(path: Path, tmp_path: Path) -> tuple[int, int, int]:
     """Every row of `path` sent the lab's way gives the file reader's outcome. Returns (rows compared with the
     file as it is, rows compared with the file as the lab wrote them, rejects among them)."""
@@ -80,7 +66,7 @@ def compare(path: Path, tmp_path: Path) -> tuple[int, int, int]:
     lossy = [row for row in rows if any(is_lossy(c, row.row[c]) for c in header)]
     mismatched = [(row.line, row.data) for row in lossless if record_outcome(row.data) != reference[row.line]]
     assert not mismatched, (path.name, len(mismatched), mismatched[:2])
-    rewritten = file_outcomes(as_lab_wrote_it(path, header, lossy, tmp_path / path.name))
+    rewritten = file_outcomes(write_as_sent(lossy, tmp_path / path.name)) if lossy else {}
     assert len(rewritten) == len(lossy)
     mismatched = [
         (row.line, row.data)
