@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from support.cli import reset_emulator
-from support.live_up import Up, assert_tables_hold, tables_hold, wait_for
+from support.live_up import Up, assert_tables_hold, running_up, tables_hold, wait_for
 from tripstream.trips.generate import write_sample
 from tripstream.trips.schema import SCHEMA_VERSION
 
@@ -27,10 +27,7 @@ def sample(path: Path, rows: int, seed: int) -> Path:
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    running = Up(tmp_path_factory.mktemp("live-up")).start()
-    yield running
-    running.stop()
-    assert "stopped" in running.output()
+    yield from running_up(tmp_path_factory.mktemp("live-up"))
 
 
 def test_aws_cli_upload_reaches_the_tables(up: Up, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from expected import expected_aggregates, expected_for
 from support.lab_producer import LabRow, is_lossy, lab_rows, write_as_sent
-from support.live_up import TABLES, Up, assert_tables_hold, wait_for
+from support.live_up import TABLES, Up, assert_tables_hold, running_up, wait_for
 from support.trips import trips_file
 
 pytestmark = [pytest.mark.e2e]
@@ -28,10 +28,7 @@ STREAM = "taxi_trips"
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    running = Up(tmp_path_factory.mktemp("raw-rows-up")).start()
-    yield running
-    running.stop()
-    assert "stopped" in running.output()
+    yield from running_up(tmp_path_factory.mktemp("raw-rows-up"))
 
 
 def put(up: Up, rows: list[LabRow], **extra: Any) -> None:

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -147,3 +147,11 @@ def assert_tables_hold(up: Up, path: Path) -> None:
 def tables_hold(up: Up, path: Path) -> bool:
     reference = expected_for(path).tables
     return all(set(reference[table]) <= set(up.items(table)) for table in TABLES)
+
+
+def running_up(folder: Path) -> Iterator[Up]:
+    """An `up` in `folder` for as long as the caller (a module-scoped fixture) yields it; stopped cleanly after."""
+    running = Up(folder).start()
+    yield running
+    running.stop()
+    assert "stopped" in running.output()
