@@ -6,6 +6,7 @@ import click
 
 from tripstream.cli.aggregates import aggregates
 from tripstream.cli.deploy import deploy, destroy, status
+from tripstream.cli.emulator import emulator
 from tripstream.cli.read import query, report, watch
 from tripstream.cli.run import generate, replay, run
 from tripstream.cli.up import up
@@ -21,7 +22,7 @@ def main(debug: bool) -> None:
     DEBUG["traceback"] = debug
 
 
-for command in (run, generate, report, watch, query, replay, up, deploy, destroy, status, aggregates):
+for command in (run, generate, report, watch, query, replay, up, emulator, deploy, destroy, status, aggregates):
     main.add_command(command)
 
 __all__ = ["main"]
