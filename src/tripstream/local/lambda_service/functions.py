@@ -111,8 +111,10 @@ class LocalFunctions:
         *,
         on_progress: Callable[[int, int], None] | None = None,
         timeout_seconds: float | None = None,
+        stop: threading.Event | None = None,
     ) -> ProducerRun:
-        """Lambda's asynchronous invocation of the producer on `event`, until its file is done or given up."""
+        """Lambda's asynchronous invocation of the producer on `event`, until its file is done or given up (or
+        `stop` is set)."""
         return invoke_producer(
             self.producer_handler(on_progress),
             event,
@@ -120,6 +122,7 @@ class LocalFunctions:
             timeout_seconds=timeout_seconds,
             sqs=self.clients.sqs,
             dead_letter_queue_url=self.stack.dead_letter_queue_url,
+            stop=stop,
         )
 
     def event_source_mapping(
