@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -82,49 +83,58 @@ def resume_exact(path: Path, url: str, state: Path) -> None:
     assert_exact(clients_of(url), path)
 
 
-def test_sigterm_mid_consume_of_run_stops_and_a_second_run_continues_exact(tmp_path: Path) -> None:
-    path = trips_file(tmp_path / "taxi_trips.csv", ROWS, seed=2019)
+def stop_mid_consume_then_resume(
+    tmp_path: Path,
+    seed: int,
+    command: Callable[[Path, str], list[str]],
+    signum: int,
+    stop_line: str,
+    returncode: int,
+    before: Callable[[Path, str], None] | None = None,
+) -> Stopped:
+    """`command(file, endpoint)` with the state folder and the slow consumer, `signum` once both shards are under
+    way; the stop checked, then a second `run` with the same --state-dir that must end exact."""
+    path = trips_file(tmp_path / "taxi_trips.csv", ROWS, seed=seed)
     state = tmp_path / "state"
     with patched_emulator(tmp_path / "emulator.log") as url:
+        if before is not None:
+            before(path, url)
         stopped = signal_when(
-            with_faults("run", str(path), "--endpoint-url", url, "--state-dir", str(state), *STACK),
+            with_faults(*command(path, url), "--endpoint-url", url, "--state-dir", str(state), *STACK),
             lambda _: consuming(state),
-            signal.SIGTERM,
+            signum,
             env=slow_consumer(),
         )
-        assert_stopped(stopped, "run interrupted", returncode=1)
+        assert_stopped(stopped, stop_line, returncode)
         resume_exact(path, url, state)
+    return stopped
+
+
+def test_sigterm_mid_consume_of_run_stops_and_a_second_run_continues_exact(tmp_path: Path) -> None:
+    stop_mid_consume_then_resume(
+        tmp_path, 2019, lambda path, _: ["run", str(path)], signal.SIGTERM, "run interrupted", returncode=1
+    )
 
 
 def test_sigint_mid_replay_stops_and_a_second_run_continues_exact(tmp_path: Path) -> None:
-    path = trips_file(tmp_path / "taxi_trips.csv", ROWS, seed=2020)
-    state = tmp_path / "state"
-    with patched_emulator(tmp_path / "emulator.log") as url:
-        replay = ("replay", str(path), "--speed", "100000", "--max-wait", "0.01")
-        stopped = signal_when(
-            with_faults(*replay, "--endpoint-url", url, "--state-dir", str(state), *STACK, "--json"),
-            lambda _: consuming(state),
-            signal.SIGINT,
-            env=slow_consumer(),
-        )
-        assert_stopped(stopped, "stopping replay", returncode=0)
-        resume_exact(path, url, state)
+    stop_mid_consume_then_resume(
+        tmp_path,
+        2020,
+        lambda path, _: ["replay", str(path), "--speed", "100000", "--max-wait", "0.01", "--json"],
+        signal.SIGINT,
+        "stopping replay",
+        returncode=0,
+    )
 
 
 def test_sigterm_mid_consume_of_up_stops_and_a_second_run_continues_exact(tmp_path: Path) -> None:
-    path = trips_file(tmp_path / "taxi_trips.csv", ROWS, seed=2021)
-    state = tmp_path / "state"
-    with patched_emulator(tmp_path / "emulator.log") as url:
+    def upload_first(path: Path, url: str) -> None:
         # The object is in the bucket before `up` starts: its catch-up (objects not in the ledger) processes it.
         clients = clients_of(url)
         stack, _ = deploy_for_local_runtime(clients, parameters=PARAMETERS)
         clients.s3.upload_file(str(path), stack.bucket, path.name)
-        stopped = signal_when(
-            with_faults("up", "--endpoint-url", url, "--state-dir", str(state), *STACK),
-            lambda _: consuming(state),
-            signal.SIGTERM,
-            env=slow_consumer(),
-        )
-        assert_stopped(stopped, "stopped", returncode=0)
-        assert "stopping up" in stopped.stderr
-        resume_exact(path, url, state)
+
+    stopped = stop_mid_consume_then_resume(
+        tmp_path, 2021, lambda *_: ["up"], signal.SIGTERM, "stopped", returncode=0, before=upload_first
+    )
+    assert "stopping up" in stopped.stderr
