@@ -112,9 +112,11 @@ class LocalFunctions:
         on_progress: Callable[[int, int], None] | None = None,
         timeout_seconds: float | None = None,
         dead_letter: bool = True,
+        stop: threading.Event | None = None,
     ) -> ProducerRun:
         """Lambda's asynchronous invocation of the producer on `event`, until its file is done or given up (then
-        the event goes to the dead-letter queue, unless `dead_letter` is false: a redrive keeps its message)."""
+        the event goes to the dead-letter queue, unless `dead_letter` is false: a redrive keeps its message), or
+        `stop` is set."""
         return invoke_producer(
             self.producer_handler(on_progress),
             event,
@@ -122,6 +124,7 @@ class LocalFunctions:
             timeout_seconds=timeout_seconds,
             sqs=self.clients.sqs,
             dead_letter_queue_url=self.stack.dead_letter_queue_url if dead_letter else None,
+            stop=stop,
         )
 
     def event_source_mapping(
