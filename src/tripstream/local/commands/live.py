@@ -1,7 +1,7 @@
 """The live local runtime of `tripstream up`: S3 events -> producer, and the stream -> consumer, until stopped.
 
 - Objects: the bucket notifies an SQS queue (local.notifications); worker threads long-poll it and invoke the
-  producer as Lambda's asynchronous invocation does (local.runtime.invoke_producer: retries, dead-letter queue,
+  producer as Lambda's asynchronous invocation does (LocalFunctions.invoke_producer: retries, dead-letter queue,
   continuations). A message is deleted only once its invocation is finished (done or given up on).
 - Records: one continuous EventSourceMapping on every shard, from its checkpoints, whoever wrote the records.
 - What each object gave is written to `tripstream-live/results/...` once the consumer caught up with it, for
