@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from tripstream.aws.errors import error_code, is_transient
 from tripstream.counters import Counters
@@ -198,19 +198,27 @@ def stream_arn(kinesis: KinesisClient, stream_name: str) -> str:
     return kinesis.describe_stream_summary(StreamName=stream_name)["StreamDescriptionSummary"]["StreamARN"]
 
 
-def shard_iterator(kinesis: KinesisClient, stream_name: str, shard_id: str, after_sequence_number: str | None) -> str:
-    if after_sequence_number is None:
-        response = kinesis.get_shard_iterator(
-            StreamName=stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-        )
+def shard_iterator(
+    kinesis: KinesisClient,
+    stream_name: str,
+    shard_id: str,
+    after_sequence_number: str | None,
+    *,
+    at_sequence_number: str | None = None,
+) -> str:
+    """An iterator at the shard's oldest record, or just after / at a sequence number."""
+    kind: Literal["AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"]
+    if at_sequence_number is not None:
+        kind, number = "AT_SEQUENCE_NUMBER", at_sequence_number
+    elif after_sequence_number is not None:
+        kind, number = "AFTER_SEQUENCE_NUMBER", after_sequence_number
     else:
-        response = kinesis.get_shard_iterator(
-            StreamName=stream_name,
-            ShardId=shard_id,
-            ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-            StartingSequenceNumber=after_sequence_number,
-        )
-    return response["ShardIterator"]
+        return kinesis.get_shard_iterator(StreamName=stream_name, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")[
+            "ShardIterator"
+        ]
+    return kinesis.get_shard_iterator(
+        StreamName=stream_name, ShardId=shard_id, ShardIteratorType=kind, StartingSequenceNumber=number
+    )["ShardIterator"]
 
 
 @dataclass
@@ -226,12 +234,7 @@ def read_sequence_range(kinesis: KinesisClient, stream_name: str, shard_id: str,
     """The records of `shard_id` with start <= sequence number <= end (compared as numbers), as far as the stream
     still holds them: records past the retention period are simply absent (the caller compares counts)."""
     try:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=stream_name,
-            ShardId=shard_id,
-            ShardIteratorType="AT_SEQUENCE_NUMBER",
-            StartingSequenceNumber=start,
-        )["ShardIterator"]
+        iterator = shard_iterator(kinesis, stream_name, shard_id, None, at_sequence_number=start)
     except Exception as error:
         if error_code(error) in {"ResourceNotFoundException", "InvalidArgumentException"}:
             return RangeRead([], gone=f"{error_code(error)}: {error}")
