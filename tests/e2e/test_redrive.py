@@ -24,8 +24,8 @@ from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import scan_all
 from tripstream.aws.sqs import queue_counts
 from tripstream.cli import main
-from tripstream.infra.deploy import format_status, status
 from tripstream.infra.stack import DeployedStack, deploy_for_local_runtime
+from tripstream.infra.status import format_status, status
 from tripstream.infra.template import DEFAULT_STACK_NAME
 from tripstream.local.commands.redrive import redrive_stack
 from tripstream.local.commands.run import run_file

@@ -16,7 +16,8 @@ from tripstream.aws.aggregates import (
     plan_transactions,
     request_token,
 )
-from tripstream.infra.deploy import Status, format_status, table_names
+from tripstream.infra.deploy import table_names
+from tripstream.infra.status import Status, format_status
 from tripstream.settings import Settings
 from tripstream.trips.aggregates import (
     CORE_COUNTERS,

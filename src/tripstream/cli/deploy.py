@@ -152,13 +152,13 @@ def destroy(stack_name: str, region: str | None, endpoint_url: str | None, yes: 
 @json_option("status")
 def status(stack_name: str, region: str | None, endpoint_url: str | None, as_json: bool) -> None:
     """Stack state, stream shards, table item counts and the consumer's iterator age."""
-    from tripstream.infra import deploy as operations
+    from tripstream.infra import status as infra_status
 
     with command_errors() as errors:
         clients = deploy_clients(endpoint_url, region)
         errors.where = clients.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or f"AWS ({clients.region})"
-        state = operations.status(clients, stack_name=stack_name)
+        state = infra_status.status(clients, stack_name=stack_name)
     if as_json:
         click.echo(orjson.dumps(state.to_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
-        click.echo(operations.format_status(state))
+        click.echo(infra_status.format_status(state))
