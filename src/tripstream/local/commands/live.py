@@ -180,6 +180,7 @@ class LiveRuntime:
     def stop(self) -> None:
         self._stop.set()
         self.mapping.stop()
+        self._functions.close()
         try:
             stop_beating(self._clients, self._queue_url)
         except Exception as error:  # the emulator may be gone already

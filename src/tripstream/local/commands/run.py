@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tripstream.aws.clients import AwsClients
+from tripstream.aws.clients import AwsClients, Credentials
 from tripstream.aws.dynamodb import item_count
 from tripstream.aws.s3 import upload_file_and_head
 from tripstream.infra.stack import DeployedStack
@@ -104,32 +104,46 @@ def run_file(
     producer_timeout_seconds: float | None = None,
     progress: Progress | None = None,
     wrap_consumer: Callable[[Handler], Handler] | None = None,
+    in_process: bool = True,
+    credentials: Credentials | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Upload `path`, run the producer on its S3 event and the consumer until the stream is drained."""
     started = time.monotonic()
     key = key or path.name
     summary = RunSummary(file=str(path), bucket=stack.bucket, key=key)
     progress = progress or Progress()
-    functions = LocalFunctions(clients, handler_clients, stack, environment_overrides)
+    functions = LocalFunctions(
+        clients,
+        handler_clients,
+        stack,
+        environment_overrides,
+        in_process=in_process,
+        credentials=credentials,
+        **({"note": note} if note is not None else {}),
+    )
     totals = ConsumerTotals()
     on_items = progress.items_written
-    mapping = functions.event_source_mapping(
-        state_dir=state_dir,
-        totals=totals,
-        on_result=(lambda result: on_items(sum(result.items_written.values()))) if on_items is not None else None,
-        on_records_done=progress.records_consumed,
-        wrap_consumer=wrap_consumer,
-    )
-    mapping.start()
     try:
-        event = upload_with_event(clients, stack.bucket, path, key, account_id=stack.account_id)
-        run = functions.invoke_producer(
-            event, on_progress=_producer_progress(progress), timeout_seconds=producer_timeout_seconds
+        mapping = functions.event_source_mapping(
+            state_dir=state_dir,
+            totals=totals,
+            on_result=(lambda result: on_items(sum(result.items_written.values()))) if on_items is not None else None,
+            on_records_done=progress.records_consumed,
+            wrap_consumer=wrap_consumer,
         )
-        mapping.producer_finished()
-        mapping.wait_drained()
+        mapping.start()
+        try:
+            event = upload_with_event(clients, stack.bucket, path, key, account_id=stack.account_id)
+            run = functions.invoke_producer(
+                event, on_progress=_producer_progress(progress), timeout_seconds=producer_timeout_seconds
+            )
+            mapping.producer_finished()
+            mapping.wait_drained()
+        finally:
+            mapping.stop()
     finally:
-        mapping.stop()
+        functions.close()
     summarise_producer(summary, run.results)
     summary.producer_invocations = run.invocations
     summary.producer_errors = run.errors
