@@ -1,10 +1,14 @@
 """The pipeline with its functions run as Lambda runs them (the deployment package in processes of their own,
-through the Runtime API): every trip where the independent reference says, the consumer's figures read back from
-its log lines, the continuations of a file followed."""
+through the Runtime API, each with its role's credentials, the emulator enforcing IAM): every trip where the
+independent reference says, the consumer's figures read back from its log lines, the continuations of a file
+followed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from expected import expected_aggregates, expected_for
 from support.trips import trips_file
@@ -12,15 +16,26 @@ from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import item_count
 from tripstream.infra.stack import deploy_for_local_runtime
 from tripstream.local.commands.run import run_file
+from tripstream.local.emulator.server import set_iam_enforcement
 
 # Not a multiple of the 200 rows between deadline checks: a file of exactly k x 200 rows whose invocations each stop
 # at a check resumes at its very end, and S3 refuses that range (InvalidRange): a producer bug, reported with issue 22.
 ROWS = 650
 
 
-def test_a_file_through_isolated_functions_lands_exactly(fresh_endpoint: str, tmp_path: Path) -> None:
-    clients = AwsClients.create(endpoint_url=fresh_endpoint, region="us-east-1", credentials=EMULATOR_CREDENTIALS)
+@pytest.fixture
+def enforcing_endpoint(fresh_endpoint: str) -> Iterator[str]:
+    """The session emulator, enforcing IAM once the stack is deployed (switched off again after the test)."""
+    try:
+        yield fresh_endpoint
+    finally:
+        set_iam_enforcement(fresh_endpoint, False)
+
+
+def test_a_file_through_isolated_functions_lands_exactly(enforcing_endpoint: str, tmp_path: Path) -> None:
+    clients = AwsClients.create(endpoint_url=enforcing_endpoint, region="us-east-1", credentials=EMULATOR_CREDENTIALS)
     stack, _ = deploy_for_local_runtime(clients)
+    set_iam_enforcement(enforcing_endpoint, True)
     path = trips_file(tmp_path / "taxi_trips.csv", ROWS, seed=22)
     expected = expected_for(path)
     notes: list[str] = []
@@ -37,6 +52,7 @@ def test_a_file_through_isolated_functions_lands_exactly(fresh_endpoint: str, tm
     )
     assert summary.ok, summary
     assert summary.producer_invocations > 1  # continuations, followed by the local service
+    assert not any("could not issue" in line for line in notes)  # each function had its own role
     assert summary.records_sent == ROWS and summary.records_consumed == ROWS
     # What each consumer batch did came back through its log line ("batch processed"), as from CloudWatch.
     assert summary.items_written == {name: len(items) for name, items in expected.tables.items()}

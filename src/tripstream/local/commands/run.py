@@ -54,14 +54,14 @@ def run_command(
     serves it), `options.file` through the pipeline, and the report when asked for."""
     with open_stack(options.stack, scratch=scratch, note=note, on_endpoint=on_endpoint, join_live_up=True) as local:
         with progress() as display:
-            summary = _run_on(local, options, display.callbacks())
+            summary = _run_on(local, options, display.callbacks(), note)
         report = None
         if options.report is not None and not summary.refused:
             report = options.report(local.endpoint.clients, local.endpoint.description)
     return RunOutcome(summary, report)
 
 
-def _run_on(local: LocalStack, options: RunOptions, progress: Progress) -> RunSummary:
+def _run_on(local: LocalStack, options: RunOptions, progress: Progress, note: Callable[[str], None]) -> RunSummary:
     endpoint = local.endpoint
     if local.served_by_live_up:
         return run_file_live(endpoint.clients, local.stack, options.file, key=options.key, progress=progress)
@@ -73,6 +73,9 @@ def _run_on(local: LocalStack, options: RunOptions, progress: Progress) -> RunSu
         key=options.key,
         state_dir=local.state_dir,
         progress=progress,
+        in_process=options.stack.in_process,
+        credentials=endpoint.credentials,
+        note=note,
     )
 
 

@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from types import FrameType
 from typing import Final
@@ -124,6 +125,19 @@ class _PortFileEndpoint:
 
 def _answers_http(endpoint_url: str) -> bool:
     return http_answer(endpoint_url + _HEALTH_PATH) is not None  # any HTTP answer will do
+
+
+def set_iam_enforcement(endpoint_url: str, enforce: bool) -> None:
+    """Switch the emulator's IAM enforcement on (every later request checked against its caller's policies, the
+    emulator's own key an administrator: `moto_patches.iam`) or off (moto's default: nothing checked).
+
+    moto's `POST /moto-api/reset-auth`: the number of requests still let through unchecked (0: none)."""
+    count = b"0" if enforce else b"inf"
+    request = urllib.request.Request(
+        f"{endpoint_url}/moto-api/reset-auth", data=count, method="POST", headers={"Content-Type": "text/plain"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
 
 
 # --- the child process -------------------------------------------------------------------------
