@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from expected import expected_aggregates, expected_for
+from support.cli import run_cli
 from support.trips import trips_file
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import item_count
@@ -60,3 +61,11 @@ def test_a_file_through_isolated_functions_lands_exactly(enforcing_endpoint: str
         assert item_count(clients.dynamodb, name) == len(items)
     cells = expected_aggregates(path)
     assert item_count(clients.dynamodb, stack.stats_table) == len(cells)
+
+
+def test_run_runs_the_functions_as_lambda_does_by_default(tmp_path: Path) -> None:
+    """`tripstream run` without --in-process: the embedded emulator enforcing IAM, the functions isolated."""
+    path = trips_file(tmp_path / "taxi_trips.csv", 120, seed=5)
+    result = run_cli("run", str(path), "--no-progress", env={"TRIPSTREAM_IN_PROCESS": "0"}, isolated=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "records consumed 120 (rejected 0)" in result.stdout

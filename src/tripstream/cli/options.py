@@ -106,9 +106,10 @@ def in_process_option() -> Decorator[Any]:
     return click.option(
         "--in-process",
         is_flag=True,
+        envvar="TRIPSTREAM_IN_PROCESS",
         help="Run the functions' handlers from the source tree in this process (fast, for debugging), not as Lambda "
         "runs them (the deployment package in processes of their own, each with its role's credentials, IAM enforced "
-        "by the embedded emulator).",
+        "by the embedded emulator). Default: TRIPSTREAM_IN_PROCESS (the test suite sets it).",
     )
 
 
