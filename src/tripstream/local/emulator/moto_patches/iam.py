@@ -21,12 +21,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any, Final
+from urllib.parse import quote, unquote, urlparse
 
 from moto import settings as moto_settings
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.iam import access_control
-from moto.kinesis import utils as kinesis_utils
 from moto.iam import models as iam_models
+from moto.kinesis import utils as kinesis_utils
 from moto.utilities.utils import get_partition
 
 from tripstream.local.emulator.moto_patches.version import parameter_names, shape_error
@@ -137,8 +138,6 @@ def _dynamodb_checks(response: Any, action: str) -> list[tuple[str, str]]:
 def _lambda_checks(response: Any, action: str) -> list[tuple[str, str]]:
     if action != "Invoke":
         return [(action, "*")]
-    from urllib.parse import unquote
-
     name = unquote(response.path.rstrip("/").rsplit("/", 2)[-2])
     arn = name if name.startswith("arn:") else _arn(response, "lambda", f"function:{name}")
     return [("InvokeFunction", arn)]
@@ -159,10 +158,11 @@ def _authorize(self: Any, resource: str = "*") -> None:
     if ActionAuthenticatorMixin.request_count < moto_settings.INITIAL_NO_AUTH_ACTION_COUNT:
         ActionAuthenticatorMixin.request_count += 1
         return
-    from urllib.parse import urlparse
 
     parsed = urlparse(self.uri)
-    path = parsed.path + (f"?{parsed.query}" if parsed.query else "")
+    # The path as the client signed it: moto holds it decoded, and a function named by its ARN (`arn%3Aaws...`)
+    # would otherwise never match its signature.
+    path = quote(unquote(parsed.path), safe="/-_.~") + (f"?{parsed.query}" if parsed.query else "")
     signature_checked = False
     for action, arn in checks_of(self, self._get_action()):
         request = access_control.IAMRequest(
@@ -206,7 +206,8 @@ def _create_role(
     role = _originals["create_role"](resource_name, cloudformation_json, account_id, region_name, **kwargs)
     backend = iam_models.iam_backends[account_id][get_partition(region_name)]
     for policy_arn in cloudformation_json.get("Properties", {}).get("ManagedPolicyArns") or []:
-        backend.attach_role_policy(policy_arn, role.name)
+        if policy_arn:  # an `!If [..., !Ref AWS::NoValue]` left out
+            backend.attach_role_policy(policy_arn, role.name)
     return role
 
 
