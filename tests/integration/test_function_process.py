@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
-from tripstream.local.lambda_service.function_process import FunctionPool, FunctionSpec, lambda_environment
+from tripstream.local.lambda_service.function_process import (
+    FunctionPool,
+    FunctionSpec,
+    InvocationResult,
+    lambda_environment,
+)
 from tripstream.local.lambda_service.runtime_environment import base_dir, find_runtime_python, runtime_venv
 
 HANDLERS = """
@@ -77,16 +83,20 @@ def pool(runtime: Path, tmp_path: Path, handler: str, *, timeout: float = 30, me
     return FunctionPool(spec)
 
 
+def invoke_twice(functions: FunctionPool, first: dict[str, Any], second: dict[str, Any]) -> list[InvocationResult]:
+    """Two invocations in a row, the pool closed after."""
+    try:
+        return [functions.invoke(orjson.dumps(event)) for event in (first, second)]
+    finally:
+        functions.close()
+
+
 def test_a_function_runs_in_its_own_process_with_lambdas_environment_and_nothing_of_the_cli(
     runtime: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TRIPSTREAM_SECRET_OF_THE_CLI", "leak")
     functions = pool(runtime, tmp_path, "echo")
-    try:
-        cold = functions.invoke(orjson.dumps({"n": 1}))
-        warm = functions.invoke(orjson.dumps({"n": 2}))
-    finally:
-        functions.close()
+    cold, warm = invoke_twice(functions, {"n": 1}, {"n": 2})
     assert cold.error is None and cold.cold and not warm.cold
     first, second = orjson.loads(cold.payload or b""), orjson.loads(warm.payload or b"")
     assert first["event"] == {"n": 1} and second["event"] == {"n": 2}
@@ -109,11 +119,7 @@ def test_a_function_runs_in_its_own_process_with_lambdas_environment_and_nothing
 
 def test_an_exception_comes_back_as_lambdas_error_and_the_environment_stays_warm(runtime: Path, tmp_path: Path) -> None:
     functions = pool(runtime, tmp_path, "fail")
-    try:
-        result = functions.invoke(b"{}")
-        again = functions.invoke(b"{}")
-    finally:
-        functions.close()
+    result, again = invoke_twice(functions, {}, {})
     assert result.error is not None and result.error["errorType"] == "ValueError"
     assert result.error["errorMessage"] == "no good"
     assert again.error is not None and functions.stats.started == 1
@@ -121,11 +127,7 @@ def test_an_exception_comes_back_as_lambdas_error_and_the_environment_stays_warm
 
 def test_an_invocation_past_its_timeout_is_killed_and_reported_as_lambda_does(runtime: Path, tmp_path: Path) -> None:
     functions = pool(runtime, tmp_path, "sleep", timeout=1)
-    try:
-        result = functions.invoke(orjson.dumps({"seconds": 30}))
-        after = functions.invoke(orjson.dumps({"seconds": 0}))
-    finally:
-        functions.close()
+    result, after = invoke_twice(functions, {"seconds": 30}, {"seconds": 0})
     assert result.error == {"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out after 1.00 seconds"}
     assert 1 <= result.seconds < 5
     assert after.error is None and after.cold  # the killed environment was replaced
@@ -134,11 +136,7 @@ def test_an_invocation_past_its_timeout_is_killed_and_reported_as_lambda_does(ru
 
 def test_a_process_over_its_memory_size_is_killed(runtime: Path, tmp_path: Path) -> None:
     functions = pool(runtime, tmp_path, "grow", memory=128)
-    try:
-        small = functions.invoke(orjson.dumps({"mb": 10}))
-        big = functions.invoke(orjson.dumps({"mb": 400}))
-    finally:
-        functions.close()
+    small, big = invoke_twice(functions, {"mb": 10}, {"mb": 400})
     assert small.error is None
     assert big.error is not None and big.error["errorType"] == "Runtime.OutOfMemory"
     assert functions.stats.peak_rss_mb > 128

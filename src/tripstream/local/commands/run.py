@@ -110,13 +110,18 @@ def run_file(
     in_process: bool = True,
     credentials: Credentials | None = None,
     note: Callable[[str], None] | None = None,
+    functions: LocalFunctions | None = None,
 ) -> RunSummary:
-    """Upload `path`, run the producer on its S3 event and the consumer until the stream is drained."""
+    """Upload `path`, run the producer on its S3 event and the consumer until the stream is drained.
+
+    The functions run in-process, or isolated (`in_process=False`: with `credentials` as the endpoint's, `note` for
+    what the local Lambda service says once); `functions` given are used as they are and left running (warm)."""
     started = time.monotonic()
     key = key or path.name
     summary = RunSummary(file=str(path), bucket=stack.bucket, key=key)
     progress = progress or Progress()
-    functions = LocalFunctions(
+    own_functions = functions is None
+    functions = functions or LocalFunctions(
         clients,
         handler_clients,
         stack,
@@ -146,7 +151,8 @@ def run_file(
         finally:
             mapping.stop()
     finally:
-        functions.close()
+        if own_functions:
+            functions.close()
     summarise_producer(summary, run.results)
     summary.producer_invocations = run.invocations
     summary.producer_errors = run.errors

@@ -181,6 +181,7 @@ class FunctionProcess:
         self._api.fail_in_flight(Outcome(error=self._killed_for))
 
     def stop(self) -> None:
+        self.peak_rss_mb = max(self.peak_rss_mb, _status_mb(Path(f"/proc/{self._process.pid}/status"), "VmHWM:"))
         if self._process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._process.pid, signal.SIGKILL)
@@ -254,9 +255,14 @@ class FunctionProcess:
 
 
 def _rss_mb(status: Path) -> float:
+    return _status_mb(status, "VmRSS:")
+
+
+def _status_mb(status: Path, field: str) -> float:
+    """A memory figure of /proc/PID/status (VmRSS now, VmHWM its peak), in MiB; 0 when the process is gone."""
     try:
         for line in status.read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except (OSError, ValueError, IndexError):
         pass
