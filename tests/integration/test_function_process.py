@@ -16,7 +16,9 @@ from tripstream.local.lambda_service.function_process import (
     InvocationResult,
     lambda_environment,
 )
+from tripstream.local.lambda_service.functions import FunctionError, consumer_result_from_log, structured_logs
 from tripstream.local.lambda_service.runtime_environment import base_dir, find_runtime_python, runtime_venv
+from tripstream.pipeline.consumer import ConsumerResult
 
 HANDLERS = """
 import json, os, sys, time
@@ -140,3 +142,21 @@ def test_a_process_over_its_memory_size_is_killed(runtime: Path, tmp_path: Path)
     assert small.error is None
     assert big.error is not None and big.error["errorType"] == "Runtime.OutOfMemory"
     assert functions.stats.peak_rss_mb > 128
+
+
+def test_what_a_function_logged_comes_back_as_the_in_process_hooks_got_it() -> None:
+    """The consumer's figures from its "batch processed" line, a failed producer's counts from "records not sent"
+    (what ConsumerTotals and the run summary read in-process)."""
+    result = ConsumerResult(records_received=3, trips_processed=2, records_rejected={"undecodable_record": 1})
+    lines = [
+        "START of something that is not JSON",
+        orjson.dumps(
+            {"message": "batch processed", "level": "INFO", "result": {**result.to_dict(), "new": 1}}
+        ).decode(),
+        '{"_aws": {"CloudWatchMetrics": []}}',
+        orjson.dumps({"message": "records not sent", "records_sent": 7, "rows_read": 9}).decode(),
+    ]
+    logged = structured_logs(lines)
+    assert [consumer_result_from_log(record) for record in logged] == [result, None, None]
+    error = FunctionError({"errorType": "RecordsNotSent", "errorMessage": "2 records not sent"}, logged)
+    assert (error.sent, error.rows_read, str(error)) == (7, 9, "RecordsNotSent: 2 records not sent")

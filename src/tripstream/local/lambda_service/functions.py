@@ -23,6 +23,7 @@ A continuation (the producer finishing a large file in a follow-up invocation) i
 from __future__ import annotations
 
 import logging
+import platform
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -247,9 +248,11 @@ class LocalFunctions:
         root = base_dir()
         python = find_runtime_python(function.runtime, note=lambda message: self._note_once("python", message))
         interpreter = runtime_venv(python, root, log_line=self.note)
-        task_root = function_code(
-            root, runtime=function.runtime, architecture=function.architecture, log_line=self.note
-        )
+        # The package's wheels are those of the interpreter and machine that run it.
+        machine = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
+        if machine != function.architecture:
+            self._note_once("architecture", f"{function.name} is {function.architecture}: it runs on this {machine}")
+        task_root = function_code(root, runtime=f"python{python.version}", architecture=machine, log_line=self.note)
         credentials = self.role_credentials(function) or chain_credentials()
         service_endpoints = self.clients.service_endpoints
         environment = lambda_environment(
