@@ -1,8 +1,8 @@
 """Benchmark: the local Lambda service running the functions as Lambda runs them (issue 22).
 
 On one embedded emulator (IAM enforced, each function with its role's credentials):
-- cold and warm invocation time of each function (the producer's first invocation is the throughput run's, then five
-  100-row files; the consumer's, its batches of the throughput run),
+- cold and warm invocation time of each function on fresh environments (the producer on a 100-row file, the
+  consumer on a one-record batch; then five warm), and the invocations of the throughput run,
 - throughput of a generated file isolated vs in-process (`run_file`, the same stack; target >= 0.9x),
 - the peak resident memory of each function's processes beside its MemorySize.
 
@@ -25,6 +25,7 @@ from _common import deployed, report, sample, verdict
 from tripstream.aws.clients import EMULATOR_CREDENTIALS
 from tripstream.local.commands.run import run_file, upload_with_event
 from tripstream.local.emulator.server import set_iam_enforcement
+from tripstream.local.lambda_service.events import kinesis_event
 from tripstream.local.lambda_service.functions import LocalFunctions
 
 
@@ -62,19 +63,36 @@ def main() -> None:
                 assert summary.ok and summary.records_consumed == args.rows, summary
                 runs[mode] = args.rows / seconds
                 figures[f"{mode} trips/s"] = f"{runs[mode]:.0f} ({seconds:.1f} s)"
-            # The producer's warm invocations: five small files after the run (its first invocation was the cold one).
-            for attempt in range(5):
-                event = upload_with_event(bench.clients, bench.stack.bucket, small, f"bench/small-{attempt}.csv")
-                functions.invoke_producer(event)
             ratio = runs["isolated"] / runs["in-process"]
             figures["isolated / in-process"] = f"{ratio:.2f}x (target >= 0.9x: {verdict(ratio, 0.9)})"
             for function in (bench.stack.producer, bench.stack.consumer):
                 stats = functions.pool(function).stats
-                figures[f"{function.name} cold"] = _ms(stats.cold_seconds)
-                figures[f"{function.name} warm"] = _ms(stats.warm_seconds)
-                figures[f"{function.name} environments started"] = stats.started
+                figures[f"{function.name} in the run: first batch / others"] = (
+                    f"{_ms(stats.cold_seconds)} / {_ms(stats.warm_seconds)}, {stats.started} environment(s)"
+                )
         finally:
             functions.close()
+        # Start-up alone, on fresh environments: a 100-row file for the producer, a one-record batch for the consumer.
+        fresh = LocalFunctions(
+            bench.clients, bench.handler_clients, bench.stack, in_process=False, credentials=EMULATOR_CREDENTIALS
+        )
+        try:
+            for attempt in range(6):
+                event = upload_with_event(bench.clients, bench.stack.bucket, small, f"bench/small-{attempt}.csv")
+                fresh.invoke_producer(event)
+            consumer = fresh.consumer_handler()
+            record = {"PartitionKey": "x", "SequenceNumber": "1", "Data": b'{"not": "a trip"}'}
+            batch = kinesis_event(
+                [record], shard_id="shardId-000000000000", stream_arn="arn", region="us-east-1", role_arn="arn"
+            )
+            for _ in range(6):
+                consumer(batch, None)
+            for function in (bench.stack.producer, bench.stack.consumer):
+                stats = fresh.pool(function).stats
+                figures[f"{function.name} cold"] = _ms(stats.cold_seconds)
+                figures[f"{function.name} warm"] = _ms(stats.warm_seconds)
+        finally:
+            fresh.close()
         for function in (bench.stack.producer, bench.stack.consumer):
             stats = functions.pool(function).stats
             figures[f"{function.name} peak RSS"] = f"{stats.peak_rss_mb:.0f} MiB of MemorySize {function.memory_mb} MB"
