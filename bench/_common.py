@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import platform
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from tripstream.local.emulator.server import Emulator
 from tripstream.local.lambda_service.functions import handler_settings
 from tripstream.pipeline.consumer import ConsumerResult, StreamRecord, consume_records
 from tripstream.settings import Settings
-from tripstream.trips.generate import write_sample
+from tripstream.trips.generate import HEADER, generate_rows, write_sample
 from tripstream.trips.normalise import RowError, TripNormaliser
 from tripstream.trips.readers import LocalFileSource, open_trip_file
 from tripstream.trips.records import encode_trip
@@ -75,6 +77,19 @@ def deployed(
         yield Bench(emulator, clients, handler_clients, stack)
 
 
+@contextmanager
+def dynamodb_backend(backend: str) -> Iterator[str | None]:
+    """Where DynamoDB is for `--backend`: None for the embedded emulator, a DynamoDB Local's URL (started here,
+    stopped on exit) for "dynamodb-local"."""
+    if backend != "dynamodb-local":
+        yield None
+        return
+    from tripstream.local.emulator.dynamodb_local import DynamoDBLocal
+
+    with DynamoDBLocal() as local:
+        yield local.endpoint_url
+
+
 def sample(rows: int, suffix: str = ".csv", seed: int = 42) -> Path:
     """A generated sample of `rows` trips, cached between runs."""
     path = CACHE / f"generated-{rows}-{seed}{suffix}"
@@ -83,6 +98,26 @@ def sample(rows: int, suffix: str = ".csv", seed: int = 42) -> Path:
         partial = path.with_name("partial-" + path.name)
         write_sample(partial, rows, seed=seed)
         partial.replace(path)
+    return path
+
+
+def one_day(trips: int, seed: int, day: str = "2024-01-15") -> Path:
+    """A generated month of `trips` folded into one `day` (dates rewritten; times and durations kept): every
+    zone-hour of a busy day's stream holds tens of trips. Cached between runs."""
+    path = CACHE / f"day-{day}-{trips}-{seed}.csv"
+    if path.exists():
+        return path
+    pickup, dropoff = HEADER.index("tpep_pickup_datetime"), HEADER.index("tpep_dropoff_datetime")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(HEADER)
+        for row in generate_rows(trips, seed=seed):
+            start = datetime.fromisoformat(row[pickup])
+            moved = datetime.fromisoformat(f"{day} {row[pickup][11:]}")
+            row[dropoff] = str(moved + (datetime.fromisoformat(row[dropoff]) - start))
+            row[pickup] = str(moved)
+            writer.writerow(row)
     return path
 
 

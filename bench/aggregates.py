@@ -10,7 +10,9 @@ Write units are counted from the requests sent (a botocore provide-client-params
 standard write of an item up to 1 KB costs 1 WCU (BatchWriteItem), a transactional write 2 WCU per item up to
 1 KB (TransactWriteItems: each marker and each cell update); the largest item sent is printed to show they are
 under 1 KB. `--order pickup` sorts the trips by pickup time first, as a live stream carries them (more trips
-per zone-hour cell in a batch, so fewer cell updates per trip).
+per zone-hour cell in a batch, so fewer cell updates per trip); `--order day` folds the month into one day first
+(`_common.one_day`), so that every batch's trips share an hour, as at a real city's rate (1 M trips/day is ~40,000
+an hour: a batch of 100 trips never spans more than an hour or two).
 
 Usage: PYTHONPATH=src .venv/bin/python bench/aggregates.py [--rows 3000] [--rounds 3] [--batch 100] [--order file]
        [--backend moto|dynamodb-local]
@@ -22,15 +24,24 @@ import argparse
 import statistics
 import sys
 import threading
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import consume_in_batches, deployed, encoded_trips, report, sample, stream_records, timed, verdict
+from _common import (
+    consume_in_batches,
+    deployed,
+    dynamodb_backend,
+    encoded_trips,
+    one_day,
+    report,
+    sample,
+    stream_records,
+    timed,
+    verdict,
+)
 
-from tripstream.local.emulator.dynamodb_local import DynamoDBLocal
 from tripstream.pipeline.consumer import StreamRecord
 from tripstream.trips.records import decode_trip
 
@@ -70,19 +81,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=3_000, help="trips per side per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=100, help="records per consumer invocation (BatchSize)")
-    parser.add_argument("--order", choices=("file", "pickup"), default="file")
+    parser.add_argument("--order", choices=("file", "pickup", "day"), default="file")
     parser.add_argument("--backend", choices=("moto", "dynamodb-local"), default="moto")
     args = parser.parse_args()
-    with ExitStack() as stack:
-        dynamodb_url = None
-        if args.backend == "dynamodb-local":
-            dynamodb_url = stack.enter_context(DynamoDBLocal()).endpoint_url
+    with dynamodb_backend(args.backend) as dynamodb_url:
         run(args, dynamodb_url)
 
 
 def run(args: argparse.Namespace, dynamodb_url: str | None) -> None:
-    entries = encoded_trips(sample(args.rows * args.rounds * 2, seed=2026))
-    if args.order == "pickup":
+    trips = args.rows * args.rounds * 2
+    entries = encoded_trips(one_day(trips, seed=2026) if args.order == "day" else sample(trips, seed=2026))
+    if args.order in ("pickup", "day"):
         entries.sort(key=lambda entry: str(decode_trip(entry[0])["pickup_datetime"]))
     records = stream_records(entries)
     slices = iter(records[i : i + args.rows] for i in range(0, len(records), args.rows))

@@ -269,6 +269,10 @@ def expected_aggregates(*paths: Path) -> dict[tuple[str, str], dict[str, Decimal
         for name in ("total_amount", "fare_amount", "tip_amount", "trip_distance"):
             if trip[name] is not None:
                 cell[name] = cell.get(name, Decimal(0)) + Decimal(repr(trip[name])).quantize(CENT)
+        total = trip["total_amount"]
+        if total is not None and Decimal(repr(total)) < 0:  # a refund: counted apart as well
+            cell["refunds"] = cell.get("refunds", Decimal(0)) + 1
+            cell["refund_amount"] = cell.get("refund_amount", Decimal(0)) + Decimal(repr(total)).quantize(CENT)
         cell["high_value_trips"] += trip_id in result.high_value
         if trip_id in result.duration:
             duration = result.duration[trip_id]

@@ -12,7 +12,7 @@ import os
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
@@ -280,6 +280,9 @@ def expected_cells(expected: Expected) -> dict[tuple[str, str], dict[str, Decima
         cell["trips"] += 1
         cell["total_amount"] += t.total if t.total is not None else Decimal(0)
         cell["high_value_trips"] += 1 if t.high_value else 0
+        if t.total is not None and t.total < 0:  # a refund: counted apart too (the cell's extra sums)
+            cell["refunds"] = cell.get("refunds", Decimal(0)) + 1
+            cell["refund_amount"] = cell.get("refund_amount", Decimal(0)) + t.total
         if t.duration_category is not None:
             cell[t.duration_category] += 1
     return cells
@@ -290,28 +293,65 @@ def cell_items(cells: dict[tuple[str, str], dict[str, Decimal]]) -> list[dict[st
     return [{"pickup_location_id": zone, "pickup_hour": hour, **values} for (zone, hour), values in cells.items()]
 
 
+def window_of(pickups: list[datetime]) -> tuple[datetime, datetime] | None:
+    """The views' time window (tripstream.views.aggregates docstring), recomputed from the pickup times: the hours
+    are cut into runs wherever two consecutive hours with trips are more than 7 days apart; the runs holding 1% of
+    the trips or more (if none, the run with the most, the later on a tie) bound it; returns its first and last
+    hour (their starts)."""
+    if not pickups:
+        return None
+    per_hour = Counter(p.replace(minute=0, second=0, microsecond=0) for p in pickups)
+    runs: list[tuple[datetime, datetime, int]] = []  # first hour, last hour, trips
+    for hour in sorted(per_hour):
+        if runs and hour - runs[-1][1] <= timedelta(days=7):
+            first, _, trips = runs.pop()
+            runs.append((first, hour, trips + per_hour[hour]))
+        else:
+            runs.append((hour, hour, per_hour[hour]))
+    big = [run for run in runs if run[2] * 100 >= len(pickups)]
+    if not big:
+        most = max(run[2] for run in runs)
+        big = [[run for run in runs if run[2] == most][-1]]
+    return big[0][0], big[-1][1]
+
+
 def expected_aggregates(expected: Expected, *, top_zones: int = 12) -> dict[str, Any]:
-    """The aggregates' views, straight from the trips (not from the cells)."""
-    trips = expected.trips
-    high = sum(1 for t in trips if t.high_value)
-    by_zone = Counter(t.pickup_location for t in trips if t.pickup_location is not None)
+    """The aggregates' views, straight from the trips (not from the cells): totals and zones over every trip, the
+    time views over the trips inside the window, the others shown as stray-dated; refunds apart."""
+    everything = expected.trips
+    high = sum(1 for t in everything if t.high_value)
+    by_zone = Counter(t.pickup_location for t in everything if t.pickup_location is not None)
     busiest = sorted(by_zone.items(), key=lambda entry: (-entry[1], entry[0]))[:top_zones]
+    window = window_of([datetime.fromisoformat(t.pickup) for t in everything])
+    inside = [bool(window) and window[0] <= datetime.fromisoformat(t.pickup[:13]) <= window[1] for t in everything]
+    trips = [t for t, placed in zip(everything, inside, strict=True) if placed]
+    strays = [t for t, placed in zip(everything, inside, strict=True) if not placed]
+    refunds = [t for t in everything if t.total is not None and t.total < 0]
     heat = {
         zone: [sum(1 for t in trips if t.pickup_location == zone and int(t.pickup[11:13]) == h) for h in range(24)]
         for zone, _ in busiest
     }
     hours = sorted({t.pickup[:13] for t in trips})
+
+    def amount(group: list[Trip]) -> Decimal:
+        return cents(sum((t.total for t in group if t.total is not None), Decimal(0)))
+
     return {
-        "trips": len(trips),
-        "total_amount": cents(sum((t.total for t in trips if t.total is not None), Decimal(0))),
+        "trips": len(everything),
+        "total_amount": amount(everything),
         "high_value_trips": high,
-        "high_value_share": (Decimal(high) / len(trips)).quantize(Decimal("0.0001")) if trips else Decimal(0),
+        "high_value_share": (Decimal(high) / len(everything)).quantize(Decimal("0.0001")) if everything else Decimal(0),
+        "window": (window[0].strftime("%Y-%m-%dT%H"), window[1].strftime("%Y-%m-%dT%H")) if window else None,
+        "window_trips": (len(trips), amount(trips)),
+        "strays": (len(strays), amount(strays)),
+        "stray_hours": sorted(Counter(t.pickup[:13] for t in strays).items()),
+        "refunds": (len(refunds), amount(refunds)),
         "by_hour": [sum(1 for t in trips if int(t.pickup[11:13]) == h) for h in range(24)],
         "by_pickup_hour": [(hour, sum(1 for t in trips if t.pickup[:13] == hour)) for hour in hours],
         "busiest": busiest,
         "heatmap": heat,
-        "mix": {c: sum(1 for t in trips if t.duration_category == c) for c in ("short", "medium", "long")},
-        "unknown": sum(1 for t in trips if t.pickup_location is None),
+        "mix": {c: sum(1 for t in everything if t.duration_category == c) for c in ("short", "medium", "long")},
+        "unknown": sum(1 for t in everything if t.pickup_location is None),
     }
 
 
@@ -329,6 +369,11 @@ def check_aggregates(
     assert {r["pickup_location_id"]: r["by_hour"] for r in view["heatmap"]["rows"]} == numbers["heatmap"]
     assert {c["category"]: c["trips"] for c in view["duration_mix"]} == numbers["mix"]
     assert view["unknown_zone_trips"] == numbers["unknown"]
+    assert (view["first_hour"], view["last_hour"]) == (numbers["window"] or (None, None))
+    assert (view["window"]["trips"], view["window"]["total_amount"]) == numbers["window_trips"]
+    assert (view["strays"]["trips"], view["strays"]["total_amount"]) == numbers["strays"]
+    assert [(h["hour"], h["trips"]) for h in view["strays"]["hours"]] == numbers["stray_hours"]
+    assert (view["refunds"]["trips"], view["refunds"]["total_amount"]) == numbers["refunds"]
     if zones is not None:
         for row in view["by_pickup_zone"]:
             assert (row["pickup_borough"], row["pickup_zone"]) == zones[row["pickup_location_id"]]

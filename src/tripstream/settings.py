@@ -24,6 +24,7 @@ FARE_RATIO_TABLE = "distance_to_fare_ratio"
 ZONE_HOURLY_STATS_TABLE = "zone_hourly_stats"
 COUNTED_TRIPS_TABLE = "zone_hourly_counted_trips"
 PER_TRIP_TABLES = (HIGH_VALUE_TABLE, DURATION_TABLE, FARE_RATIO_TABLE)
+COUNTED_TRIPS_TTL_DAYS = 90
 
 
 class SettingsError(ValueError):
@@ -41,6 +42,8 @@ class Settings:
     # The aggregates: the zone x hour cells, and the marker of every trip counted into them.
     zone_hourly_stats_table: str = ZONE_HOURLY_STATS_TABLE
     counted_trips_table: str = COUNTED_TRIPS_TABLE
+    # Days a marker is kept (its DynamoDB TTL): a trip seen again after that is counted again (docs/aggregates.md).
+    counted_trips_ttl_days: int = COUNTED_TRIPS_TTL_DAYS
     thresholds: Thresholds = field(default_factory=Thresholds)
     # The stack's bucket: the producer reads objects of this bucket only (None: any bucket, for tests and tools).
     source_bucket: str | None = None
@@ -81,6 +84,7 @@ class Settings:
             fare_ratio_table=env.get("FARE_RATIO_TABLE", defaults.fare_ratio_table),
             zone_hourly_stats_table=env.get("ZONE_HOURLY_STATS_TABLE", defaults.zone_hourly_stats_table),
             counted_trips_table=env.get("COUNTED_TRIPS_TABLE", defaults.counted_trips_table),
+            counted_trips_ttl_days=_positive(env, "COUNTED_TRIPS_TTL_DAYS", defaults.counted_trips_ttl_days),
             thresholds=thresholds,
             source_bucket=env.get("SOURCE_BUCKET") or None,
             rejects_bucket=env.get("REJECTS_BUCKET") or None,
@@ -132,6 +136,13 @@ def _decimal(env: Mapping[str, str], name: str, default: Decimal) -> Decimal:
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return _parsed(env, name, default, int, "an integer")
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise SettingsError(f"{name}={value} must be at least 1")
+    return value
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

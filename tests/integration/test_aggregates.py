@@ -9,6 +9,7 @@ imports nothing of tripstream), and the per-trip tables their expected items.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import pytest
 from expected import expected_aggregates, expected_for
 from support.faults import FaultInjector, FaultPlan
 from support.harness import ScratchResources, create_scratch_resources
+from tripstream.aws.aggregates import MARKER_EXPIRY_ATTRIBUTE
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.dynamodb import scan_all
 from tripstream.pipeline.aggregates_rebuild import rebuild_aggregates
@@ -106,6 +108,9 @@ class Setup:
         assert self.per_trip_tables() == union
         markers = scan_all(self.clients.dynamodb, self.scratch.settings.counted_trips_table)
         assert len(markers) == sum(int(cell["trips"]) for cell in want.values())
+        # Bounded state: every marker expires (epoch seconds, a Number) within the settings' window from now.
+        window, now = self.scratch.settings.counted_trips_ttl_days * 86_400, time.time()
+        assert all(now - 600 < int(m[MARKER_EXPIRY_ATTRIBUTE]) - window <= now for m in markers)
 
     def inject(self, **plan: Any) -> FaultInjector:
         return FaultInjector(FaultPlan(**plan)).install(self.handler_clients)

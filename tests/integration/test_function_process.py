@@ -4,6 +4,7 @@ of its own with a clean environment, warm reuse, errors, the timeout and the mem
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +161,15 @@ def test_what_a_function_logged_comes_back_as_the_in_process_hooks_got_it() -> N
     assert [consumer_result_from_log(record) for record in logged] == [result, None, None]
     error = FunctionError({"errorType": "RecordsNotSent", "errorMessage": "2 records not sent"}, logged)
     assert (error.sent, error.rows_read, str(error)) == (7, 9, "RecordsNotSent: 2 records not sent")
+
+
+def test_the_service_stopping_ends_an_isolated_invocation_at_once(runtime: Path, tmp_path: Path) -> None:
+    functions = pool(runtime, tmp_path, "sleep")
+    stop = threading.Event()
+    threading.Timer(1.0, stop.set).start()
+    try:
+        result = functions.invoke(orjson.dumps({"seconds": 30}), abort=stop)
+    finally:
+        functions.close()
+    assert result.error is not None and result.error["errorType"] == "Local.ServiceStopped"
+    assert result.seconds < 5

@@ -18,7 +18,11 @@ network, and acts as a small in-process proxy there:
 * connections reset before the request reaches the emulator (botocore's ``ConnectionClosedError``), or
   the LOST RESPONSE: the emulator carries the call out and the caller gets a reset or a 500 instead of the answer
   (``lost_response_answer``), so it retries what was done already;
-* TransactWriteItems cancelled with ``TransactionConflict`` (``CancellationReasons`` as AWS words them);
+* TransactWriteItems cancelled with ``TransactionConflict`` (``CancellationReasons`` as AWS words them): a share of
+  calls drawn at random (``transaction_conflict``), or, with ``model_transaction_conflicts``, exactly the calls AWS
+  cancels: a transaction touching an item that another in-flight transaction (sent, not yet answered) is
+  modifying, with ``TransactionConflict`` at the index of each such action. No emulator does this by itself
+  (the embedded one and DynamoDB Local 3.3 both serialise concurrent transactions, measured);
 * the consumer crashing in the middle of a batch (a BatchWriteItem call raises :class:`InjectedCrash`, which
   no retry catches, so the handler fails with part of the batch written);
 * a slow consumer (a delay before each BatchWriteItem call).
@@ -43,7 +47,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlsplit
@@ -110,6 +114,10 @@ class FaultPlan:
     # A share of TransactWriteItems calls applied but answered TransactionInProgressException, as AWS answers a
     # retry (same token) that arrives while the first attempt is still being applied.
     transaction_in_progress: float = 0.0
+    # Cancel a TransactWriteItems whose items another transaction still in flight through this injector holds
+    # (TransactionConflict at those actions, nothing applied), as AWS does; the others are sent and held until
+    # answered. Concurrent writers of one hot item then see the conflicts they would see on AWS.
+    model_transaction_conflicts: bool = False
     # A share of BatchWriteItem calls where the consumer crashes (InjectedCrash) instead.
     consumer_crash: float = 0.0
     # Seconds added before every BatchWriteItem call (a slow consumer).
@@ -206,6 +214,7 @@ class FaultInjector:
         self.counts = FaultCounts()
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str], int] = {}
+        self._in_flight: set[str] = set()  # items of the transactions sent and not answered yet
         self._http = URLLib3Session(timeout=60, max_pool_connections=32)
         self._id = uuid.uuid4().hex
 
@@ -455,7 +464,20 @@ class FaultInjector:
         content = [
             {kind: {k: v for k, v in action[kind].items() if k != "TableName"}} for action in actions for kind in action
         ]
-        return self._call_level(request, TRANSACT_WRITE_ITEMS, body, content)
+        if not self.plan.model_transaction_conflicts:
+            return self._call_level(request, TRANSACT_WRITE_ITEMS, body, content)
+        items = [_item_of(action) for action in actions]
+        with self._lock:
+            held = [index for index, item in enumerate(items) if item in self._in_flight]
+            if not held:
+                self._in_flight.update(items)
+        if held:
+            return self._conflict(request, content, held)
+        try:  # sent from here, so the items stay held until the answer is back
+            return self._call_level(request, TRANSACT_WRITE_ITEMS, body, content) or self._send(request, body)
+        finally:
+            with self._lock:
+                self._in_flight.difference_update(items)
 
     def _on_update_item(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
         body = body_bytes(request)
@@ -464,11 +486,12 @@ class FaultInjector:
         content = {k: v for k, v in document.items() if k != "TableName"}
         return self._call_level(request, UPDATE_ITEM, body, content)
 
-    def _conflict(self, request: AWSPreparedRequest, content: object) -> AWSResponse:
-        """TransactionCanceledException with TransactionConflict on the first action, as AWS words it."""
+    def _conflict(self, request: AWSPreparedRequest, content: object, at: Sequence[int] = (0,)) -> AWSResponse:
+        """TransactionCanceledException with TransactionConflict on the actions `at` (the first by default), as
+        AWS words it."""
         count = len(content) if isinstance(content, list) else 1
-        reasons = [{"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}]
-        reasons += [{"Code": "None"}] * (count - 1)
+        conflict = {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
+        reasons = [conflict if index in at else {"Code": "None"} for index in range(count)]
         listed = ", ".join(reason["Code"] for reason in reasons)
         document = {
             "__type": DYNAMODB_ERROR_PREFIX + "TransactionCanceledException",
@@ -477,6 +500,14 @@ class FaultInjector:
         }
         self._add("transactions_conflicted")
         return response(request, 400, document, {"x-amzn-ErrorType": "TransactionCanceledException"})
+
+
+def _item_of(action: Mapping[str, Any]) -> str:
+    """The item a transaction's action touches: its table and key (a Put's whole item: tripstream's markers are
+    their key plus the cell, so the same marker is the same text)."""
+    (kind, operation), *_ = action.items()
+    key = operation.get("Key") if kind != "Put" else operation.get("Item")
+    return json.dumps([operation.get("TableName"), key], sort_keys=True)
 
 
 def install_from_environment(clients: AwsClients, environ: Mapping[str, str] | None = None) -> FaultInjector | None:

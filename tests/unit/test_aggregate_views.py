@@ -77,6 +77,51 @@ def test_views_match_the_oracle(sample: tuple[list[Cell], dict[str, Any], Any]) 
     assert len(view["heatmap"]["rows"]) == 12
 
 
+@pytest.fixture(scope="module")
+def strays(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Cell], dict[str, Any]]:
+    """A generated January 2024 with a pickup in 2088, one in 2009 and three refunds, as real months carry."""
+    path = trips_file(tmp_path_factory.mktemp("strays") / "trips.csv", 3000, seed=2019, strays=True)
+    expected = read_trips(path)
+    return [Cell.from_item(item) for item in cell_items(expected_cells(expected))], expected_aggregates(expected)
+
+
+def test_stray_dates_do_not_move_the_window_and_are_shown_as_strays(strays: tuple[list[Cell], dict[str, Any]]) -> None:
+    cells, numbers = strays
+    view = build_aggregates(cells)
+    check_aggregates(view, numbers)
+    assert (view["first_hour"][:7], view["last_hour"][:7]) == ("2024-01", "2024-01")  # where the month is
+    assert [h["hour"] for h in view["strays"]["hours"]] == ["2009-01-01T00", "2088-01-24T00"]
+    assert view["strays"]["trips"] == 2 and view["window"]["trips"] == view["trips"] - 2
+    assert all(h["hour"].startswith("2024-01") for h in view["by_pickup_hour"])
+    assert view["refunds"]["trips"] == 3 and view["refunds"]["total_amount"] < 0
+    text = _text(render_console(build_aggregate_report(cells)))
+    assert "window 2024-01-01T00 .. 2024-01-31T23" in text
+    assert "stray-dated 2 trips" in text and "2088-01-24T00 (1)" in text and "2009-01-01T00 (1)" in text
+    assert f"refunds 3 trips, -${-view['refunds']['total_amount']:,.2f}" in text
+    html = render_html(build_aggregate_report(cells))
+    assert "Stray-dated, outside it: 2009-01-01T00 (1), 2088-01-24T00 (1)" in html and "refunds" in html
+
+
+@pytest.mark.parametrize(
+    ("hours", "window"),
+    [
+        ({"2024-01-05T08": 500, "2024-03-02T10": 400, "2088-01-01T00": 1}, ("2024-01-05T08", "2024-03-02T10")),
+        ({"2024-01-05T08": 500, "2024-01-11T09": 5, "2023-12-20T00": 1}, ("2024-01-05T08", "2024-01-11T09")),
+        ({"2024-01-05T08": 1, "2030-01-01T00": 1}, ("2024-01-05T08", "2030-01-01T00")),  # two trips: both count
+        ({f"{2000 + y}-01-01T00": 1 for y in range(200)} | {"2050-06-01T00": 1}, None),  # each run under 1%
+        ({}, None),
+    ],
+)
+def test_the_window_rule(hours: dict[str, int], window: tuple[str, str] | None) -> None:
+    from tripstream.views.aggregates import pickup_window
+
+    found = pickup_window(hours)
+    if window is None and hours:  # no run holds 1%: the busiest (all tie at 1 trip: the latest)
+        assert found == ("2199-01-01T00", "2199-01-01T00")
+    else:
+        assert found == window
+
+
 def test_report_shows_the_aggregates_and_the_heatmap(sample: tuple[list[Cell], dict[str, Any], Any]) -> None:
     cells, numbers, zones = sample
     report = build_report(TableItems([], [], []), zones=zones, cells=cells)
@@ -149,6 +194,24 @@ def test_watch_once_prints_one_snapshot_of_the_cells() -> None:
     text = out.getvalue()
     assert drawn == 1 and client.scanned == ["stats", "stats"]
     assert "10 trips" in text and "location 161" in text and "2024-01-01 09:00" in text and "$99.50" in text
+    assert "window 2024-01-01T08 .. 2024-01-01T09" in text and "stray-dated" not in text
+
+
+def test_watch_once_keeps_its_window_where_the_month_is(strays: tuple[list[Cell], dict[str, Any]]) -> None:
+    cells, numbers = strays
+    items = [
+        {"pickup_location_id": c.zone, "pickup_hour": c.hour, "trips": c.trips, "total_amount": c.total_amount}
+        | ({"refunds": c.refunds, "refund_amount": c.refund_amount} if c.refunds else {})
+        for c in cells
+    ]
+    out = io.StringIO()
+    watch(FakeDynamoDB(items), "stats", Console(file=out, width=200), where="test", once=True)  # type: ignore[arg-type]
+    text = out.getvalue()
+    last = numbers["by_pickup_hour"][-1][0]
+    assert "window 2024-01-01T00 .. 2024-01-31T23" in text and "2088-01-24T00 (1)" in text
+    assert f"last 12 of {len(numbers['by_pickup_hour'])} in the window" in text
+    assert last.replace("T", " ") + ":00" in text and "2088-01-24 00:00" not in text
+    assert "refunds 3 trips" in text
 
 
 def test_watch_on_a_terminal_redraws_and_outlives_a_failed_refresh() -> None:

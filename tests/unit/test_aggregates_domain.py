@@ -7,8 +7,17 @@ from typing import Any
 
 import pytest
 
-from tripstream.aws.aggregates import MAX_ACTIONS, AggregateTables, _actions, plan_transactions, request_token
+from tripstream.aws.aggregates import (
+    MARKER_EXPIRY_ATTRIBUTE,
+    MAX_ACTIONS,
+    AggregateTables,
+    _actions,
+    marker_expiry,
+    plan_transactions,
+    request_token,
+)
 from tripstream.infra.deploy import Status, format_status, table_names
+from tripstream.settings import Settings
 from tripstream.trips.aggregates import (
     CORE_COUNTERS,
     by_cell,
@@ -66,6 +75,17 @@ def test_rebuild_from_items_equals_live() -> None:
         contribution_from_items(None, None, None)
 
 
+def test_a_refund_is_counted_apart_as_well_live_and_rebuilt() -> None:
+    refund = trip(fare_amount=-52.0, tip_amount=0.0, total_amount=-52.8)
+    items = classify(refund, Thresholds())  # type: ignore[arg-type]
+    added = contribution(refund, items)  # type: ignore[arg-type]
+    assert added.increments["refunds"] == 1 and added.increments["refund_amount"] == Decimal("-52.80")
+    assert added.increments["total_amount"] == Decimal("-52.80")  # the net sum keeps it
+    assert contribution_from_items(items.high_value, items.duration, items.fare_ratio) == added
+    plain = contribution(trip(), classify(trip(), Thresholds()))  # type: ignore[arg-type]
+    assert "refunds" not in plain.increments and summed([plain, added])["refunds"] == 1
+
+
 def test_grouping_counts_a_trip_once_and_sums_exactly() -> None:
     a = contribution(trip(), classify(trip(), Thresholds()))  # type: ignore[arg-type]
     b = contribution(trip(trip_id="t2", total_amount=0.1), classify(trip(trip_id="t2"), Thresholds()))  # type: ignore[arg-type]
@@ -91,14 +111,21 @@ def test_transactions_hold_at_most_100_actions_and_each_cell_once() -> None:
 def test_token_is_fixed_by_contents() -> None:
     tables = AggregateTables("stats", "markers")
     cells = {("1", "h"): {"a": {"trips": Decimal(1)}, "b": {"trips": Decimal(1)}}}
-    first = _actions(tables, plan_transactions(cells)[0])
-    again = _actions(tables, plan_transactions(cells)[0])
-    fewer = _actions(tables, plan_transactions({("1", "h"): {"a": {"trips": Decimal(1)}}})[0])
+    first = _actions(tables, plan_transactions(cells)[0], 1_900_000_000)
+    again = _actions(tables, plan_transactions(cells)[0], 1_900_000_000)
+    fewer = _actions(tables, plan_transactions({("1", "h"): {"a": {"trips": Decimal(1)}}})[0], 1_900_000_000)
     assert request_token(first) == request_token(again) != request_token(fewer)
     assert len(request_token(first)) == 36
     update = first[-1]["Update"]
     assert update["UpdateExpression"] == "ADD #a0 :a0" and update["ExpressionAttributeValues"][":a0"] == {"N": "2"}
     assert first[0]["Put"]["ConditionExpression"] == "attribute_not_exists(trip_id)"
+    # Every marker carries its expiry (epoch seconds, a Number): the markers table's TTL attribute.
+    assert all(a["Put"]["Item"][MARKER_EXPIRY_ATTRIBUTE] == {"N": "1900000000"} for a in first if "Put" in a)
+
+
+def test_marker_expiry_is_the_window_ahead_in_epoch_seconds() -> None:
+    assert marker_expiry(90 * 86_400, now=1_700_000_000.7) == 1_700_000_000 + 90 * 86_400
+    assert AggregateTables("s", "m").marker_ttl_seconds == Settings().counted_trips_ttl_days * 86_400
 
 
 def test_status_lists_the_aggregates_tables() -> None:
@@ -106,3 +133,35 @@ def test_status_lists_the_aggregates_tables() -> None:
     assert {"zone_hourly_stats", "zone_hourly_counted_trips"} <= set(names)
     state = Status("s", None, {}, {"name": "taxi_trips"}, dict.fromkeys(names, "0"), "n/a")
     assert "zone_hourly_stats" in format_status(state)
+
+
+def test_a_conflict_on_one_cell_splits_it_off_and_the_others_go_at_once() -> None:
+    from botocore.exceptions import ClientError
+
+    from tripstream.aws.aggregates import AggregateStats, count_trips_once
+    from tripstream.retry import Backoff
+
+    cells = {
+        (zone, "2024-01-15T08"): {f"{zone}-{n}": {"trips": Decimal(1)} for n in range(2)} for zone in ("1", "2", "3")
+    }
+    sent: list[list[str]] = []
+
+    class Conflicting:
+        def transact_write_items(self, **call: Any) -> None:
+            keys = [a["Update"]["Key"]["pickup_location_id"]["S"] for a in call["TransactItems"] if "Update" in a]
+            sent.append(keys)
+            if len(sent) == 1:  # cell "2" (actions 3-5) is held by another consumer's transaction
+                reasons = [{"Code": "TransactionConflict" if i in (3, 5) else "None"} for i in range(9)]
+                error = {"Code": "TransactionCanceledException", "Message": "cancelled"}
+                raise ClientError({"Error": error, "CancellationReasons": reasons}, "TransactWriteItems")  # type: ignore[typeddict-unknown-key]
+
+    stats = AggregateStats()
+    left = count_trips_once(
+        Conflicting(),  # type: ignore[arg-type]
+        AggregateTables("stats", "markers"),
+        cells,
+        lambda: Backoff(sleep=lambda _: None),
+        stats,
+    )
+    assert left == [] and sent == [["1", "2", "3"], ["1", "3"], ["2"]]
+    assert (stats.trips_counted, stats.transactions, stats.calls_retried) == (6, 2, 1)

@@ -65,6 +65,8 @@ SPEC_ROLES: dict[str, dict[str, set[str]]] = {
 }
 # What the producer alone reads: the one bucket it may read, and the limits per object.
 PRODUCER_ONLY_VARIABLES = {"SOURCE_BUCKET", "MAX_OBJECT_BYTES", "MAX_OBJECT_ROWS", "MAX_COMPRESSION_RATIO"}
+# What the consumer alone reads: how long the aggregates' markers are kept.
+CONSUMER_ONLY_VARIABLES = {"COUNTED_TRIPS_TTL_DAYS"}
 ENVIRONMENT_VARIABLES = {
     "STREAM_NAME",
     "HIGH_VALUE_TABLE",
@@ -431,7 +433,8 @@ def test_functions(
     assert (props["Timeout"], props["MemorySize"]) == (timeout, memory)
     assert props["Role"] == {"Fn::GetAtt": [logical_id_of(names, role), "Arn"]}
     variables = props["Environment"]["Variables"]
-    assert set(variables) == ENVIRONMENT_VARIABLES | (PRODUCER_ONLY_VARIABLES if name == SPEC_PRODUCER else set())
+    only = PRODUCER_ONLY_VARIABLES if name == SPEC_PRODUCER else CONSUMER_ONLY_VARIABLES
+    assert set(variables) == ENVIRONMENT_VARIABLES | only
     # Values come from Ref/GetAtt/If, never literals repeated from elsewhere in the template.
     assert all(isinstance(value, dict) for value in variables.values()), variables
     assert variables["STREAM_NAME"] == {"Ref": logical_id_of(names, SPEC_STREAM)}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 
 MAX_ACTIONS = 100  # TransactWriteItems' limit (items, not bytes: our items are small)
 CELL_KEYS = ("pickup_location_id", "pickup_hour")
+# The markers' expiry (epoch seconds, Number): the markers table's DynamoDB TTL attribute (template.yaml).
+MARKER_EXPIRY_ATTRIBUTE = "expires_at"
+DEFAULT_MARKER_TTL_SECONDS = 90 * 86_400
 # Cancellation reasons a retry can get past (the transaction as a whole was not applied).
 _RETRYABLE_REASONS = frozenset(
     {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
@@ -42,6 +46,13 @@ CellTrips = Mapping[tuple[str, str], Mapping[str, Mapping[str, Decimal]]]  # cel
 class AggregateTables:
     stats: str
     markers: str
+    # How long a marker is kept: DynamoDB deletes it (TTL) some time after; the trip then counts again if seen.
+    marker_ttl_seconds: int = DEFAULT_MARKER_TTL_SECONDS
+
+
+def marker_expiry(ttl_seconds: int, now: float | None = None) -> int:
+    """The value of a marker's expiry attribute written now: epoch seconds, `ttl_seconds` ahead."""
+    return int(time.time() if now is None else now) + ttl_seconds
 
 
 @dataclass
@@ -82,8 +93,9 @@ def plan_transactions(cells: CellTrips) -> list[list[_Part]]:
     return transactions
 
 
-def _actions(tables: AggregateTables, parts: Sequence[_Part]) -> list[dict[str, Any]]:
+def _actions(tables: AggregateTables, parts: Sequence[_Part], expires_at: int) -> list[dict[str, Any]]:
     actions: list[dict[str, Any]] = []
+    expiry = {MARKER_EXPIRY_ATTRIBUTE: {"N": str(expires_at)}}
     for part in parts:
         key = {name: {"S": value} for name, value in zip(CELL_KEYS, part.cell, strict=True)}
         for trip_id in part.trips:
@@ -91,7 +103,7 @@ def _actions(tables: AggregateTables, parts: Sequence[_Part]) -> list[dict[str, 
                 {
                     "Put": {
                         "TableName": tables.markers,
-                        "Item": {"trip_id": {"S": trip_id}, **key},
+                        "Item": {"trip_id": {"S": trip_id}, **key, **expiry},
                         "ConditionExpression": "attribute_not_exists(trip_id)",
                     }
                 }
@@ -122,30 +134,43 @@ def request_token(actions: Sequence[Mapping[str, Any]], scope: str = "") -> str:
     return hashlib.blake2b(text.encode(), digest_size=18).hexdigest()
 
 
-def _counted_before(error: BaseException, parts: Sequence[_Part]) -> tuple[set[str], bool] | None:
-    """From a cancelled transaction's reasons: the trip_ids whose marker exists, and whether a retry can help.
-    None when the cancellation cannot be read (raised as it is)."""
+@dataclass(frozen=True)
+class _Cancelled:
+    """What a cancelled transaction's reasons say: the trips whose marker exists, whether a retry can help, and
+    which parts (by index) hold an item another transaction had (TransactionConflict)."""
+
+    counted: set[str]
+    retryable: bool
+    conflicted: set[int]
+
+
+def _counted_before(error: BaseException, parts: Sequence[_Part]) -> _Cancelled | None:
+    """From a cancelled transaction's reasons (one per action, in order). None when the cancellation cannot be
+    read (raised as it is)."""
     response = getattr(error, "response", None) or {}
     reasons = response.get("CancellationReasons")
     if not reasons:
         return None
-    index_to_trip: list[str | None] = []
-    for part in parts:
-        index_to_trip.extend(part.trips)
-        index_to_trip.append(None)  # the cell update
+    index_to_trip: list[tuple[int, str | None]] = []  # (part, trip_id or None for the cell update)
+    for number, part in enumerate(parts):
+        index_to_trip.extend((number, trip_id) for trip_id in part.trips)
+        index_to_trip.append((number, None))
     if len(reasons) != len(index_to_trip):
         return None
     counted: set[str] = set()
+    conflicted: set[int] = set()
     retryable = False
-    for trip_id, reason in zip(index_to_trip, reasons, strict=True):
+    for (number, trip_id), reason in zip(index_to_trip, reasons, strict=True):
         code = reason.get("Code") or "None"
         if code == "ConditionalCheckFailed" and trip_id is not None:
             counted.add(trip_id)
         elif code in _RETRYABLE_REASONS:
             retryable = True
+            if code == "TransactionConflict":
+                conflicted.add(number)
         elif code != "None":
             return None
-    return counted, retryable
+    return _Cancelled(counted, retryable, conflicted)
 
 
 def _transact(
@@ -155,10 +180,21 @@ def _transact(
     backoff: Backoff,
     stats: AggregateStats,
     scope: str,
+    expires_at: int,
 ) -> list[str]:
-    """Apply one planned transaction, dropping trips counted before; returns the trip_ids left uncounted."""
-    while parts:
-        actions = _actions(tables, parts)
+    """Apply one planned transaction, dropping trips counted before; returns the trip_ids left uncounted.
+
+    A transaction cancelled by TransactionConflict on some of its cells (another consumer's transaction held
+    them: a hot cell) is split: the cells without a conflict go again at once, together; each conflicted cell
+    goes alone after a backoff, so one hot cell neither holds back nor keeps cancelling the others."""
+    pending: list[tuple[list[_Part], bool]] = [(parts, False)]  # (parts of one transaction, wait before sending)
+    while pending:
+        parts, wait = pending.pop(0)
+        if wait:
+            if not backoff.wait():
+                return [trip_id for left, _ in [(parts, wait), *pending] for part in left for trip_id in part.trips]
+            stats.add(calls_retried=1)
+        actions = _actions(tables, parts, expires_at)
         stats.add(items_sent=len(actions))
         try:
             dynamodb.transact_write_items(
@@ -167,22 +203,27 @@ def _transact(
             )
         except Exception as error:
             read = _counted_before(error, parts) if error_code(error) == _CANCELLED else None
-            if read is not None and read[0]:
-                stats.add(already_counted=len(read[0]))
+            if read is not None and read.counted:
+                stats.add(already_counted=len(read.counted))
                 for part in parts:
-                    part.trips = {t: v for t, v in part.trips.items() if t not in read[0]}
+                    part.trips = {t: v for t, v in part.trips.items() if t not in read.counted}
                 parts = [part for part in parts if part.trips]
                 backoff.progressed()
-                continue  # new contents, new token: no wait needed
+                if parts:
+                    pending.insert(0, (parts, False))  # new contents, new token: no wait needed
+                continue
             # is_transient covers TransactionInProgressException: a retry that overtook its first attempt.
-            if not ((read is not None and read[1]) or (read is None and is_transient(error))):
+            if not ((read is not None and read.retryable) or (read is None and is_transient(error))):
                 raise
-            if not backoff.wait():
-                return [trip_id for part in parts for trip_id in part.trips]
-            stats.add(calls_retried=1)
+            if read is not None and read.conflicted and len(parts) > 1:
+                clean = [part for number, part in enumerate(parts) if number not in read.conflicted]
+                hot = [([part], True) for number, part in enumerate(parts) if number in read.conflicted]
+                pending[:0] = [(clean, False), *hot] if clean else hot
+                continue
+            pending.insert(0, (parts, True))
             continue
         stats.add(transactions=1, trips_counted=sum(len(p.trips) for p in parts), cells_updated=len(parts))
-        return []
+        backoff.progressed()
     return []
 
 
@@ -197,12 +238,18 @@ def count_trips_once(
 ) -> list[str]:
     """Add every trip of `cells` to its cell unless it was counted before; returns the trip_ids still
     uncounted after retries (the caller has them delivered again). `scope` goes into every token: one per
-    invocation (see the module's docstring)."""
+    invocation (see the module's docstring). The markers' expiry is fixed once per call, so that a retry sends
+    the same contents (and so the same token)."""
     transactions = plan_transactions(cells)
+    expires_at = marker_expiry(tables.marker_ttl_seconds)
+
+    def transact(parts: list[_Part]) -> list[str]:
+        return _transact(dynamodb, tables, parts, new_backoff(), stats, scope, expires_at)
+
     if len(transactions) <= 1:
-        return [t for parts in transactions for t in _transact(dynamodb, tables, parts, new_backoff(), stats, scope)]
+        return [trip_id for parts in transactions for trip_id in transact(parts)]
     with ThreadPoolExecutor(max_workers=max(1, max_in_flight), thread_name_prefix="aggregates") as pool:
-        results = pool.map(lambda parts: _transact(dynamodb, tables, parts, new_backoff(), stats, scope), transactions)
+        results = pool.map(transact, transactions)
         return [trip_id for result in results for trip_id in result]
 
 

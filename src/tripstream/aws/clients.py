@@ -44,7 +44,9 @@ class Credentials(NamedTuple):
 EMULATOR_CREDENTIALS: Final = Credentials("testing", "testing")
 
 
-def client_config(max_attempts: int | None = None, *, path_style: bool = False) -> Config:
+def client_config(
+    max_attempts: int | None = None, *, path_style: bool = False, read_timeout: float = READ_TIMEOUT_SECONDS
+) -> Config:
     """The one botocore configuration of every tripstream client.
 
     ``max_attempts`` is the *total* number of attempts of one call (1 = no retry at all). It is
@@ -56,7 +58,7 @@ def client_config(max_attempts: int | None = None, *, path_style: bool = False) 
         raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
     return Config(
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        read_timeout=READ_TIMEOUT_SECONDS,
+        read_timeout=read_timeout,
         max_pool_connections=MAX_POOL_CONNECTIONS,
         retries={"mode": "standard", "total_max_attempts": total_attempts},
         tcp_keepalive=True,
@@ -93,6 +95,8 @@ class AwsClients:
     sts: STSClient
     # Services whose endpoint differs from ``endpoint_url`` (boto3 service name -> URL).
     service_endpoints: Mapping[str, str] = field(default_factory=dict)
+    # What they were made with (None: the standard chain), for `with_options`.
+    credentials: Credentials | None = field(default=None, repr=False)
 
     @classmethod
     def create(
@@ -103,6 +107,7 @@ class AwsClients:
         max_attempts: int | None = None,
         credentials: Credentials | None = None,
         service_endpoints: Mapping[str, str] | None = None,
+        read_timeout: float = READ_TIMEOUT_SECONDS,
     ) -> AwsClients:
         """Clients for ``endpoint_url`` (``None``: boto3's own resolution) in ``region``.
 
@@ -124,7 +129,7 @@ class AwsClients:
                 aws_session_token=credentials.session_token,
                 region_name=region,
             )
-        config = client_config(max_attempts)
+        config = client_config(max_attempts, read_timeout=read_timeout)
         overrides = dict(service_endpoints or {})
         unknown = sorted(set(overrides) - _SERVICES)
         if unknown:
@@ -133,7 +138,9 @@ class AwsClients:
         def url(service: str) -> str | None:
             return overrides.get(service, endpoint_url)
 
-        s3_config = client_config(max_attempts, path_style=_s3_endpoint_overridden(url("s3"), os.environ))
+        s3_config = client_config(
+            max_attempts, path_style=_s3_endpoint_overridden(url("s3"), os.environ), read_timeout=read_timeout
+        )
         return cls(
             region=region,
             endpoint_url=endpoint_url,
@@ -146,6 +153,21 @@ class AwsClients:
             sqs=session.client("sqs", endpoint_url=url("sqs"), config=config),
             sts=session.client("sts", endpoint_url=url("sts"), config=config),
             service_endpoints=overrides,
+            credentials=credentials,
+        )
+
+    def with_options(
+        self, *, max_attempts: int | None = None, read_timeout: float = READ_TIMEOUT_SECONDS
+    ) -> AwsClients:
+        """New clients of the same endpoints, region and credentials, with other retries or read timeout (the
+        handlers' clients retry nothing; a synchronous Lambda invocation waits as long as the function runs)."""
+        return AwsClients.create(
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            max_attempts=max_attempts,
+            credentials=self.credentials,
+            service_endpoints=self.service_endpoints,
+            read_timeout=read_timeout,
         )
 
 

@@ -9,7 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tripstream.aws.errors import is_transient
+from tripstream.aws.errors import error_code, is_transient
 from tripstream.counters import Counters
 from tripstream.retry import Backoff
 
@@ -211,6 +211,61 @@ def shard_iterator(kinesis: KinesisClient, stream_name: str, shard_id: str, afte
             StartingSequenceNumber=after_sequence_number,
         )
     return response["ShardIterator"]
+
+
+@dataclass
+class RangeRead:
+    """The records of one shard's sequence range still in the stream (in order); `gone` says why none can be
+    read at all (the shard no longer exists, or the stream does not know the sequence number)."""
+
+    records: list[dict[str, Any]]
+    gone: str | None = None
+
+
+def read_sequence_range(kinesis: KinesisClient, stream_name: str, shard_id: str, start: str, end: str) -> RangeRead:
+    """The records of `shard_id` with start <= sequence number <= end (compared as numbers), as far as the stream
+    still holds them: records past the retention period are simply absent (the caller compares counts)."""
+    try:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=stream_name,
+            ShardId=shard_id,
+            ShardIteratorType="AT_SEQUENCE_NUMBER",
+            StartingSequenceNumber=start,
+        )["ShardIterator"]
+    except Exception as error:
+        if error_code(error) in {"ResourceNotFoundException", "InvalidArgumentException"}:
+            return RangeRead([], gone=f"{error_code(error)}: {error}")
+        raise
+    return RangeRead(_read_to(kinesis, iterator, first=int(start), last=int(end)))
+
+
+def read_shard_since(
+    kinesis: KinesisClient, stream_name: str, shard_id: str, since: dt.datetime
+) -> list[dict[str, Any]]:
+    """The records of `shard_id` that arrived at or after `since`, up to the shard's end as of now."""
+    iterator = kinesis.get_shard_iterator(
+        StreamName=stream_name, ShardId=shard_id, ShardIteratorType="AT_TIMESTAMP", Timestamp=since
+    )["ShardIterator"]
+    return _read_to(kinesis, iterator)
+
+
+def _read_to(
+    kinesis: KinesisClient, iterator: str | None, *, first: int | None = None, last: int | None = None
+) -> list[dict[str, Any]]:
+    """Read on from `iterator` until a record past `last`, the shard's end, or no record left now."""
+    records: list[dict[str, Any]] = []
+    while iterator is not None:  # None: a closed shard read to its end
+        page = get_records(kinesis, iterator, 10_000)
+        iterator = page.next_iterator
+        for record in page.records:
+            number = int(record["SequenceNumber"])
+            if last is not None and number > last:
+                return records
+            if first is None or number >= first:
+                records.append(record)
+        if not page.records and page.millis_behind_latest == 0:
+            break
+    return records
 
 
 @dataclass

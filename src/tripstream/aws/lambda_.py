@@ -42,3 +42,21 @@ def function_info(lambda_: LambdaClient, name: str) -> FunctionInfo:
 def invoke_async(lambda_: LambdaClient, function_arn: str, payload: bytes) -> None:
     """Invoke a function asynchronously (InvocationType Event): Lambda queues the event and retries it itself."""
     lambda_.invoke(FunctionName=function_arn, InvocationType="Event", Payload=payload)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The answer of a synchronous invocation."""
+
+    status: int
+    function_error: str | None  # "Unhandled" (the function raised or timed out), or None
+    payload: bytes  # the function's response, or its error document
+
+
+def invoke_sync(lambda_: LambdaClient, function_name: str, payload: bytes) -> Invocation:
+    """Invoke a function and wait for its answer (InvocationType RequestResponse). The client's read timeout must
+    outlast the function's timeout."""
+    answer = lambda_.invoke(FunctionName=function_name, InvocationType="RequestResponse", Payload=payload)
+    return Invocation(
+        status=answer["StatusCode"], function_error=answer.get("FunctionError"), payload=answer["Payload"].read()
+    )

@@ -31,6 +31,8 @@ class Message:
     body: str
     receipt_handle: str
     receive_count: int
+    message_id: str = ""
+    sent_timestamp_ms: int | None = None  # when SQS accepted it (epoch milliseconds)
 
 
 def ensure_queue(sqs: SQSClient, name: str, *, visibility_timeout: int) -> tuple[str, str]:
@@ -40,22 +42,67 @@ def ensure_queue(sqs: SQSClient, name: str, *, visibility_timeout: int) -> tuple
     return url, arn
 
 
-def receive_messages(sqs: SQSClient, queue_url: str, *, wait_seconds: int = 20, limit: int = 1) -> list[Message]:
-    """Long-poll the queue (the client's read timeout must exceed wait_seconds)."""
+def receive_messages(
+    sqs: SQSClient,
+    queue_url: str,
+    *,
+    wait_seconds: int = 20,
+    limit: int = 1,
+    visibility_timeout: int | None = None,
+) -> list[Message]:
+    """Long-poll the queue (the client's read timeout must exceed wait_seconds); `visibility_timeout` replaces the
+    queue's for these messages (0: a peek, they stay visible)."""
     answer = sqs.receive_message(
         QueueUrl=queue_url,
         MaxNumberOfMessages=limit,
         WaitTimeSeconds=wait_seconds,
-        MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+        **({} if visibility_timeout is None else {"VisibilityTimeout": visibility_timeout}),  # type: ignore[arg-type]
     )
-    return [
-        Message(
-            body=m.get("Body", ""),
-            receipt_handle=m["ReceiptHandle"],
-            receive_count=int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+    messages = []
+    for m in answer.get("Messages", []):
+        attributes = m.get("Attributes", {})
+        sent = attributes.get("SentTimestamp")
+        messages.append(
+            Message(
+                body=m.get("Body", ""),
+                receipt_handle=m["ReceiptHandle"],
+                receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
+                message_id=m.get("MessageId", ""),
+                sent_timestamp_ms=int(sent) if sent else None,
+            )
         )
-        for m in answer.get("Messages", [])
-    ]
+    return messages
+
+
+def release_message(sqs: SQSClient, queue_url: str, receipt_handle: str) -> None:
+    """Make a received message visible again at once (its visibility timeout set to 0)."""
+    sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=0)
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """SQS's approximate counts of a queue's messages."""
+
+    visible: int
+    in_flight: int  # received and not deleted yet (invisible until their visibility timeout)
+    delayed: int
+
+
+def queue_counts(sqs: SQSClient, queue_url: str) -> QueueCounts:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return QueueCounts(
+        visible=int(attributes.get("ApproximateNumberOfMessages", "0")),
+        in_flight=int(attributes.get("ApproximateNumberOfMessagesNotVisible", "0")),
+        delayed=int(attributes.get("ApproximateNumberOfMessagesDelayed", "0")),
+    )
 
 
 def delete_message(sqs: SQSClient, queue_url: str, receipt_handle: str) -> None:
@@ -64,8 +111,7 @@ def delete_message(sqs: SQSClient, queue_url: str, receipt_handle: str) -> None:
 
 def queue_depth(sqs: SQSClient, queue_url: str) -> int:
     """Messages waiting in the queue (approximate, as SQS counts them)."""
-    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
-    return int(attributes["Attributes"].get("ApproximateNumberOfMessages", "0"))
+    return queue_counts(sqs, queue_url).visible
 
 
 def queue_url_or_none(sqs: SQSClient, name: str) -> str | None:

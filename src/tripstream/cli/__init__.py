@@ -6,7 +6,9 @@ import click
 
 from tripstream.cli.aggregates import aggregates
 from tripstream.cli.deploy import deploy, destroy, status
+from tripstream.cli.emulator import emulator
 from tripstream.cli.read import query, report, watch
+from tripstream.cli.redrive import redrive
 from tripstream.cli.run import generate, replay, run
 from tripstream.cli.up import up
 
@@ -21,7 +23,21 @@ def main(debug: bool) -> None:
     DEBUG["traceback"] = debug
 
 
-for command in (run, generate, report, watch, query, replay, up, deploy, destroy, status, aggregates):
+for command in (
+    run,
+    generate,
+    report,
+    watch,
+    query,
+    replay,
+    up,
+    emulator,
+    deploy,
+    destroy,
+    status,
+    aggregates,
+    redrive,
+):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -205,8 +205,9 @@ def replay(
 ) -> None:
     """Send FILE's trips to the stream as a live feed, paced by pickup time at --speed, the consumer alongside.
 
-    Ctrl-C stops cleanly: sending stops, the consumer finishes what was sent, the summary is printed (exit 0).
-    A second Ctrl-C quits at once (exit 1).
+    Ctrl-C (or SIGTERM) stops cleanly: sending stops, the consumer stops after a moment for what was sent (the
+    rest is consumed by the next replay or run with the same --state-dir), the summary is printed (exit 0). A
+    second Ctrl-C quits at once (exit 1).
     """
     from tripstream.local.commands.replay import ReplayOptions, replay_command
 
@@ -216,7 +217,7 @@ def replay(
     stop = threading.Event()
     with (
         tempfile.TemporaryDirectory(prefix="tripstream-") as scratch,
-        stop_on_signals(stop, "replay"),
+        stop_on_signals(stop, "replay", sigterm=True),
         command_errors() as errors,
     ):
         summary = replay_command(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from tripstream.aws.errors import error_code, is_endpoint_error
 from tripstream.aws.iam import detach_role_policy_if_attached
 from tripstream.aws.kinesis import describe_stream_summary
 from tripstream.aws.s3 import object_exists, upload_artifact
+from tripstream.aws.sqs import queue_counts, receive_messages
 from tripstream.aws.stack_deploy import deploy_stack
 from tripstream.aws.sts import account_id
 from tripstream.infra.artifacts import LambdaPackage, LambdaTarget, build_lambda_package
@@ -375,6 +377,8 @@ class Status:
     stream: dict[str, Any]
     tables: dict[str, str]
     iterator_age: str
+    # The on-failure and dead-letter queues: their depth and the oldest message seen in a peek.
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -384,6 +388,7 @@ class Status:
             "stream": self.stream,
             "tables": self.tables,
             "iterator_age": self.iterator_age,
+            "queues": self.queues,
         }
 
 
@@ -424,7 +429,42 @@ def status(clients: AwsClients, *, stack_name: str = DEFAULT_STACK_NAME) -> Stat
         stream=stream,
         tables=tables,
         iterator_age=_iterator_age(clients, names["ConsumerFunction"]),
+        queues=_queues(clients, outputs_of(stack) if stack is not None else {}),
     )
+
+
+# Stack output -> what `status` calls the queue.
+_QUEUES: Final = {"OnFailureQueueUrl": "on-failure", "ProducerDeadLetterQueueUrl": "dead-letter"}
+
+
+def _queues(clients: AwsClients, outputs: Mapping[str, str], now_ms: int | None = None) -> dict[str, dict[str, Any]]:
+    """Each queue's approximate counts, and the age of the oldest of up to 10 messages peeked at (received with a
+    visibility timeout of 0: they stay visible; their receive count grows by one). SQS's own
+    ApproximateAgeOfOldestMessage is a CloudWatch metric only; a standard queue returns a sample of its messages,
+    so with more than 10 waiting the true oldest may be older than shown."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    queues: dict[str, dict[str, Any]] = {}
+    for output, label in _QUEUES.items():
+        url = outputs.get(output)
+        if not url:
+            continue
+        try:
+            counts = queue_counts(clients.sqs, url)
+            peeked = receive_messages(clients.sqs, url, wait_seconds=0, limit=10, visibility_timeout=0)
+        except Exception as error:
+            if not is_endpoint_error(error):
+                raise
+            queues[label] = {"url": url, "error": error_code(error) or "error"}
+            continue
+        sent = [m.sent_timestamp_ms for m in peeked if m.sent_timestamp_ms is not None]
+        queues[label] = {
+            "url": url,
+            "messages": counts.visible,
+            "in_flight": counts.in_flight,
+            "oldest_age_seconds": round((now_ms - min(sent)) / 1000, 1) if sent else None,
+            "peeked": len(peeked),
+        }
+    return queues
 
 
 def _iterator_age(clients: AwsClients, function_name: str) -> str:
@@ -447,6 +487,16 @@ def format_status(state: Status) -> str:
     lines.append("tables          (approximate item counts: DynamoDB refreshes them about every 6 hours)")
     lines += [f"  {name:<26}{count}" for name, count in state.tables.items()]
     lines.append(f"iterator age    {state.iterator_age} (consumer, maximum over the last 15 minutes)")
+    for label, queue in state.queues.items():
+        if "error" in queue:
+            lines.append(f"{label + ' queue':<16}{queue['error']}")
+            continue
+        age = queue["oldest_age_seconds"]
+        oldest = f", oldest {age:.0f} s old (of {queue['peeked']} peeked)" if age is not None else ""
+        hint = " - `tripstream redrive` hands them to the functions again" if queue["messages"] else ""
+        lines.append(
+            f"{label + ' queue':<16}{queue['messages']} messages, {queue['in_flight']} in flight{oldest}{hint}"
+        )
     if "DashboardUrl" in state.outputs:
         lines.append(f"dashboard       {state.outputs['DashboardUrl']}")
     return "\n".join(lines)

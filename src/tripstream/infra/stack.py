@@ -95,9 +95,13 @@ class StackNames:
         return self.outputs.get("ProducerDeadLetterQueueUrl")
 
     def table_settings(self, settings: Settings | None = None) -> Settings:
-        """`settings` (default: the defaults) naming this stack's five tables."""
+        """`settings` (default: the defaults) naming this stack's five tables, with its markers' window."""
         deployed = {**self.tables, **self.aggregate_tables}
-        changes = {field_name: deployed[name] for field_name, name in _SETTINGS_TABLES.items() if name in deployed}
+        changes: dict[str, object] = {
+            field_name: deployed[name] for field_name, name in _SETTINGS_TABLES.items() if name in deployed
+        }
+        if "CountedTripsTtlDays" in self.outputs:  # the markers' window the stack's consumer writes
+            changes["counted_trips_ttl_days"] = int(self.outputs["CountedTripsTtlDays"])
         return (settings or Settings()).with_changes(**changes)
 
 

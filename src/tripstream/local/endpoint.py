@@ -17,10 +17,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients, Credentials, has_credentials
 from tripstream.backends import BACKENDS, DEFAULT_BACKEND, Backend
-from tripstream.local.emulator.server import Emulator
+from tripstream.local.emulator.server import Emulator, identify
 
 DEFAULT_REGION = "us-east-1"
 
@@ -138,7 +139,17 @@ def open_endpoint(
         dynamodb_url = configured_dynamodb_endpoint() if use_environment else None
         dynamodb_description = f"DynamoDB at {dynamodb_url} ({DYNAMODB_ENDPOINT_VARIABLE})" if dynamodb_url else ""
         dynamodb_local_started: Future[str] | None = None
-        if dynamodb_url is None and checked_backend == "dynamodb-local":
+        starts_dynamodb_local = dynamodb_url is None and checked_backend == "dynamodb-local"
+        # Before anything is started: a plain moto for the stream or the tables is refused at once.
+        refuse_plain_moto(
+            {
+                "kinesis": _service_url("kinesis", endpoint_url, use_environment),
+                "dynamodb": None
+                if starts_dynamodb_local
+                else dynamodb_url or _service_url("dynamodb", endpoint_url, use_environment),
+            }
+        )
+        if starts_dynamodb_local:
             from tripstream.local.emulator.dynamodb_local import DynamoDBLocal
 
             dynamodb_local = DynamoDBLocal(
@@ -186,6 +197,47 @@ def open_endpoint(
             dynamodb_endpoint_url=dynamodb_url,
             credentials=credentials,
         )
+
+
+# What a moto server without tripstream's patches gets wrong, by the service it gets it wrong in (measured,
+# moto 5.2.1: docs/design.md "Plain moto as an endpoint").
+PLAIN_MOTO_FAULTS: Final = {
+    "kinesis": "its Kinesis loses records under concurrent writers",
+    "dynamodb": "its TransactWriteItems fails under concurrent writes (HTTP 500), which stalls the aggregates",
+}
+
+
+class PlainMoto(ValueError):
+    """An endpoint the pipeline cannot be exact on: a moto server without tripstream's patches."""
+
+
+def _service_url(service: str, endpoint_url: str | None, use_environment: bool) -> str | None:
+    """Where `service` goes when it is not the embedded emulator (as boto3 resolves it: the explicit URL, else
+    AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL); None: the embedded emulator (or AWS)."""
+    if endpoint_url or not use_environment:
+        return endpoint_url
+    return os.environ.get(SERVICE_ENDPOINT_VARIABLES[service]) or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def refuse_plain_moto(service_urls: Mapping[str, str | None]) -> None:
+    """Raise `PlainMoto` (one line: the cause and what to use instead) when Kinesis or DynamoDB is served by a plain
+    moto server; one request or two per URL, answered at once (anything that is not moto passes)."""
+    kinds = {url: identify(url) for url in set(service_urls.values()) if url}
+    plain = {service: url for service, url in service_urls.items() if url and kinds[url] == "moto"}
+    if not plain:
+        return
+    urls = sorted(set(plain.values()))
+    port = urlsplit(urls[0]).port or 5000
+    faults = "; ".join(PLAIN_MOTO_FAULTS[service] for service in sorted(plain, reverse=True))
+    instead = (
+        "or run without an endpoint (the embedded emulator)"
+        if "kinesis" in plain
+        else "or send DynamoDB to DynamoDB Local (--backend dynamodb-local)"
+    )
+    raise PlainMoto(
+        f"{' and '.join(urls)} is a moto server without tripstream's fixes ({faults}): serve tripstream's patched "
+        f"moto there instead (`tripstream emulator --port {port}`), {instead}"
+    )
 
 
 class NoEndpoint(RuntimeError):

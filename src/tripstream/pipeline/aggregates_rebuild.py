@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tripstream.aws.aggregates import CELL_KEYS, replace_items
+from tripstream.aws.aggregates import CELL_KEYS, MARKER_EXPIRY_ATTRIBUTE, marker_expiry, replace_items
 from tripstream.aws.dynamodb import scan_all, to_item
 from tripstream.retry import backoff_factory
 from tripstream.settings import Settings
@@ -44,8 +44,10 @@ def rebuild_aggregates(dynamodb: DynamoDBClient, settings: Settings) -> RebuildR
     cell_items = [
         to_item({**dict(zip(CELL_KEYS, cell, strict=True)), **summed(trips)}) for cell, trips in sorted(cells.items())
     ]
+    expiry = {MARKER_EXPIRY_ATTRIBUTE: marker_expiry(settings.counted_trips_ttl_days * 86_400)}
     markers = [
-        to_item({"trip_id": item.trip_id, **dict(zip(CELL_KEYS, item.cell, strict=True))}) for item in contributions
+        to_item({"trip_id": item.trip_id, **dict(zip(CELL_KEYS, item.cell, strict=True)), **expiry})
+        for item in contributions
     ]
     # Markers first: a marker without its cell is the safe half (that trip is not counted again live).
     markers_replaced = replace_items(dynamodb, settings.counted_trips_table, ("trip_id",), markers, new_backoff)

@@ -25,7 +25,7 @@ from tripstream.settings import Settings
 from tripstream.trips.aggregates import Contribution, by_cell, contribution
 from tripstream.trips.analytics import classify
 from tripstream.trips.normalise import RejectReason, RowError
-from tripstream.trips.records import decode_trip
+from tripstream.trips.records import decode_record
 from tripstream.trips.rows import Reject
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def consume_records(
         try:
             if record.data is None:
                 raise RowError(RejectReason.UNDECODABLE_RECORD, "the record's data is not valid base64")
-            trip = decode_trip(record.data)
+            trip = decode_record(record.data, record.shard_id, record.sequence_number)
             try:
                 items = classify(trip, settings.thresholds)
                 counted = contribution(trip, items)
@@ -177,7 +177,9 @@ def _count_aggregates(
         for cell, items in by_cell(item for _, item in contributions).items()
     }
     stats = AggregateStats()
-    tables = AggregateTables(settings.zone_hourly_stats_table, settings.counted_trips_table)
+    tables = AggregateTables(
+        settings.zone_hourly_stats_table, settings.counted_trips_table, settings.counted_trips_ttl_days * 86_400
+    )
     # A token scope per invocation: its own retries replay, a later delivery never does (the markers decide).
     scope = uuid.uuid4().hex
     uncounted = count_trips_once(dynamodb, tables, cells, new_backoff, stats, settings.max_in_flight, scope)

@@ -7,7 +7,7 @@ matters: a cell is the same whether its trips came in one batch or a hundred.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -18,8 +18,10 @@ from tripstream.trips.normalise import CanonicalTrip
 UNKNOWN_ZONE = "unknown"
 # Added to every cell (0 when no trip of the batch has it), so a reader always finds them.
 CORE_COUNTERS = ("trips", "total_amount", "high_value_trips", "short", "medium", "long")
-# Added when at least one trip of the batch has the value.
-EXTRA_SUMS = ("fare_amount", "tip_amount", "trip_distance", "duration_minutes")
+# Added when at least one trip of the batch has the value. `refunds` / `refund_amount`: trips whose
+# `total_amount` is negative (a refund or a correction, as real TLC months carry), their count and the sum of those
+# negative totals; `total_amount` stays the net sum, so gross = total_amount - refund_amount.
+EXTRA_SUMS = ("fare_amount", "tip_amount", "trip_distance", "duration_minutes", "refunds", "refund_amount")
 COUNTERS = CORE_COUNTERS + EXTRA_SUMS
 Cell = tuple[str, str]  # (pickup_location_id, pickup_hour)
 _ZERO = Decimal(0)
@@ -52,13 +54,23 @@ def pickup_hour(pickup_datetime: str) -> str:
     return hour
 
 
-def contribution(trip: CanonicalTrip, items: TripItems) -> Contribution:
-    """The cell and increments of an accepted trip, given what it wrote to the three tables."""
+def _money_increments(value_of: Callable[[str], Any]) -> dict[str, Decimal]:
+    """One trip's core counters (`trips` 1, the rest 0), its money sums where it has them, and `refunds` /
+    `refund_amount` when its `total_amount` is negative."""
     increments = {**dict.fromkeys(CORE_COUNTERS, _ZERO), "trips": _ONE}
     for name in ("total_amount", "fare_amount", "tip_amount", "trip_distance"):
-        value = trip.get(name)
+        value = value_of(name)
         if value is not None:
             increments[name] = money(value)
+    if increments["total_amount"] < 0:
+        increments["refunds"] = _ONE
+        increments["refund_amount"] = increments["total_amount"]
+    return increments
+
+
+def contribution(trip: CanonicalTrip, items: TripItems) -> Contribution:
+    """The cell and increments of an accepted trip, given what it wrote to the three tables."""
+    increments = _money_increments(trip.get)
     if items.high_value is not None:
         increments["high_value_trips"] = _ONE
     if items.duration is not None:
@@ -103,11 +115,7 @@ def contribution_from_items(
     def first(name: str) -> Any:
         return next((item[name] for item in items if item.get(name) is not None), None)
 
-    increments = {**dict.fromkeys(CORE_COUNTERS, _ZERO), "trips": _ONE}
-    for name in ("total_amount", "fare_amount", "tip_amount", "trip_distance"):
-        value = first(name)
-        if value is not None:
-            increments[name] = money(value)
+    increments = _money_increments(first)
     if high_value is not None:
         increments["high_value_trips"] = _ONE
     if duration is not None:

@@ -1,17 +1,21 @@
 """One canonical trip <-> one Kinesis record (UTF-8 JSON).
 
-`decode_trip` is the consumer's gate: whatever it returns can be classified and written without a type error;
-whatever it refuses raises `RowError` (`undecodable_record`: not a JSON object; `invalid_record`: not a trip).
+`decode_record` is the consumer's gate, for both formats of the stream: a JSON object with `schema_version` is a
+canonical trip (`decode_trip`'s check, the fast path), one without it a raw TLC row (`trips.raw_rows`). Whatever it
+returns can be classified and written without a type error; whatever it refuses raises `RowError`
+(`undecodable_record`: not a JSON object; `invalid_record`: not a trip; a raw row's reasons are a file row's).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 import orjson
 
 from tripstream.trips.normalise import MAX_ABS_AMOUNT, MAX_FIELD_LENGTH, CanonicalTrip, RejectReason, RowError
+from tripstream.trips.raw_rows import normalise_raw_row
 from tripstream.trips.schema import FIELDS, SCHEMA_VERSION, Kind
 
 MAX_TRIP_ID_LENGTH = 256
@@ -26,16 +30,46 @@ def encode_trip(trip: CanonicalTrip) -> bytes:
     return orjson.dumps(trip)
 
 
+def decode_record(data: bytes, shard_id: str, sequence_number: str) -> CanonicalTrip:
+    """A Kinesis record's data, in either format -> a validated canonical trip. Raises `RowError`."""
+    record = _load(data, python_json=True)
+    if "schema_version" in record:
+        _validate(record)
+        return record
+    return normalise_raw_row(record, shard_id, sequence_number)
+
+
 def decode_trip(data: bytes) -> CanonicalTrip:
-    """A Kinesis record's data -> a validated canonical trip. Raises `RowError` (undecodable / invalid)."""
-    try:
-        trip = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise RowError(RejectReason.UNDECODABLE_RECORD, f"not UTF-8 JSON: {exc}") from None
-    if not isinstance(trip, dict):
-        raise RowError(RejectReason.UNDECODABLE_RECORD, f"JSON {type(trip).__name__}, not an object")
+    """A canonical record's data -> a validated canonical trip. Raises `RowError` (undecodable / invalid)."""
+    trip = _load(data)
     _validate(trip)
     return trip
+
+
+def _load(data: bytes, *, python_json: bool = False) -> dict[str, Any]:
+    try:
+        record = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        if not python_json:
+            raise RowError(RejectReason.UNDECODABLE_RECORD, f"not UTF-8 JSON: {exc}") from None
+        record = _python_json_row(data, exc)
+    if not isinstance(record, dict):
+        raise RowError(RejectReason.UNDECODABLE_RECORD, f"JSON {type(record).__name__}, not an object")
+    return record
+
+
+def _python_json_row(data: bytes, error: orjson.JSONDecodeError) -> dict[str, Any]:
+    """What Python's `json.dumps` writes and orjson refuses (NaN, Infinity: the lab's `float(x)` of `nan` or
+    `1e999`), read for a raw row only, so that such a cell is the file's reject (`non_finite_number`), not an
+    undecodable record. Anything else orjson refuses stays undecodable."""
+    try:
+        record = json.loads(data.decode("utf-8"))
+        if isinstance(record, dict) and "schema_version" not in record:
+            orjson.dumps(record)  # refuses lone surrogates, as orjson.loads does
+            return record
+    except (ValueError, RecursionError, orjson.JSONEncodeError):
+        pass
+    raise RowError(RejectReason.UNDECODABLE_RECORD, f"not UTF-8 JSON: {error}") from None
 
 
 def _invalid(name: str, value: Any, expected: str) -> RowError:

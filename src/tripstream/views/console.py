@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tripstream.views.formatting import TRIP_COLUMNS, money, number, trip_cells, zone_label
 from tripstream.views.report import Report
 
 HOURS_ON_SCREEN = 24
+STRAY_HOURS_SHOWN = 5
 
 
 def _bar(count: int, largest: int, width: int = 30) -> str:
@@ -90,22 +91,7 @@ def _per_trip_sections(report: Report) -> Any:
     )
     parts.append(hours)
 
-    zones_table = _table(
-        "High-value trips by pickup zone", (("pickup zone", False), ("trips", True), ("amount", True), ("", False))
-    )
-    largest = max((z["trips"] for z in high["by_pickup_zone"]), default=0)
-    for z in high["by_pickup_zone"]:
-        zones_table.add_row(
-            Text(zone_label(z, "pickup")),
-            f"{z['trips']:,}",
-            money(z["total_amount"]),
-            Text(_bar(z["trips"], largest), style="magenta"),
-        )
-    if high["other_zones"]["trips"]:
-        zones_table.add_row(f"{high['other_zones']['zones']} other zones", f"{high['other_zones']['trips']:,}", "", "")
-    if high["unknown_zone_trips"]:
-        zones_table.add_row("no location id", f"{high['unknown_zone_trips']:,}", "", "")
-    parts.append(zones_table)
+    parts.append(_zone_table("High-value trips by pickup zone", high, (("amount", _revenue),), "no location id"))
 
     fare_table = Table(title=f"Fare per mile ({fares['trips']:,} trips)", title_justify="left", show_header=False)
     percentiles = "  ".join(f"{name} {money(value)}" for name, value in fares["percentiles"].items())
@@ -133,8 +119,8 @@ def _per_trip_sections(report: Report) -> Any:
 
 
 def render_aggregates(view: Mapping[str, Any], hours_shown: int = HOURS_ON_SCREEN) -> Any:
-    """The aggregates' views: totals, duration mix, trips and revenue per pickup hour (the last `hours_shown`),
-    the busiest zones with names."""
+    """The aggregates' views: totals with refunds, the pickup window and the stray-dated trips outside it, duration
+    mix, trips and revenue per pickup hour (the window's last `hours_shown`), the busiest zones with names."""
     from rich.console import Group
     from rich.text import Text
 
@@ -143,8 +129,21 @@ def render_aggregates(view: Mapping[str, Any], hours_shown: int = HOURS_ON_SCREE
     summary.append(f"  revenue {money(view['total_amount'])}")
     summary.append(f"  high-value {view['high_value_trips']:,} ({view['high_value_share'] * 100:.1f}%)")
     summary.append(f"  cells {view['cells']:,}", style="dim")
+    refunds, strays = view["refunds"], view["strays"]
+    if refunds["trips"]:
+        summary.append(f"\nrefunds {refunds['trips']:,} trips, {money(refunds['total_amount'])}", style="yellow")
+        summary.append(" (negative totals, inside the revenue above)", style="dim")
     if view["first_hour"]:
-        summary.append(f"  hours {view['first_hour']} .. {view['last_hour']}", style="dim")
+        summary.append(f"\nwindow {view['first_hour']} .. {view['last_hour']}", style="bold")
+        summary.append(f" ({view['window']['trips']:,} trips; {view['window']['rule']})", style="dim")
+    if strays["trips"]:
+        shown = ", ".join(f"{h['hour']} ({h['trips']:,})" for h in strays["hours"][:STRAY_HOURS_SHOWN])
+        more = len(strays["hours"]) - STRAY_HOURS_SHOWN
+        summary.append(
+            f"\nstray-dated {strays['trips']:,} trips, {money(strays['total_amount'])}, outside the window"
+            f" (in the totals, not in the hours below): {shown}" + (f" and {more:,} more hours" if more > 0 else ""),
+            style="yellow",
+        )
 
     mix = _table("Duration mix", (("category", False), ("trips", True), ("share", True), ("", False)))
     largest = max((c["trips"] for c in view["duration_mix"]), default=0)
@@ -155,7 +154,7 @@ def render_aggregates(view: Mapping[str, Any], hours_shown: int = HOURS_ON_SCREE
 
     rows = view["by_pickup_hour"][-hours_shown:] if hours_shown > 0 else []
     hours = _table(
-        f"Trips and revenue per pickup hour (last {len(rows)} of {len(view['by_pickup_hour'])})",
+        f"Trips and revenue per pickup hour (last {len(rows)} of {len(view['by_pickup_hour'])} in the window)",
         (("pickup hour", False), ("trips", True), ("revenue", True), ("high-value", True), ("", False)),
     )
     largest = max((r["trips"] for r in rows), default=0)
@@ -168,23 +167,13 @@ def render_aggregates(view: Mapping[str, Any], hours_shown: int = HOURS_ON_SCREE
             Text(_bar(r["trips"], largest, 20), style="cyan"),
         )
 
-    zones = _table(
+    zones = _zone_table(
         "Busiest pickup zones",
-        (("pickup zone", False), ("trips", True), ("revenue", True), ("high-value %", True), ("", False)),
+        view,
+        (("revenue", _revenue), ("high-value %", lambda z: f"{z['high_value_share'] * 100:.1f}%")),
+        "unknown zone",
+        bar_width=20,
     )
-    largest = max((z["trips"] for z in view["by_pickup_zone"]), default=0)
-    for z in view["by_pickup_zone"]:
-        zones.add_row(
-            Text(zone_label(z, "pickup")),
-            f"{z['trips']:,}",
-            money(z["total_amount"]),
-            f"{z['high_value_share'] * 100:.1f}%",
-            Text(_bar(z["trips"], largest, 20), style="magenta"),
-        )
-    if view["other_zones"]["trips"]:
-        zones.add_row(Text(f"{view['other_zones']['zones']} other zones"), f"{view['other_zones']['trips']:,}")
-    if view["unknown_zone_trips"]:
-        zones.add_row(Text("unknown zone"), f"{view['unknown_zone_trips']:,}")
     by_day = Text("  by hour of day: ", style="dim")
     by_day.append(sparkline([h["trips"] for h in view["by_hour"]]), style="cyan")
     by_day.append("  (00..23)", style="dim")
@@ -196,6 +185,40 @@ def _trip_table(title: str, trips: Sequence[Mapping[str, Any]], amounts: Sequenc
     table = _table(title, (*TRIP_COLUMNS, *((header, True) for header, _ in amounts)))
     for trip in trips:
         table.add_row(*trip_cells(trip, [field for _, field in amounts]))
+    return table
+
+
+ZoneColumn = tuple[str, Callable[[Mapping[str, Any]], str]]
+
+
+def _revenue(zone: Mapping[str, Any]) -> str:
+    return money(zone["total_amount"])
+
+
+def _zone_table(
+    title: str, view: Mapping[str, Any], columns: Sequence[ZoneColumn], unknown_label: str, *, bar_width: int = 30
+) -> Any:
+    """A view's pickup zones (`by_pickup_zone`, then the other zones and the trips without one): trips, `columns`
+    (header, cell of a zone) and a bar."""
+    from rich.text import Text
+
+    table = _table(
+        title, (("pickup zone", False), ("trips", True), *((name, True) for name, _ in columns), ("", False))
+    )
+    largest = max((zone["trips"] for zone in view["by_pickup_zone"]), default=0)
+    for zone in view["by_pickup_zone"]:
+        table.add_row(
+            Text(zone_label(zone, "pickup")),
+            f"{zone['trips']:,}",
+            *(cell(zone) for _, cell in columns),
+            Text(_bar(zone["trips"], largest, bar_width), style="magenta"),
+        )
+    blanks = [""] * (len(columns) + 1)
+    if view["other_zones"]["trips"]:
+        other = view["other_zones"]
+        table.add_row(Text(f"{other['zones']} other zones"), f"{other['trips']:,}", *blanks)
+    if view["unknown_zone_trips"]:
+        table.add_row(Text(unknown_label), f"{view['unknown_zone_trips']:,}", *blanks)
     return table
 
 

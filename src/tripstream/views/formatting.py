@@ -18,8 +18,10 @@ TRIP_COLUMNS: tuple[tuple[str, bool], ...] = (
 
 
 def money(value: Decimal | None, missing: str = "-") -> str:
-    """`$1,234.50`, or `missing` when there is no value."""
-    return missing if value is None else f"${value:,.2f}"
+    """`$1,234.50` (`-$52.80` for a refund), or `missing` when there is no value."""
+    if value is None:
+        return missing
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
 def number(value: Decimal | None, suffix: str = "", missing: str = "-") -> str:

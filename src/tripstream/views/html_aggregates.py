@@ -81,14 +81,39 @@ def aggregates_section(view: Mapping[str, Any]) -> str:
         )
         for h in view["by_hour"]
     ]
+    refunds, strays = view["refunds"], view["strays"]
+    cards.append(
+        card(
+            "refunds",
+            money_text(refunds["total_amount"]),
+            f"{count_text(refunds['trips'])} trips with a negative total (inside the revenue)",
+        )
+    )
+    cards.append(
+        card(
+            "stray-dated trips",
+            count_text(strays["trips"]),
+            f"{money(strays['total_amount'])} dated outside the window (in the totals, not in the charts)",
+        )
+    )
     rows = view["heatmap"]["rows"]
-    span = f"pickup hours {view['first_hour']} to {view['last_hour']}, " if view["first_hour"] else ""
+    span = f"pickup hours {view['first_hour']} to {view['last_hour']} (the window), " if view["first_hour"] else ""
+    stray_hours = ", ".join(f"{h['hour']} ({count_text(h['trips'])})" for h in strays["hours"][:10])
+    if len(strays["hours"]) > 10:
+        stray_hours += f" and {len(strays['hours']) - 10:,} more hours"
+    note = (
+        '<p class="sub" data-section="strays">'
+        + escaped(f"window: {view['window']['rule']}. ")
+        + (escaped(f"Stray-dated, outside it: {stray_hours}.") if strays["trips"] else "No trip is dated outside it.")
+        + "</p>"
+    )
     return (
         '<h2 class="part">From the aggregates (zone_hourly_stats)</h2>'
         f'<div class="cards">{"".join(cards)}</div>'
         '<section><h2>Trips per hour of day</h2><p class="sub">'
-        + escaped(f"{span}New York time; every trip the pipeline counted")
+        + escaped(f"{span}New York time")
         + "</p>"
+        + note
         + column_chart("trips-by-hour", "Trips per pickup hour of day", hour_bars, label_every=2)
         + '</section><section data-section="heatmap"><h2>Busiest pickup zones by hour of day</h2><p class="sub">'
         + escaped(f"trips per zone and hour of day (darker: more); the {len(rows)} busiest zones")

@@ -1,7 +1,7 @@
 """The live local runtime of `tripstream up`: S3 events -> producer, and the stream -> consumer, until stopped.
 
 - Objects: the bucket notifies an SQS queue (local.notifications); worker threads long-poll it and invoke the
-  producer as Lambda's asynchronous invocation does (local.runtime.invoke_producer: retries, dead-letter queue,
+  producer as Lambda's asynchronous invocation does (LocalFunctions.invoke_producer: retries, dead-letter queue,
   continuations). A message is deleted only once its invocation is finished (done or given up on).
 - Records: one continuous EventSourceMapping on every shard, from its checkpoints, whoever wrote the records.
 - What each object gave is written to `tripstream-live/results/...` once the consumer caught up with it, for
@@ -27,6 +27,7 @@ from tripstream.aws.sqs import delete_message, queue_depth, receive_messages
 from tripstream.infra.stack import DeployedStack
 from tripstream.infra.template import bucket_notification_filters, load_template
 from tripstream.local.commands.snapshot import SnapshotInfo, save_snapshot
+from tripstream.local.lambda_service.event_source_mapping import STOP_TIMEOUT_SECONDS
 from tripstream.local.lambda_service.events import s3_object_created_event
 from tripstream.local.lambda_service.functions import LocalFunctions
 from tripstream.local.lambda_service.s3_notifications import (
@@ -137,6 +138,7 @@ class LiveRuntime:
         self._workers = workers
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._busy: set[threading.Event] = set()  # one per object in flight, set when it is over
         self._items_written = 0
         self._objects = 0
         self._lock = threading.Lock()
@@ -179,18 +181,23 @@ class LiveRuntime:
             self._spawn(f"live-s3-events-{index}", self._serve)
         self._spawn("live-heartbeat", self._heartbeat)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """The producer in flight ends at its next budget check (no time remains), the mapping's pollers after
+        their invocation; waits for both (at most `timeout` s). An unfinished object stays out of the ledger, and
+        its message comes back: it is processed again next time. A worker in a long poll of the events queue
+        ends when the poll does, without processing what it received."""
         self._stop.set()
-        self.mapping.stop()
+        deadline = time.monotonic() + timeout
+        self.mapping.stop(timeout)
+        with self._lock:
+            in_flight = list(self._busy)
+        for busy in in_flight:
+            busy.wait(max(0.0, deadline - time.monotonic()))
         self._functions.close()
         try:
             stop_beating(self._clients, self._queue_url)
         except Exception as error:  # the emulator may be gone already
             log.debug("heartbeat not cleared: %s", error)
-        # Workers in a long poll or mid-file are daemons: an unfinished object is not in the ledger, and its
-        # message comes back, so it is processed again next time.
-        for thread in self._threads:
-            thread.join(0.5)
 
     def status(self) -> LiveStatus:
         dead = 0
@@ -258,6 +265,8 @@ class LiveRuntime:
                 log.warning("receiving S3 events failed: %s", error)
                 self._stop.wait(1.0)
                 continue
+            if self._stop.is_set():
+                return  # not processed, not deleted: they come back after their visibility timeout
             for message in messages:
                 for item in parse_message(message.body):
                     # A message seen before was being processed by an `up` that stopped: done already?
@@ -275,11 +284,24 @@ class LiveRuntime:
 
     def _process(self, item: ObjectEvent) -> None:
         """Invoke the producer for one object; never raises (a crash of the handler never stops the runtime)."""
+        over = threading.Event()
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._busy.add(over)
+        try:
+            self._process_object(item)
+        finally:
+            over.set()
+            with self._lock:
+                self._busy.discard(over)
+
+    def _process_object(self, item: ObjectEvent) -> None:
         started = time.monotonic()
         outcome = ObjectOutcome(key=item.key, etag=item.etag)
         document: dict[str, Any] = {"key": item.key, "etag": item.etag}
         try:
-            run = self._functions.invoke_producer(item.event)
+            run = self._functions.invoke_producer(item.event, stop=self._stop)
             sent = time.monotonic()
             outcome.drained = self.mapping.wait_caught_up(sent, DRAIN_TIMEOUT_SECONDS)
             for result in run.results:

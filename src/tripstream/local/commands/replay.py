@@ -6,8 +6,9 @@ when the replay clock reaches its pickup time. Quiet stretches of the data are s
 seconds of real time, so a stray pickup years away from the others cannot stall the feed. The consumer runs
 alongside, on the local runtime's event source mapping, exactly as in `tripstream run`.
 
-Stopping (`stop` set, e.g. by Ctrl-C) is clean: no record is half sent, the consumer finishes what was sent,
-and the summary says how far the feed got.
+Stopping (`stop` set, e.g. by Ctrl-C) is clean: no record is half sent, the consumer gets a moment to finish
+what was sent (what it did not stays in the stream, after the checkpoints), and the summary says how far the feed
+and the consumer got.
 
 The trips to send are kept in memory (their encoded records, about half a kilobyte each): for a whole month of
 TLC data, pick a window with `start`/`end` or a `limit`.
@@ -44,6 +45,7 @@ from tripstream.trips.rows import trip_rows
 DEFAULT_SPEED = 60.0
 DEFAULT_MAX_WAIT_SECONDS = 5.0
 _TICK_SECONDS = 0.5  # the longest the sender sleeps before looking at `stop` again
+DRAIN_AFTER_STOP_SECONDS = 1.5  # how long a stopped replay lets the consumer catch up before it stops too
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,9 @@ def replay_file(
         if mapping is not None:
             mapping.producer_finished()
             try:
-                mapping.wait_drained()
+                # Stopped: the consumer gets a moment for what was sent; the rest stays in the stream, after the
+                # checkpoints, for the next replay or run with the same --state-dir.
+                mapping.wait_drained(DRAIN_AFTER_STOP_SECONDS if stop.is_set() else None)
             finally:
                 mapping.stop()
                 functions.close()

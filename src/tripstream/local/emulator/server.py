@@ -6,6 +6,11 @@ as a child process and waits until it answers HTTP. The child (:func:`main`) app
 (``DomainDispatcherApplication(create_backend_app)``, exactly what ``moto_server`` serves) with
 werkzeug's threaded server.
 
+Every response path but one is moto's: ``GET /moto-api/tripstream-emulator`` answers what serves it (JSON:
+the moto version, patched or not), so a client given an endpoint URL can tell tripstream's patched emulator from
+a plain moto server (:func:`identify`). ``tripstream emulator`` serves it in the foreground, as an endpoint of
+its own for ``--endpoint-url``.
+
 The child writes the port it actually bound to a file named on its command line, so port 0
 ("any free port") works without the race of probing for a free port first, and the parent never
 mistakes another server already listening on the port for its emulator. The child also exits when
@@ -16,15 +21,18 @@ its standard input reaches end-of-file, i.e. when the parent process dies withou
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
 import sys
 import time
 import urllib.request
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
-from typing import Final
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 from tripstream.local.emulator.launcher import (
     ChildProcess,
@@ -37,6 +45,9 @@ from tripstream.local.emulator.launcher import (
 
 HOST: Final = "127.0.0.1"
 _HEALTH_PATH: Final = "/moto-api/"  # moto's dashboard: answers without touching any AWS backend
+# What this server answers, beside moto: who it is (moto's own /moto-api/ namespace, where no AWS request goes).
+IDENTITY_PATH: Final = "/moto-api/tripstream-emulator"
+ServerKind = Literal["patched", "moto"]
 
 
 class EmulatorError(RuntimeError):
@@ -127,6 +138,25 @@ def _answers_http(endpoint_url: str) -> bool:
     return http_answer(endpoint_url + _HEALTH_PATH) is not None  # any HTTP answer will do
 
 
+def identify(endpoint_url: str, timeout: float = 2.0) -> ServerKind | None:
+    """What serves `endpoint_url`: "patched" (this emulator with tripstream's moto patches), "moto" (a moto server
+    without them: `moto_server`, or this one with --unpatched), None (anything else, or nothing)."""
+    base = endpoint_url.rstrip("/")
+    scheme, host = urlsplit(base)[:2]
+    if scheme not in ("http", "https") or host.endswith((".amazonaws.com", ".amazonaws.com.cn")):
+        return None  # AWS itself: not asked
+    answer = http_answer(base + IDENTITY_PATH, timeout)
+    if answer is not None:
+        try:
+            identity = json.loads(answer)
+        except ValueError:
+            identity = None
+        if isinstance(identity, dict) and identity.get("server") == "tripstream emulator":
+            return "patched" if identity.get("patched") else "moto"
+    dashboard = http_answer(base + _HEALTH_PATH, timeout)
+    return "moto" if dashboard is not None and b"<title>Moto</title>" in dashboard else None
+
+
 def set_iam_enforcement(endpoint_url: str, enforce: bool) -> None:
     """Switch the emulator's IAM enforcement on (every later request checked against its caller's policies, the
     emulator's own key an administrator: `moto_patches.iam`) or off (moto's default: nothing checked).
@@ -155,6 +185,22 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--exit-on-stdin-eof", action="store_true", help="stop when standard input is closed")
     parser.add_argument("--log-requests", action="store_true", help="log every HTTP request")
     return parser.parse_args(argv)
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _identified(app: WsgiApp, identity: dict[str, Any]) -> WsgiApp:
+    """`app`, and `identity` as JSON at IDENTITY_PATH."""
+    body = json.dumps(identity).encode()
+
+    def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == IDENTITY_PATH:
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        return app(environ, start_response)
+
+    return application
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -190,7 +236,10 @@ def main(argv: list[str] | None = None) -> None:
     # in a thread and waits forever if binding fails, and moto.server.main cannot report the port
     # it bound when asked for port 0 (and then advertises MOTO_PORT=0 to the services that build
     # URLs from it).
-    app = DomainDispatcherApplication(create_backend_app)
+    app = _identified(
+        DomainDispatcherApplication(create_backend_app),
+        {"server": "tripstream emulator", "moto": moto.__version__, "patched": moto_patches.is_applied()},
+    )
     server = make_server(args.host, args.port, app, threaded=True)
     port: int = server.server_port
     os.environ["MOTO_PORT"] = str(port)

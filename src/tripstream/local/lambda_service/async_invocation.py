@@ -8,6 +8,7 @@ file finished in several invocations) is invoked in turn until the file is done.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ class ProducerRun:
     last_failure_records_sent: int = 0
     # The event given up on was sent to the producer's dead-letter queue (its SQS message id).
     dead_letter_message_id: str | None = None
+    # The service stopped before the file was done: what is left is neither retried nor continued.
+    stopped: bool = False
 
 
 def invoke_producer(
@@ -56,6 +59,7 @@ def invoke_producer(
     new_context: Callable[[], Any] | None = None,
     sqs: SQSClient | None = None,
     dead_letter_queue_url: str | None = None,
+    stop: threading.Event | None = None,
 ) -> ProducerRun:
     """Invoke the producer as Lambda would for an S3 event, following continuations until the file is done.
 
@@ -63,12 +67,17 @@ def invoke_producer(
     `new_context` replaces the Lambda context of each invocation (tests use it to fake the remaining time).
     When every attempt failed, the event given up on (the S3 event, or the continuation that failed) goes to
     `dead_letter_queue_url` with `sqs`, as Lambda sends it to the function's dead-letter queue.
+    Once `stop` is set, the invocation in flight is told no time remains (the producer then ends at its next
+    budget check, with a continuation), and nothing more is invoked (`run.stopped`).
     """
     run = ProducerRun()
     pending: dict[str, Any] | None = event
     while pending is not None:
         attempt = 0
         while True:
+            if stop is not None and stop.is_set():
+                run.stopped = True
+                return run
             if new_context is not None:
                 context = new_context()
             else:
@@ -77,6 +86,7 @@ def invoke_producer(
                     invoked_function_arn=function.arn,
                     memory_limit_in_mb=function.memory_mb,
                     timeout_seconds=timeout_seconds if timeout_seconds is not None else function.timeout_seconds,
+                    stopped=stop,
                 )
             run.invocations += 1
             try:
@@ -87,6 +97,9 @@ def invoke_producer(
                 run.last_failure_rows_read = getattr(error, "rows_read", 0)
                 run.last_failure_records_sent = getattr(error, "sent", 0)
                 run.errors.append(f"{type(error).__name__}: {error}")
+                if stop is not None and stop.is_set():
+                    run.stopped = True  # failed while stopping: no retry, no dead-letter queue
+                    return run
                 log.warning("producer invocation failed (attempt %d): %s", attempt + 1, error)
                 attempt += 1
                 if attempt > retry_attempts:

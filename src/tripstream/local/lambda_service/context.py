@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -15,6 +16,9 @@ class LocalLambdaContext:
     timeout_seconds: float = 900.0
     function_version: str = "$LATEST"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # Set when the local Lambda service stops: from then on no time remains (the handlers' own budget checks then
+    # wind the invocation down: no new retry, a continuation for the rest of a file).
+    stopped: threading.Event | None = field(default=None, repr=False, compare=False)
     _deadline: float = field(default=0.0, repr=False)
 
     def __post_init__(self) -> None:
@@ -23,4 +27,6 @@ class LocalLambdaContext:
         self.log_stream_name = f"local/{self.aws_request_id}"
 
     def get_remaining_time_in_millis(self) -> int:
+        if self.stopped is not None and self.stopped.is_set():
+            return 0
         return max(0, int((self._deadline - time.monotonic()) * 1000))

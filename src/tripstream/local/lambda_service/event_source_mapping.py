@@ -31,6 +31,8 @@ from tripstream.local.lambda_service.events import kinesis_event
 from tripstream.pipeline.consumer import ConsumerResult
 
 log = logging.getLogger(__name__)
+# How long `stop` waits for the pollers' invocations in flight (each is told no time remains: it ends soon).
+STOP_TIMEOUT_SECONDS = 4.0
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
@@ -93,6 +95,9 @@ class EventSourceMapping:
         self._producer_done = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        # One per poller, set when it returned. Not Thread.join: on Python 3.11 a join interrupted by a signal
+        # (KeyboardInterrupt) marks the thread finished while it still runs, and later joins return at once.
+        self._finished: list[threading.Event] = []
         self._errors: list[BaseException] = []
         self.stats = ConsumerStats()
 
@@ -100,28 +105,44 @@ class EventSourceMapping:
 
     def start(self) -> None:
         for shard_id in list_shard_ids(self._clients.kinesis, self._stream.name):
-            thread = threading.Thread(target=self._run_shard, args=(shard_id,), name=f"esm-{shard_id}", daemon=True)
-            thread.start()
+            finished = threading.Event()
+            thread = threading.Thread(
+                target=self._run_shard, args=(shard_id, finished), name=f"esm-{shard_id}", daemon=True
+            )
+            self._finished.append(finished)
             self._threads.append(thread)
+            thread.start()
 
     def producer_finished(self) -> None:
         """From now on, a shard that reads empty and is not behind is drained."""
         self._producer_done.set()
 
     def wait_drained(self, timeout: float | None = None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        drained = self._wait_finished(timeout)
         if self._errors:
             raise RuntimeError(f"event source mapping failed: {self._errors[0]}") from self._errors[0]
-        return not any(thread.is_alive() for thread in self._threads)
+        return drained
+
+    def _wait_finished(self, timeout: float | None) -> bool:
+        """Wait until every poller returned (True), or `timeout` seconds (False)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for finished in self._finished:
+            # In slices: a signal's handler (Ctrl-C, SIGTERM) runs in the main thread between two waits.
+            while not finished.wait(0.2 if deadline is None else min(0.2, max(0.0, deadline - time.monotonic()))):
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+        return True
 
     def wait_caught_up(self, since: float, timeout: float | None = None) -> bool:
         """Wait until every shard read empty, 0 behind, in a read that started after `since` (monotonic):
         every record written before `since` was then delivered and checkpointed (for a continuous mapping)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._stop.is_set():
-            alive = [t.name.removeprefix("esm-") for t in self._threads if t.is_alive()]
+            alive = [
+                t.name.removeprefix("esm-")
+                for t, finished in zip(self._threads, self._finished, strict=True)
+                if not finished.is_set()
+            ]
             if all(self._caught_up.get(shard, -1.0) >= since for shard in alive):
                 return True
             if deadline is not None and time.monotonic() > deadline:
@@ -133,19 +154,29 @@ class EventSourceMapping:
         """The largest MillisBehindLatest of the shards' last reads."""
         return max(self._behind.values(), default=0)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> bool:
+        """Stop every poller: none starts another read or invocation, the invocations in flight are told no time
+        remains, and records not done are not checkpointed (the next start delivers them again). True when every
+        poller returned within `timeout` seconds."""
         self._stop.set()
-        for thread in self._threads:
-            thread.join(10)
+        stopped = self._wait_finished(timeout)
+        if not stopped:
+            log.warning("the event source mapping's pollers did not stop within %.0f s", timeout)
+        return stopped
 
     # -- one shard
 
-    def _run_shard(self, shard_id: str) -> None:
+    def _run_shard(self, shard_id: str, finished: threading.Event) -> None:
         try:
             self._poll(shard_id)
         except BaseException as error:  # surfaced by wait_drained
-            log.exception("poller of %s failed", shard_id)
-            self._errors.append(error)
+            if self._stop.is_set():
+                log.debug("poller of %s ended while stopping: %s", shard_id, error)
+            else:
+                log.exception("poller of %s failed", shard_id)
+                self._errors.append(error)
+        finally:
+            finished.set()
 
     def _open(self, shard_id: str) -> str | None:
         """A shard iterator just after the shard's checkpoint (TRIM_HORIZON without one); read errors retried."""
@@ -164,7 +195,7 @@ class EventSourceMapping:
     def _pause_after_read_error(self, shard_id: str, error: BaseException, failures: int) -> None:
         log.warning("reading %s failed (%s), retrying", shard_id, error)
         self.stats.add(read_errors=1)
-        time.sleep(min(1.0, self._poll_interval * 2 ** min(failures, 6)))
+        self._stop.wait(min(1.0, self._poll_interval * 2 ** min(failures, 6)))
 
     def _poll(self, shard_id: str) -> None:
         kinesis = self._clients.kinesis
@@ -230,6 +261,8 @@ class EventSourceMapping:
         max_age = self._settings["MaximumRecordAgeInSeconds"]
         retries = invocations = 0
         while records:
+            if self._stop.is_set():
+                return  # not done, not checkpointed: delivered again at the next start
             if max_age >= 0 and self._age_seconds(records[0]) > max_age:
                 self._to_on_failure(shard_id, records, "RecordAgeExceeded", invocations)
                 return
@@ -241,6 +274,8 @@ class EventSourceMapping:
             if failed_from > 0:
                 self._done(shard_id, records[:failed_from])
                 records = records[failed_from:]
+            if self._stop.is_set():
+                return  # a failure while stopping is no retry and no on-failure destination: delivered again
             retries += 1
             if max_retries >= 0 and retries > max_retries:
                 self._to_on_failure(shard_id, records, "RetryAttemptsExhausted", invocations)
@@ -250,7 +285,7 @@ class EventSourceMapping:
                 self._deliver(shard_id, records[:middle])
                 self._deliver(shard_id, records[middle:])
                 return
-            time.sleep(self._retry_delay * min(retries, 20))
+            self._stop.wait(self._retry_delay * min(retries, 20))
 
     def _invoke(self, shard_id: str, records: list[dict[str, Any]]) -> int:
         """Returns how many leading records are done: len(records) all, -1 on a function error."""
@@ -266,12 +301,14 @@ class EventSourceMapping:
             invoked_function_arn=self._function.arn,
             memory_limit_in_mb=self._function.memory_mb,
             timeout_seconds=self._function.timeout_seconds,
+            stopped=self._stop,
         )
         self.stats.add(invocations=1, records_delivered=len(records))
         try:
             response = self._handler(event, context)
         except Exception as error:
-            log.warning("consumer invocation failed on %s: %s", shard_id, error)
+            level = logging.DEBUG if self._stop.is_set() else logging.WARNING
+            log.log(level, "consumer invocation failed on %s: %s", shard_id, error)
             self.stats.add(function_errors=1)
             return -1
         if "ReportBatchItemFailures" not in self._settings["FunctionResponseTypes"]:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from tripstream.local.lambda_service.runtime_api import Outcome, RuntimeApi
+from tripstream.local.lambda_service.runtime_api import STOPPED, Outcome, RuntimeApi
 
 log = logging.getLogger(__name__)
 
@@ -154,18 +154,21 @@ class FunctionProcess:
     def alive(self) -> bool:
         return self._process.poll() is None and self._killed_for is None
 
-    def invoke(self, event: bytes, timeout_seconds: float | None = None) -> InvocationResult:
+    def invoke(
+        self, event: bytes, timeout_seconds: float | None = None, abort: threading.Event | None = None
+    ) -> InvocationResult:
+        """One invocation; killed at its deadline, or when `abort` is set (the local service stopping)."""
         timeout = self.spec.timeout_seconds if timeout_seconds is None else timeout_seconds
         cold = self.invocations == 0
         self.invocations += 1
         started = time.monotonic()
         with self._output_lock:
             self._lines = []
-        outcome = self._api.invoke(event, timeout_seconds=timeout, function_arn=self.spec.arn)
+        outcome = self._api.invoke(event, timeout_seconds=timeout, function_arn=self.spec.arn, abort=abort)
         if outcome is None:
             self.kill(timed_out_error(timeout))
             outcome = Outcome(error=self._killed_for)
-        elif outcome.init_error:
+        elif outcome is STOPPED or outcome.init_error:
             self.kill(outcome.error or {})
         self._drain_output()
         with self._output_lock:
@@ -283,12 +286,14 @@ class FunctionPool:
         self._slots = threading.BoundedSemaphore(limit) if limit is not None and limit > 0 else None
         self.stats = ProcessStats()
 
-    def invoke(self, event: bytes, timeout_seconds: float | None = None) -> InvocationResult:
+    def invoke(
+        self, event: bytes, timeout_seconds: float | None = None, abort: threading.Event | None = None
+    ) -> InvocationResult:
         if self._slots is not None:
             self._slots.acquire()
         try:
             process = self._take()
-            result = process.invoke(event, timeout_seconds)
+            result = process.invoke(event, timeout_seconds, abort)
             self.stats.record(result, process.peak_rss_mb)
             self._give_back(process)
             return result

@@ -291,7 +291,9 @@ class LocalFunctions:
         def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
             remaining = getattr(context, "get_remaining_time_in_millis", None)
             timeout = remaining() / 1000 if remaining is not None else None
-            result = pool.invoke(orjson.dumps(event), timeout)
+            # The service stopping (`up`'s Ctrl-C) ends an isolated invocation at once: its process cannot be told
+            # that no time remains, as an in-process handler is; its event is retried next time.
+            result = pool.invoke(orjson.dumps(event), timeout, abort=getattr(context, "stopped", None))
             logged = structured_logs(result.logs)
             on_logs(logged)
             if result.error is not None:
@@ -314,15 +316,20 @@ class LocalFunctions:
         *,
         on_progress: Callable[[int, int], None] | None = None,
         timeout_seconds: float | None = None,
+        dead_letter: bool = True,
+        stop: threading.Event | None = None,
     ) -> ProducerRun:
-        """Lambda's asynchronous invocation of the producer on `event`, until its file is done or given up."""
+        """Lambda's asynchronous invocation of the producer on `event`, until its file is done or given up (then
+        the event goes to the dead-letter queue, unless `dead_letter` is false: a redrive keeps its message), or
+        `stop` is set."""
         return invoke_producer(
             self.producer_handler(on_progress),
             event,
             self.stack.producer,
             timeout_seconds=timeout_seconds,
             sqs=self.role_clients(self.stack.producer).sqs,
-            dead_letter_queue_url=self.stack.dead_letter_queue_url,
+            dead_letter_queue_url=self.stack.dead_letter_queue_url if dead_letter else None,
+            stop=stop,
         )
 
     def event_source_mapping(

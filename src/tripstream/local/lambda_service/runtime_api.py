@@ -46,6 +46,12 @@ class Outcome:
     init_error: bool = False
 
 
+# The local service stopped while the invocation ran (Lambda has no such thing: only the local service stops).
+STOPPED: Final = Outcome(
+    error={"errorType": "Local.ServiceStopped", "errorMessage": "the local Lambda service stopped"}
+)
+
+
 @dataclass
 class _Pending:
     invocation: Invocation
@@ -72,8 +78,11 @@ class RuntimeApi:
         """`host:port`, as `AWS_LAMBDA_RUNTIME_API` holds it."""
         return f"{HOST}:{self._server.server_port}"
 
-    def invoke(self, event: bytes, *, timeout_seconds: float, function_arn: str) -> Outcome | None:
-        """Run one invocation; None when it did not answer within `timeout_seconds` (the caller kills the process)."""
+    def invoke(
+        self, event: bytes, *, timeout_seconds: float, function_arn: str, abort: threading.Event | None = None
+    ) -> Outcome | None:
+        """Run one invocation; None when it did not answer within `timeout_seconds`, `STOPPED` when `abort` was set
+        first (either way the caller kills the process: the invocation is still running in it)."""
         deadline = time.time() + timeout_seconds
         pending = _Pending(Invocation(str(uuid.uuid4()), event, int(deadline * 1000), function_arn))
         with self._lock:
@@ -84,6 +93,10 @@ class RuntimeApi:
             finished = pending.done.wait(min(0.05, max(0.0, deadline - time.time())))
             if not finished and self._init_failed.is_set():
                 return Outcome(error=self.init_error, init_error=True)
+            if not finished and abort is not None and abort.is_set():
+                with self._lock:
+                    self._in_flight.pop(pending.invocation.request_id, None)
+                return STOPPED
         with self._lock:
             self._in_flight.pop(pending.invocation.request_id, None)
         return pending.outcome if finished else None
