@@ -80,6 +80,4 @@ def enforce_iam(endpoint: Endpoint, note: Callable[[str], None]) -> None:
         note("IAM: enforced only as the endpoint itself does (tripstream switches it on in its embedded emulator)")
         return
     assert endpoint.clients.endpoint_url is not None
-    set_iam_enforcement(endpoint.clients.endpoint_url, True)
-    if endpoint.dynamodb_endpoint_url is not None:
-        note("IAM: enforced by the emulator, not by DynamoDB Local (the consumer's table writes are not checked)")
+    set_iam_enforcement(endpoint.clients.endpoint_url, True)  # with DynamoDB Local, LocalFunctions says what differs

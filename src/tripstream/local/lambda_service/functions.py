@@ -202,8 +202,8 @@ class LocalFunctions:
         if "dynamodb" in self.clients.service_endpoints:
             self._note_once(
                 "dynamodb-local",
-                "DynamoDB Local keeps tables per access key: the functions use the endpoint's credentials, not "
-                "their roles' (IAM is not enforced there)",
+                "DynamoDB Local keeps tables per access key: the functions run with the endpoint's credentials, not "
+                "their roles' (their IAM policies are not put to the test)",
             )
             return self.credentials
         try:
