@@ -13,8 +13,10 @@ import pytest
 from support.cli import reset_emulator
 from tripstream.local.emulator.server import Emulator
 
-# Dummy credentials from the start, so that boto3 never goes looking for real ones.
+# Dummy credentials from the start, so that boto3 never goes looking for real ones. The CLI's functions run in-process
+# (`--in-process`), as the suite's time budget needs; the tests of the isolated runtime ask for it themselves.
 for _name, _value in (
+    ("TRIPSTREAM_IN_PROCESS", "1"),
     ("AWS_ACCESS_KEY_ID", "testing"),
     ("AWS_SECRET_ACCESS_KEY", "testing"),
     ("AWS_DEFAULT_REGION", "us-east-1"),

@@ -169,3 +169,23 @@ class AwsClients:
             service_endpoints=self.service_endpoints,
             read_timeout=read_timeout,
         )
+
+
+def chain_credentials() -> Credentials | None:
+    """What boto3's standard credential chain resolves to now (None: nothing), as explicit credentials."""
+    found = boto3.session.Session().get_credentials()
+    if found is None:
+        return None
+    frozen = found.get_frozen_credentials()
+    return Credentials(frozen.access_key or "", frozen.secret_key or "", frozen.token)
+
+
+def credentials_environment(credentials: Credentials) -> dict[str, str]:
+    """The standard variables that hand `credentials` to a process (as Lambda hands a function its role's)."""
+    environment = {
+        "AWS_ACCESS_KEY_ID": credentials.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
+    }
+    if credentials.session_token:
+        environment["AWS_SESSION_TOKEN"] = credentials.session_token
+    return environment

@@ -19,6 +19,9 @@ class FunctionInfo:
     timeout_seconds: int
     memory_mb: int
     environment: dict[str, str]
+    handler: str = ""
+    runtime: str = "python3.12"
+    architecture: str = "x86_64"
 
 
 def function_info(lambda_: LambdaClient, name: str) -> FunctionInfo:
@@ -30,6 +33,9 @@ def function_info(lambda_: LambdaClient, name: str) -> FunctionInfo:
         timeout_seconds=config.get("Timeout", 3),
         memory_mb=config.get("MemorySize", 128),
         environment=dict(config.get("Environment", {}).get("Variables", {})),
+        handler=config.get("Handler", ""),
+        runtime=config.get("Runtime", "python3.12"),
+        architecture=(config.get("Architectures") or ["x86_64"])[0],
     )
 
 

@@ -1,7 +1,7 @@
 """Every option more than one command takes, declared once (a command may give its own help text).
 
 `stack_options` is the bundle `run`, `replay` and `up` share (endpoint, region, stack name, shards, parameters,
-backend, state dir): the command gets them as one `StackOptions`."""
+backend, state dir, --in-process): the command gets them as one `StackOptions`."""
 
 from __future__ import annotations
 
@@ -102,6 +102,17 @@ def template_parameters(values: tuple[str, ...], shards: int | None = None) -> d
     return parameters
 
 
+def in_process_option() -> Decorator[Any]:
+    return click.option(
+        "--in-process",
+        is_flag=True,
+        envvar="TRIPSTREAM_IN_PROCESS",
+        help="Run the functions' handlers from the source tree in this process (fast, for debugging), not as Lambda "
+        "runs them (the deployment package in processes of their own, each with its role's credentials, IAM enforced "
+        "by the embedded emulator). Default: TRIPSTREAM_IN_PROCESS (the test suite sets it).",
+    )
+
+
 def stack_options(*, endpoint_help: str, state_dir_help: str, backend: bool = True) -> Decorator[Any]:
     """The options of where a local command's stack is, passed to the command as `stack: StackOptions`."""
     options = [
@@ -111,6 +122,7 @@ def stack_options(*, endpoint_help: str, state_dir_help: str, backend: bool = Tr
         shards_option(),
         parameter_option(),
         state_dir_option(state_dir_help),
+        in_process_option(),
         *([backend_option()] if backend else []),
     ]
 
@@ -124,6 +136,7 @@ def stack_options(*, endpoint_help: str, state_dir_help: str, backend: bool = Tr
             shards: int | None,
             parameters: tuple[str, ...],
             state_dir: Path | None,
+            in_process: bool = False,
             backend: str = DEFAULT_BACKEND,
             **kwargs: Any,
         ) -> Any:
@@ -136,6 +149,7 @@ def stack_options(*, endpoint_help: str, state_dir_help: str, backend: bool = Tr
                 parameters=template_parameters(parameters, shards),
                 backend=backend,
                 state_dir=state_dir,
+                in_process=in_process,
             )
             return command(*args, stack=stack, **kwargs)
 

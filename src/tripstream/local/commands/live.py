@@ -14,14 +14,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from tripstream.aws.clients import AwsClients
+from tripstream.aws.clients import AwsClients, Credentials
 from tripstream.aws.s3 import list_object_entries, put_json
 from tripstream.aws.sqs import delete_message, queue_depth, receive_messages
 from tripstream.infra.stack import DeployedStack
@@ -126,6 +126,7 @@ class LiveRuntime:
         on_object: Callable[[ObjectOutcome], None] | None = None,
         persist: Callable[[], object] | None = None,
         workers: int = 2,
+        functions_options: Mapping[str, Any] | None = None,
     ) -> None:
         self._clients = clients
         self._stack = stack
@@ -145,7 +146,8 @@ class LiveRuntime:
         self._ledger = Ledger(state_dir / "live" / "ledger.jsonl" if state_dir is not None else None)
         template = load_template()
         self._filters = bucket_notification_filters(template)
-        self._functions = LocalFunctions(clients, handler_clients, stack)
+        # How the functions run (LocalFunctions' in_process, credentials, note); in-process by default.
+        self._functions = LocalFunctions(clients, handler_clients, stack, **(functions_options or {}))
         self._rejects_prefix = self._functions.settings(stack.producer).rejects_prefix
         self.mapping = self._functions.event_source_mapping(
             state_dir=state_dir,
@@ -191,6 +193,7 @@ class LiveRuntime:
             in_flight = list(self._busy)
         for busy in in_flight:
             busy.wait(max(0.0, deadline - time.monotonic()))
+        self._functions.close()
         try:
             stop_beating(self._clients, self._queue_url)
         except Exception as error:  # the emulator may be gone already
@@ -349,6 +352,8 @@ def serve_live(
     snapshot: bool = True,
     status_seconds: float = 5.0,
     on_status: Callable[[str], None] | None = None,
+    in_process: bool = True,
+    credentials: Credentials | None = None,
 ) -> SnapshotInfo | None:
     """`up`'s loop: the live runtime until `stop` is set, a line per object and a status line when it changed (or
     every `status_seconds` to `on_status`, which redraws it in place);
@@ -365,6 +370,7 @@ def serve_live(
         state_dir=state_dir,
         on_object=lambda outcome: echo(outcome.line()),
         persist=persist if state_dir is not None and snapshot else None,
+        functions_options={"in_process": in_process, "credentials": credentials, "note": echo},
     )
     runtime.start()
     echo(f"live: S3 events of s3://{stack.bucket} reach the producer, {stack.stream_name} the consumer")

@@ -13,7 +13,10 @@ from tripstream.infra.template import DEFAULT_STACK_NAME
 @dataclass(frozen=True)
 class StackOptions:
     """The endpoint (None: the AWS_ENDPOINT_URL* variables, else the embedded emulator), its region, the stack's
-    name and template parameters, where DynamoDB runs, and the folder that keeps state across runs."""
+    name and template parameters, where DynamoDB runs, the folder that keeps state across runs, and how the functions
+    run: as Lambda runs them (the default: the deployment package in processes of their own, each with its role, the
+    embedded emulator enforcing IAM) or `in_process` (the source tree's handlers in the CLI's process: fast, for
+    debugging and tests)."""
 
     endpoint_url: str | None = None
     region: str | None = None
@@ -21,3 +24,4 @@ class StackOptions:
     parameters: Mapping[str, str] = field(default_factory=dict)
     backend: str = DEFAULT_BACKEND
     state_dir: Path | None = None
+    in_process: bool = False

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tripstream.aws.clients import AwsClients
+from tripstream.aws.clients import AwsClients, Credentials
 from tripstream.aws.kinesis import KinesisSender, RecordsNotSent
 from tripstream.aws.s3 import put_json_lines
 from tripstream.infra.stack import DeployedStack
@@ -199,6 +199,8 @@ def replay_command(
                 on_loaded=loaded,
                 state_dir=state_dir,
                 consume=consume,
+                in_process=options.stack.in_process,
+                credentials=endpoint.credentials,
             )
 
 
@@ -220,6 +222,8 @@ def replay_file(
     state_dir: Path | None = None,
     clock: Callable[[], float] = time.monotonic,
     consume: bool = True,
+    in_process: bool = True,
+    credentials: Credentials | None = None,
 ) -> ReplaySummary:
     """Replay `path` into the stack's stream at `speed`, with the consumer running alongside; returns when every
     trip was sent (or `stop` was set) and the consumer has processed everything that was sent.
@@ -258,8 +262,9 @@ def replay_file(
             on_items(sum(result.items_written.values()))
 
     mapping = None
+    functions = LocalFunctions(clients, handler_clients, stack, in_process=in_process, credentials=credentials)
     if consume:
-        mapping = LocalFunctions(clients, handler_clients, stack).event_source_mapping(
+        mapping = functions.event_source_mapping(
             state_dir=state_dir, totals=totals, on_result=on_result, on_records_done=progress.records_consumed
         )
         mapping.start()
@@ -302,6 +307,7 @@ def replay_file(
                 mapping.wait_drained(DRAIN_AFTER_STOP_SECONDS if stop.is_set() else None)
             finally:
                 mapping.stop()
+                functions.close()
     if mapping is None:
         summary.consumed_by_live_up = True
         summary.seconds = clock() - started

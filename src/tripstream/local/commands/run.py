@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tripstream.aws.clients import AwsClients
+from tripstream.aws.clients import AwsClients, Credentials
 from tripstream.aws.dynamodb import item_count
 from tripstream.aws.s3 import upload_file_and_head
 from tripstream.infra.stack import DeployedStack
@@ -54,14 +54,14 @@ def run_command(
     serves it), `options.file` through the pipeline, and the report when asked for."""
     with open_stack(options.stack, scratch=scratch, note=note, on_endpoint=on_endpoint, join_live_up=True) as local:
         with progress() as display:
-            summary = _run_on(local, options, display.callbacks())
+            summary = _run_on(local, options, display.callbacks(), note)
         report = None
         if options.report is not None and not summary.refused:
             report = options.report(local.endpoint.clients, local.endpoint.description)
     return RunOutcome(summary, report)
 
 
-def _run_on(local: LocalStack, options: RunOptions, progress: Progress) -> RunSummary:
+def _run_on(local: LocalStack, options: RunOptions, progress: Progress, note: Callable[[str], None]) -> RunSummary:
     endpoint = local.endpoint
     if local.served_by_live_up:
         return run_file_live(endpoint.clients, local.stack, options.file, key=options.key, progress=progress)
@@ -73,6 +73,9 @@ def _run_on(local: LocalStack, options: RunOptions, progress: Progress) -> RunSu
         key=options.key,
         state_dir=local.state_dir,
         progress=progress,
+        in_process=options.stack.in_process,
+        credentials=endpoint.credentials,
+        note=note,
     )
 
 
@@ -104,32 +107,52 @@ def run_file(
     producer_timeout_seconds: float | None = None,
     progress: Progress | None = None,
     wrap_consumer: Callable[[Handler], Handler] | None = None,
+    in_process: bool = True,
+    credentials: Credentials | None = None,
+    note: Callable[[str], None] | None = None,
+    functions: LocalFunctions | None = None,
 ) -> RunSummary:
-    """Upload `path`, run the producer on its S3 event and the consumer until the stream is drained."""
+    """Upload `path`, run the producer on its S3 event and the consumer until the stream is drained.
+
+    The functions run in-process, or isolated (`in_process=False`: with `credentials` as the endpoint's, `note` for
+    what the local Lambda service says once); `functions` given are used as they are and left running (warm)."""
     started = time.monotonic()
     key = key or path.name
     summary = RunSummary(file=str(path), bucket=stack.bucket, key=key)
     progress = progress or Progress()
-    functions = LocalFunctions(clients, handler_clients, stack, environment_overrides)
+    own_functions = functions is None
+    functions = functions or LocalFunctions(
+        clients,
+        handler_clients,
+        stack,
+        environment_overrides,
+        in_process=in_process,
+        credentials=credentials,
+        **({"note": note} if note is not None else {}),
+    )
     totals = ConsumerTotals()
     on_items = progress.items_written
-    mapping = functions.event_source_mapping(
-        state_dir=state_dir,
-        totals=totals,
-        on_result=(lambda result: on_items(sum(result.items_written.values()))) if on_items is not None else None,
-        on_records_done=progress.records_consumed,
-        wrap_consumer=wrap_consumer,
-    )
-    mapping.start()
     try:
-        event = upload_with_event(clients, stack.bucket, path, key, account_id=stack.account_id)
-        run = functions.invoke_producer(
-            event, on_progress=_producer_progress(progress), timeout_seconds=producer_timeout_seconds
+        mapping = functions.event_source_mapping(
+            state_dir=state_dir,
+            totals=totals,
+            on_result=(lambda result: on_items(sum(result.items_written.values()))) if on_items is not None else None,
+            on_records_done=progress.records_consumed,
+            wrap_consumer=wrap_consumer,
         )
-        mapping.producer_finished()
-        mapping.wait_drained()
+        mapping.start()
+        try:
+            event = upload_with_event(clients, stack.bucket, path, key, account_id=stack.account_id)
+            run = functions.invoke_producer(
+                event, on_progress=_producer_progress(progress), timeout_seconds=producer_timeout_seconds
+            )
+            mapping.producer_finished()
+            mapping.wait_drained()
+        finally:
+            mapping.stop()
     finally:
-        mapping.stop()
+        if own_functions:
+            functions.close()
     summarise_producer(summary, run.results)
     summary.producer_invocations = run.invocations
     summary.producer_errors = run.errors

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tripstream.infra.stack import DeployedStack, deploy_for_local_runtime, read_stack
 from tripstream.local.commands.options import StackOptions
+from tripstream.local.emulator.server import set_iam_enforcement
 from tripstream.local.endpoint import Endpoint, open_endpoint
 from tripstream.local.lambda_service.s3_notifications import live_runtime_running
 
@@ -64,7 +65,19 @@ def open_stack(
                 endpoint.clients, stack_name=options.stack_name, parameters=options.parameters
             )
             note(f"stack {options.stack_name}: {'deployed' if deployed.changed else 'up to date'}")
+            if not options.in_process:
+                enforce_iam(endpoint, note)
         state_dir = options.state_dir
         if state_dir is None and not endpoint.embedded:
             state_dir = endpoint_state_dir
         yield LocalStack(endpoint, stack, state_dir, live_up)
+
+
+def enforce_iam(endpoint: Endpoint, note: Callable[[str], None]) -> None:
+    """IAM enforced from now on where tripstream runs the endpoint (the embedded emulator; its own key stays an
+    administrator), so that each function's role is put to the test; elsewhere, said once."""
+    if not endpoint.embedded:
+        note("IAM: enforced only as the endpoint itself does (tripstream switches it on in its embedded emulator)")
+        return
+    assert endpoint.clients.endpoint_url is not None
+    set_iam_enforcement(endpoint.clients.endpoint_url, True)  # with DynamoDB Local, LocalFunctions says what differs

@@ -107,6 +107,8 @@ def run_up(
             snapshot=snapshots is not None,
             status_seconds=options.status_seconds,
             on_status=on_status,
+            in_process=options.stack.in_process,
+            credentials=endpoint.credentials,
         )
         if saved is not None:
             note(f"saved to {saved.path}: {saved.describe()}")

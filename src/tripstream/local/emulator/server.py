@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
@@ -154,6 +155,19 @@ def identify(endpoint_url: str, timeout: float = 2.0) -> ServerKind | None:
             return "patched" if identity.get("patched") else "moto"
     dashboard = http_answer(base + _HEALTH_PATH, timeout)
     return "moto" if dashboard is not None and b"<title>Moto</title>" in dashboard else None
+
+
+def set_iam_enforcement(endpoint_url: str, enforce: bool) -> None:
+    """Switch the emulator's IAM enforcement on (every later request checked against its caller's policies, the
+    emulator's own key an administrator: `moto_patches.iam`) or off (moto's default: nothing checked).
+
+    moto's `POST /moto-api/reset-auth`: the number of requests still let through unchecked (0: none)."""
+    count = b"0" if enforce else b"inf"
+    request = urllib.request.Request(
+        f"{endpoint_url}/moto-api/reset-auth", data=count, method="POST", headers={"Content-Type": "text/plain"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
 
 
 # --- the child process -------------------------------------------------------------------------

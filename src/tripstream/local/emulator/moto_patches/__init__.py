@@ -4,6 +4,8 @@
 - :mod:`.stream_mode`: a CloudFormation ON_DEMAND stream is one (applied even to an unpatched emulator).
 - :mod:`.dynamodb`: an item's size summed in O(n); Scan/Query answers written straight as DynamoDB's JSON.
 - :mod:`.transactions`: TransactWriteItems atomic and isolated, without whole-table copies.
+- :mod:`.iam`: IAM enforcement (once switched on) against real resource ARNs, per-item transaction actions,
+  `lambda:InvokeFunction`, a role's `ManagedPolicyArns`, service principals; the emulator's key an administrator.
 
 Each checks that the installed moto is shaped as the version it was written for (:mod:`.version`).
 Applied inside the emulator's process only (:mod:`tripstream.local.emulator.server`).
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import threading
 
-from tripstream.local.emulator.moto_patches import dynamodb, kinesis, stream_mode, transactions
+from tripstream.local.emulator.moto_patches import dynamodb, iam, kinesis, stream_mode, transactions
 from tripstream.local.emulator.moto_patches.version import TESTED_MOTO_VERSION, MotoVersionError
 
 __all__ = ["TESTED_MOTO_VERSION", "MotoVersionError", "apply", "is_applied", "revert"]
@@ -28,6 +30,7 @@ def apply() -> None:
         dynamodb.apply()
         transactions.apply()
         stream_mode.apply()
+        iam.apply()
 
 
 def revert() -> None:
@@ -36,6 +39,7 @@ def revert() -> None:
         kinesis.revert()
         dynamodb.revert()
         transactions.revert()
+        iam.revert()
 
 
 def is_applied() -> bool:
