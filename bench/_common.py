@@ -64,13 +64,7 @@ def deployed(
         clients = AwsClients.create(
             endpoint_url=url, region=REGION, credentials=EMULATOR_CREDENTIALS, service_endpoints=endpoints
         )
-        handler_clients = AwsClients.create(
-            endpoint_url=url,
-            region=REGION,
-            max_attempts=1,
-            credentials=EMULATOR_CREDENTIALS,
-            service_endpoints=endpoints,
-        )
+        handler_clients = clients.with_options(max_attempts=1)
         stack, _ = deploy_for_local_runtime(
             clients, stack_name=stack_name, parameters={"ShardCount": str(shards), **parameters}
         )

@@ -180,17 +180,13 @@ def open_endpoint(
         service_endpoints = {"dynamodb": dynamodb_url} if dynamodb_url else {}
         if dynamodb_description:
             description = f"{description}; {dynamodb_description}"
+        clients = AwsClients.create(
+            endpoint_url=base_url, region=region, credentials=credentials, service_endpoints=service_endpoints
+        )
         yield Endpoint(
-            clients=AwsClients.create(
-                endpoint_url=base_url, region=region, credentials=credentials, service_endpoints=service_endpoints
-            ),
-            handler_clients=AwsClients.create(
-                endpoint_url=base_url,
-                region=region,
-                max_attempts=1,
-                credentials=credentials,
-                service_endpoints=service_endpoints,
-            ),
+            clients=clients,
+            # The handlers' retries are tripstream's own (so fault injection sees them): botocore's are off.
+            handler_clients=clients.with_options(max_attempts=1),
             embedded=embedded,
             description=description,
             backend=checked_backend,
