@@ -185,17 +185,22 @@ def moto_methods() -> Iterator[dict[str, ShardMethod]]:
         moto_patches.revert()
 
 
-def _shard_with(records: int) -> Any:
+def _shard_with(records: int, created_at: Callable[[int], float] | None = None) -> Any:
+    """A shard of ``records`` records; record ``n`` (from 1) arrives at ``created_at(n)`` if given."""
     shard = kinesis_models.Shard(0, 0, 2**128 - 1)
-    for i in range(records):
-        shard.put_record(f"key-{i}", f"data-{i}", "")
+    clock = kinesis_patches._clock
+    try:
+        for i in range(records):
+            if created_at is not None:
+                kinesis_patches._clock = lambda number=i + 1: created_at(number)
+            shard.put_record(f"key-{i}", f"data-{i}", "")
+    finally:
+        kinesis_patches._clock = clock
     return shard
 
 
 def test_get_records_semantics(moto_methods: dict[str, ShardMethod]) -> None:
-    shard = _shard_with(10)
-    for number, record in shard.records.items():
-        record.created_at = 1000.0 + number * 0.25
+    shard = _shard_with(10, created_at=lambda number: 1000.0 + number * 0.25)
 
     def numbers(result: tuple[list[Any], int, int]) -> tuple[list[int], int, int]:
         records, last, millis = result
@@ -238,12 +243,13 @@ def test_put_record_is_atomic_across_threads(moto_methods: dict[str, ShardMethod
     assert shard.get_max_sequence_number() == 16_000
 
 
-def test_index_follows_moto_replacing_the_records_dict(moto_methods: dict[str, ShardMethod]) -> None:
+def test_records_follow_moto_replacing_the_records_dict(moto_methods: dict[str, ShardMethod]) -> None:
     shard = _shard_with(5)
     shard.records = OrderedDict()  # what moto's split_shard does
     assert shard.get_max_sequence_number() == 0
-    assert shard.put_record("k", "again", "") == "1"
-    assert [r.data for r in shard.get_records("0", None)[0]] == ["again"]
+    assert shard.put_record("k", "YWdhaW4=", "") == "1"  # moto receives the data as base64 text
+    records = shard.get_records("0", None)[0]
+    assert [(r.data, r.to_json()["Data"]) for r in records] == [("YWdhaW4=", b"again")]
 
     donor = _shard_with(3)
     shard.records = donor.records  # a dict filled behind the index's back
@@ -468,9 +474,7 @@ def test_patched_scan_and_query_answer_exactly_what_moto_answers(
 
 
 def test_retention_drops_old_records_but_keeps_the_newest(moto_methods: dict[str, ShardMethod]) -> None:
-    shard = _shard_with(5)
-    for number, record in shard.records.items():
-        record.created_at = 1000.0 + number
+    shard = _shard_with(5, created_at=lambda number: 1000.0 + number)
     assert kinesis_patches.trim_shard(shard, cutoff=1003.0) == 2  # records 1 and 2 are older than the cutoff
     assert list(shard.records) == [3, 4, 5]
     assert [r.sequence_number for r in shard.get_records("0", None)[0]] == [3, 4, 5]

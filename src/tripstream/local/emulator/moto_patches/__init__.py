@@ -1,8 +1,11 @@
 """moto made to behave as AWS where tripstream depends on it: one module per service, one :func:`apply`.
 
-- :mod:`.kinesis`: a shard safe for concurrent writers, O(log n) reads, records trimmed past retention.
+- :mod:`.kinesis`: a shard safe for concurrent writers, its records in SQLite, O(log n) reads, records trimmed
+  past retention.
 - :mod:`.stream_mode`: a CloudFormation ON_DEMAND stream is one (applied even to an unpatched emulator).
 - :mod:`.dynamodb`: an item's size summed in O(n); Scan/Query answers written straight as DynamoDB's JSON.
+- :mod:`.dynamodb_storage` + :mod:`.storage`: tables' items (and, via :mod:`.kinesis`, stream records) in SQLite on
+  disk, so the emulator's memory does not grow with the data.
 - :mod:`.transactions`: TransactWriteItems atomic and isolated, without whole-table copies.
 
 Each checks that the installed moto is shaped as the version it was written for (:mod:`.version`).
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import threading
 
-from tripstream.local.emulator.moto_patches import dynamodb, kinesis, stream_mode, transactions
+from tripstream.local.emulator.moto_patches import dynamodb, dynamodb_storage, kinesis, stream_mode, transactions
 from tripstream.local.emulator.moto_patches.version import TESTED_MOTO_VERSION, MotoVersionError
 
 __all__ = ["TESTED_MOTO_VERSION", "MotoVersionError", "apply", "is_applied", "revert"]
@@ -26,6 +29,7 @@ def apply() -> None:
     with _lock:
         kinesis.apply()
         dynamodb.apply()
+        dynamodb_storage.apply()
         transactions.apply()
         stream_mode.apply()
 
@@ -35,6 +39,7 @@ def revert() -> None:
     with _lock:
         kinesis.revert()
         dynamodb.revert()
+        dynamodb_storage.revert()
         transactions.revert()
 
 
