@@ -19,13 +19,20 @@ import threading
 from types import FrameType
 from typing import Any
 
-from tripstream.local.emulator.environment import PROFILE_VARIABLE, REFERRERS_VARIABLE, TRACEMALLOC_VARIABLE
+from tripstream.local.emulator.environment import (
+    OBJECTS_VARIABLE,
+    PROFILE_VARIABLE,
+    REFERRERS_VARIABLE,
+    TRACEMALLOC_VARIABLE,
+)
 
 
 def install() -> None:
     """Turn on what the environment asks for (nothing by default)."""
     if os.environ.get(TRACEMALLOC_VARIABLE):
         _install_tracemalloc()
+    if os.environ.get(OBJECTS_VARIABLE):
+        signal.signal(signal.SIGUSR2, _print_object_counts)
     if path := os.environ.get(PROFILE_VARIABLE):
         _install_profiler(path)
 
@@ -49,6 +56,19 @@ def _install_tracemalloc() -> None:
             print(f"{stat.size / 2**20:9.1f} MiB {stat.count:9,} blocks  {stat.traceback}", flush=True)
 
     signal.signal(signal.SIGUSR1, dump)
+
+
+def _print_object_counts(signum: int, frame: FrameType | None) -> None:
+    """The 15 most numerous types of live objects (compare two signals to see what grows), and the thread count."""
+    import collections
+    import gc
+
+    counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
+    print(f"objects: {sum(counts.values()):,} tracked, {threading.active_count()} threads", flush=True)
+    for name, count in counts.most_common(15):
+        print(f"  {count:>10,} {name}", flush=True)
+    if type_name := os.environ.get(REFERRERS_VARIABLE):
+        _print_referrers(type_name)
 
 
 def _print_referrers(type_name: str) -> None:

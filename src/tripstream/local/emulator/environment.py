@@ -16,3 +16,5 @@ TRACEMALLOC_VARIABLE: Final = "TRIPSTREAM_EMULATOR_TRACEMALLOC"
 REFERRERS_VARIABLE: Final = "TRIPSTREAM_EMULATOR_REFERRERS"
 #: A path: profile every request thread with cProfile, statistics written there at exit (:mod:`.diagnostics`).
 PROFILE_VARIABLE: Final = "TRIPSTREAM_EMULATOR_PROFILE"
+#: ``1``: on SIGUSR2 the emulator writes the most numerous types of live objects to its log (:mod:`.diagnostics`).
+OBJECTS_VARIABLE: Final = "TRIPSTREAM_EMULATOR_OBJECTS"

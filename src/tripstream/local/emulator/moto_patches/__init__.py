@@ -6,6 +6,7 @@
 - :mod:`.dynamodb`: an item's size summed in O(n); Scan/Query answers written straight as DynamoDB's JSON.
 - :mod:`.dynamodb_storage` + :mod:`.storage`: tables' items (and, via :mod:`.kinesis`, stream records) in SQLite on
   disk, so the emulator's memory does not grow with the data.
+- :mod:`.instances`: DynamoDB items and Kinesis records not kept alive by moto's dashboard registry.
 - :mod:`.transactions`: TransactWriteItems atomic and isolated, without whole-table copies.
 
 Each checks that the installed moto is shaped as the version it was written for (:mod:`.version`).
@@ -16,7 +17,14 @@ from __future__ import annotations
 
 import threading
 
-from tripstream.local.emulator.moto_patches import dynamodb, dynamodb_storage, kinesis, stream_mode, transactions
+from tripstream.local.emulator.moto_patches import (
+    dynamodb,
+    dynamodb_storage,
+    instances,
+    kinesis,
+    stream_mode,
+    transactions,
+)
 from tripstream.local.emulator.moto_patches.version import TESTED_MOTO_VERSION, MotoVersionError
 
 __all__ = ["TESTED_MOTO_VERSION", "MotoVersionError", "apply", "is_applied", "revert"]
@@ -30,6 +38,7 @@ def apply() -> None:
         kinesis.apply()
         dynamodb.apply()
         dynamodb_storage.apply()
+        instances.apply()
         transactions.apply()
         stream_mode.apply()
 
@@ -40,6 +49,7 @@ def revert() -> None:
         kinesis.revert()
         dynamodb.revert()
         dynamodb_storage.revert()
+        instances.revert()
         transactions.revert()
 
 
