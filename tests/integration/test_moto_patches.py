@@ -482,3 +482,34 @@ def test_retention_drops_old_records_but_keeps_the_newest(moto_methods: dict[str
     assert list(shard.records) == [5]
     assert shard.put_record("k", "d", "") == "6"  # numbering continues, iterators stay valid
     assert [r.sequence_number for r in shard.get_records("5", None)[0]] == [6]
+
+
+def test_transactions_skip_moto_s_expression_parsing_only_for_the_two_shapes() -> None:
+    """The handler's per-action parsing is skipped for a Put under attribute_not_exists(<key>) and an ADD whose names
+    are exactly those it uses; anything else (an unused name, a SET, an empty key) goes through moto's own checks."""
+    from tripstream.local.emulator.moto_patches.transactions import _checked_directly
+
+    put = {
+        "Put": {
+            "TableName": "m",
+            "Item": {"trip_id": {"S": "t1"}},
+            "ConditionExpression": "attribute_not_exists(trip_id)",
+        }
+    }
+    add = {
+        "Update": {
+            "TableName": "c",
+            "Key": {"pickup_location_id": {"S": "1"}, "pickup_hour": {"S": "2024-01-01T00"}},
+            "UpdateExpression": "ADD #a :a, #b :b",
+            "ExpressionAttributeNames": {"#a": "trips", "#b": "short"},
+            "ExpressionAttributeValues": {":a": {"N": "1"}, ":b": {"N": "1"}},
+        }
+    }
+    assert _checked_directly(put) and _checked_directly(add)
+    unused_name = {"Update": {**add["Update"], "ExpressionAttributeNames": {"#a": "trips", "#b": "short", "#c": "x"}}}
+    setting = {"Update": {**add["Update"], "UpdateExpression": "SET #a = :a, #b = :b"}}
+    empty_key = {"Put": {**put["Put"], "Item": {"trip_id": {"S": ""}}}}
+    other_condition = {"Put": {**put["Put"], "ConditionExpression": "attribute_exists(trip_id)"}}
+    empty_values = {"Update": {**add["Update"], "ExpressionAttributeValues": {}}}
+    for action in (unused_name, setting, empty_key, other_condition, empty_values, {"Delete": {"TableName": "m"}}):
+        assert not _checked_directly(action), action

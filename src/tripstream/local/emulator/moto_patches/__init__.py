@@ -7,6 +7,7 @@
 - :mod:`.dynamodb_storage` + :mod:`.storage`: tables' items (and, via :mod:`.kinesis`, stream records) in SQLite on
   disk, so the emulator's memory does not grow with the data.
 - :mod:`.instances`: DynamoDB items and Kinesis records not kept alive by moto's dashboard registry.
+- :mod:`.dispatch`: the list of moto's service folders read once, not on every request.
 - :mod:`.transactions`: TransactWriteItems atomic and isolated, without whole-table copies.
 
 Each checks that the installed moto is shaped as the version it was written for (:mod:`.version`).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import threading
 
 from tripstream.local.emulator.moto_patches import (
+    dispatch,
     dynamodb,
     dynamodb_storage,
     instances,
@@ -37,9 +39,10 @@ def apply() -> None:
     with _lock:
         kinesis.apply()
         dynamodb.apply()
+        transactions.apply()  # before dynamodb_storage, whose one-commit wrapper goes around its handler
         dynamodb_storage.apply()
         instances.apply()
-        transactions.apply()
+        dispatch.apply()
         stream_mode.apply()
 
 
@@ -48,8 +51,9 @@ def revert() -> None:
     with _lock:
         kinesis.revert()
         dynamodb.revert()
-        dynamodb_storage.revert()
+        dispatch.revert()
         instances.revert()
+        dynamodb_storage.revert()
         transactions.revert()
 
 
