@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +37,32 @@ def _stat(pid: int) -> tuple[int, float, int] | None:
         return None
     fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS, int(statm[1]) * _PAGE_BYTES
+
+
+_HAS_CHILDREN_FILES: Final = (_PROC / "self" / "task" / str(os.getpid()) / "children").exists()
+
+
+def _children(pid: int) -> list[int]:
+    """The children of ``pid`` from each of its threads' ``children`` file (no scan of every process)."""
+    found: list[int] = []
+    try:
+        for task in os.scandir(_PROC / str(pid) / "task"):
+            try:
+                found.extend(int(child) for child in (Path(task.path) / "children").read_text().split())
+            except OSError:
+                continue
+    except OSError:
+        pass
+    return found
+
+
+def _children_by_scan() -> Callable[[int], list[int]]:
+    """Where the kernel has no ``children`` files: every process's parent, read once per sample."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.scandir(_PROC):
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            parents.setdefault(stat[0], []).append(int(entry.name))
+    return lambda pid: parents.get(pid, [])
 
 
 def _name(pid: int) -> str:
@@ -73,18 +100,15 @@ class ProcessTreeSampler:
         """One walk of the tree (the thread calls it; callable directly)."""
         if not self.available:
             return
-        parents: dict[int, list[int]] = {}
         seen: dict[int, tuple[float, int]] = {}
-        for entry in os.scandir(_PROC):
-            if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
-                parents.setdefault(stat[0], []).append(int(entry.name))
-                seen[int(entry.name)] = stat[1:]
         tree, pending = [], [self.root]
+        children = _children if _HAS_CHILDREN_FILES else _children_by_scan()
         while pending:
             pid = pending.pop()
-            if pid in seen:
+            if (stat := _stat(pid)) is not None:
+                seen[pid] = stat[1:]
                 tree.append(pid)
-                pending.extend(parents.get(pid, ()))
+                pending.extend(children(pid))
         with self._lock:
             total = 0
             for pid in tree:
