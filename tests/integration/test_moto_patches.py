@@ -513,3 +513,53 @@ def test_transactions_skip_moto_s_expression_parsing_only_for_the_two_shapes() -
     empty_values = {"Update": {**add["Update"], "ExpressionAttributeValues": {}}}
     for action in (unused_name, setting, empty_key, other_condition, empty_values, {"Delete": {"TableName": "m"}}):
         assert not _checked_directly(action), action
+
+
+def test_items_on_disk_behave_as_moto_s_dict(moto_methods: dict[str, ShardMethod]) -> None:
+    """A table's items in SQLite (moto_patches.dynamodb_storage): put, get, an update in place written back, delete,
+    the count, and Scan pages in key order from the start key, on a table with a sort key."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from tripstream.local.emulator.moto_patches.dynamodb_storage import DiskItems
+
+    backend = DynamoDBBackend("us-east-1", "123456789012")  # not moto's global one
+    table = backend.create_table(
+        "cells",
+        schema=[{"AttributeName": "zone", "KeyType": "HASH"}, {"AttributeName": "hour", "KeyType": "RANGE"}],
+        attr=[{"AttributeName": "zone", "AttributeType": "S"}, {"AttributeName": "hour", "AttributeType": "S"}],
+        throughput=None,
+        billing_mode="PAY_PER_REQUEST",
+        indexes=None,
+        global_indexes=None,
+        streams=None,
+        sse_specification=None,
+        tags=None,
+        deletion_protection_enabled=False,
+        warm_throughput=None,
+    )
+    assert isinstance(table.items, DiskItems)
+    for zone in ("1", "2"):
+        for hour in ("00", "01", "02"):
+            backend.put_item("cells", {"zone": {"S": zone}, "hour": {"S": hour}, "trips": {"N": "1"}})
+    key = {"zone": {"S": "1"}, "hour": {"S": "01"}}
+    backend.update_item(
+        "cells",
+        key,
+        update_expression="SET #t = :t",
+        expression_attribute_names={"#t": "trips"},
+        expression_attribute_values={":t": {"N": "5"}},
+        attribute_updates=None,
+        expected=None,
+        condition_expression=None,
+    )
+    assert backend.get_item("cells", key).attrs["trips"].value == "5"  # written back
+    assert len(table) == 6
+    backend.delete_item("cells", {"zone": {"S": "2"}, "hour": {"S": "00"}})
+    assert len(table) == 5 and backend.get_item("cells", {"zone": {"S": "2"}, "hour": {"S": "00"}}) is None
+    first, _, last_key = table.scan({}, 2, None)
+    assert [(i.hash_key.value, i.range_key.value) for i in first] == [("1", "00"), ("1", "01")]
+    rest, _, end = table.scan({}, 10, last_key)
+    assert [(i.hash_key.value, i.range_key.value) for i in rest] == [("1", "02"), ("2", "01"), ("2", "02")]
+    assert end is None
+    backend.delete_table("cells")
+    assert table.items.count() == 0

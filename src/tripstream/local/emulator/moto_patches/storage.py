@@ -19,6 +19,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -55,15 +56,14 @@ class Store:
             self.connection.execute(pragma)
         for statement in _SCHEMA:
             self.connection.execute(statement)
-        self._next_anonymous = -1
         self._depth = 0
 
     def owner_id(self, name: str | None) -> int:
-        """A number for a table or a shard: the same for the same name in the same file, unique when unnamed."""
+        """A number for a table or a shard: the same for the same name in the same file; unnamed, a number never
+        given before in this file (a file opened again by another process holds no rows under it)."""
         with self.lock:
             if name is None:
-                self._next_anonymous -= 1
-                return self._next_anonymous
+                name = f"unnamed:{uuid.uuid4()}"
             self.connection.execute("INSERT OR IGNORE INTO owners (name) VALUES (?)", (name,))
             row = self.connection.execute("SELECT id FROM owners WHERE name = ?", (name,)).fetchone()
             return int(row[0])
