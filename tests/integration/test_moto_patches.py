@@ -185,17 +185,22 @@ def moto_methods() -> Iterator[dict[str, ShardMethod]]:
         moto_patches.revert()
 
 
-def _shard_with(records: int) -> Any:
+def _shard_with(records: int, created_at: Callable[[int], float] | None = None) -> Any:
+    """A shard of ``records`` records; record ``n`` (from 1) arrives at ``created_at(n)`` if given."""
     shard = kinesis_models.Shard(0, 0, 2**128 - 1)
-    for i in range(records):
-        shard.put_record(f"key-{i}", f"data-{i}", "")
+    clock = kinesis_patches._clock
+    try:
+        for i in range(records):
+            if created_at is not None:
+                kinesis_patches._clock = lambda number=i + 1: created_at(number)
+            shard.put_record(f"key-{i}", f"data-{i}", "")
+    finally:
+        kinesis_patches._clock = clock
     return shard
 
 
 def test_get_records_semantics(moto_methods: dict[str, ShardMethod]) -> None:
-    shard = _shard_with(10)
-    for number, record in shard.records.items():
-        record.created_at = 1000.0 + number * 0.25
+    shard = _shard_with(10, created_at=lambda number: 1000.0 + number * 0.25)
 
     def numbers(result: tuple[list[Any], int, int]) -> tuple[list[int], int, int]:
         records, last, millis = result
@@ -238,12 +243,13 @@ def test_put_record_is_atomic_across_threads(moto_methods: dict[str, ShardMethod
     assert shard.get_max_sequence_number() == 16_000
 
 
-def test_index_follows_moto_replacing_the_records_dict(moto_methods: dict[str, ShardMethod]) -> None:
+def test_records_follow_moto_replacing_the_records_dict(moto_methods: dict[str, ShardMethod]) -> None:
     shard = _shard_with(5)
     shard.records = OrderedDict()  # what moto's split_shard does
     assert shard.get_max_sequence_number() == 0
-    assert shard.put_record("k", "again", "") == "1"
-    assert [r.data for r in shard.get_records("0", None)[0]] == ["again"]
+    assert shard.put_record("k", "YWdhaW4=", "") == "1"  # moto receives the data as base64 text
+    records = shard.get_records("0", None)[0]
+    assert [(r.data, r.to_json()["Data"]) for r in records] == [("YWdhaW4=", b"again")]
 
     donor = _shard_with(3)
     shard.records = donor.records  # a dict filled behind the index's back
@@ -468,9 +474,7 @@ def test_patched_scan_and_query_answer_exactly_what_moto_answers(
 
 
 def test_retention_drops_old_records_but_keeps_the_newest(moto_methods: dict[str, ShardMethod]) -> None:
-    shard = _shard_with(5)
-    for number, record in shard.records.items():
-        record.created_at = 1000.0 + number
+    shard = _shard_with(5, created_at=lambda number: 1000.0 + number)
     assert kinesis_patches.trim_shard(shard, cutoff=1003.0) == 2  # records 1 and 2 are older than the cutoff
     assert list(shard.records) == [3, 4, 5]
     assert [r.sequence_number for r in shard.get_records("0", None)[0]] == [3, 4, 5]
@@ -478,3 +482,84 @@ def test_retention_drops_old_records_but_keeps_the_newest(moto_methods: dict[str
     assert list(shard.records) == [5]
     assert shard.put_record("k", "d", "") == "6"  # numbering continues, iterators stay valid
     assert [r.sequence_number for r in shard.get_records("5", None)[0]] == [6]
+
+
+def test_transactions_skip_moto_s_expression_parsing_only_for_the_two_shapes() -> None:
+    """The handler's per-action parsing is skipped for a Put under attribute_not_exists(<key>) and an ADD whose names
+    are exactly those it uses; anything else (an unused name, a SET, an empty key) goes through moto's own checks."""
+    from tripstream.local.emulator.moto_patches.transactions import _checked_directly
+
+    put = {
+        "Put": {
+            "TableName": "m",
+            "Item": {"trip_id": {"S": "t1"}},
+            "ConditionExpression": "attribute_not_exists(trip_id)",
+        }
+    }
+    add = {
+        "Update": {
+            "TableName": "c",
+            "Key": {"pickup_location_id": {"S": "1"}, "pickup_hour": {"S": "2024-01-01T00"}},
+            "UpdateExpression": "ADD #a :a, #b :b",
+            "ExpressionAttributeNames": {"#a": "trips", "#b": "short"},
+            "ExpressionAttributeValues": {":a": {"N": "1"}, ":b": {"N": "1"}},
+        }
+    }
+    assert _checked_directly(put) and _checked_directly(add)
+    unused_name = {"Update": {**add["Update"], "ExpressionAttributeNames": {"#a": "trips", "#b": "short", "#c": "x"}}}
+    setting = {"Update": {**add["Update"], "UpdateExpression": "SET #a = :a, #b = :b"}}
+    empty_key = {"Put": {**put["Put"], "Item": {"trip_id": {"S": ""}}}}
+    other_condition = {"Put": {**put["Put"], "ConditionExpression": "attribute_exists(trip_id)"}}
+    empty_values = {"Update": {**add["Update"], "ExpressionAttributeValues": {}}}
+    for action in (unused_name, setting, empty_key, other_condition, empty_values, {"Delete": {"TableName": "m"}}):
+        assert not _checked_directly(action), action
+
+
+def test_items_on_disk_behave_as_moto_s_dict(moto_methods: dict[str, ShardMethod]) -> None:
+    """A table's items in SQLite (moto_patches.dynamodb_storage): put, get, an update in place written back, delete,
+    the count, and Scan pages in key order from the start key, on a table with a sort key."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from tripstream.local.emulator.moto_patches.dynamodb_storage import DiskItems
+
+    backend = DynamoDBBackend("us-east-1", "123456789012")  # not moto's global one
+    table = backend.create_table(
+        "cells",
+        schema=[{"AttributeName": "zone", "KeyType": "HASH"}, {"AttributeName": "hour", "KeyType": "RANGE"}],
+        attr=[{"AttributeName": "zone", "AttributeType": "S"}, {"AttributeName": "hour", "AttributeType": "S"}],
+        throughput=None,
+        billing_mode="PAY_PER_REQUEST",
+        indexes=None,
+        global_indexes=None,
+        streams=None,
+        sse_specification=None,
+        tags=None,
+        deletion_protection_enabled=False,
+        warm_throughput=None,
+    )
+    assert isinstance(table.items, DiskItems)
+    for zone in ("1", "2"):
+        for hour in ("00", "01", "02"):
+            backend.put_item("cells", {"zone": {"S": zone}, "hour": {"S": hour}, "trips": {"N": "1"}})
+    key = {"zone": {"S": "1"}, "hour": {"S": "01"}}
+    backend.update_item(
+        "cells",
+        key,
+        update_expression="SET #t = :t",
+        expression_attribute_names={"#t": "trips"},
+        expression_attribute_values={":t": {"N": "5"}},
+        attribute_updates=None,
+        expected=None,
+        condition_expression=None,
+    )
+    assert backend.get_item("cells", key).attrs["trips"].value == "5"  # written back
+    assert len(table) == 6
+    backend.delete_item("cells", {"zone": {"S": "2"}, "hour": {"S": "00"}})
+    assert len(table) == 5 and backend.get_item("cells", {"zone": {"S": "2"}, "hour": {"S": "00"}}) is None
+    first, _, last_key = table.scan({}, 2, None)
+    assert [(i.hash_key.value, i.range_key.value) for i in first] == [("1", "00"), ("1", "01")]
+    rest, _, end = table.scan({}, 10, last_key)
+    assert [(i.hash_key.value, i.range_key.value) for i in rest] == [("1", "02"), ("2", "01"), ("2", "02")]
+    assert end is None
+    backend.delete_table("cells")
+    assert table.items.count() == 0

@@ -150,10 +150,11 @@ def test_plain_progress_lines_when_not_a_terminal() -> None:
         callbacks.records_consumed(20)
         callbacks.items_written(50)
         now[0] = 10.0
+        callbacks.records_consumed(20)  # 2/s since the first consumed batch (tests/unit/test_progress_eta.py)
         live.set_status("feed clock 2019-01-01 08:00:00")
         line = live.line()
-    assert "rows read 40/100 (4/s)" in line and "records consumed 20" in line and "items written 50" in line
-    assert "ETA 40s" in line and "feed clock" in line
+    assert "rows read 40/100 (4/s)" in line and "records consumed 40" in line and "items written 50" in line
+    assert "ETA 30s" in line and "feed clock" in line
     assert out.getvalue().strip().endswith("done")  # one final line, nothing else within the interval
     assert live.counts[ITEMS_WRITTEN] == 50
 

@@ -26,9 +26,10 @@ def render_run_summary(summary: RunSummary) -> str:
         *(f"  {table:<24}{count:,}" for table, count in summary.table_items.items()),
         "duration categories",
         *(f"  {category:<24}{count:,}" for category, count in summary.duration_categories.items()),
-        f"time            {summary.seconds:.1f} s ({summary.records_sent / summary.seconds:,.0f} trips/s)"
-        if summary.seconds
+        f"time            {summary.seconds:.1f} s ({summary.trips_per_second:,.0f} trips/s)"
+        if summary.trips_per_second is not None
         else "",
+        _memory_line(summary),
     ]
     if summary.blank_lines:
         lines.insert(3, f"blank lines     {summary.blank_lines:,} (skipped)")
@@ -37,6 +38,20 @@ def render_run_summary(summary: RunSummary) -> str:
     if summary.records_to_on_failure:
         lines.append(f"ON-FAILURE      {summary.records_to_on_failure:,} records sent to the on-failure queue")
     return "\n".join(line for line in lines if line)
+
+
+def _memory_line(summary: RunSummary) -> str:
+    """Peak memory of all the run's processes together, then each (largest first), with its CPU time."""
+    if summary.peak_memory_bytes is None:
+        return ""
+    parts = [
+        f"{name} {entry['peak_rss_bytes'] / 2**20:,.0f} MiB, {entry['cpu_seconds']:,.1f} s CPU"
+        + (f" ({int(entry['count'])} processes)" if entry["count"] > 1 else "")
+        for name, entry in sorted(summary.processes.items(), key=lambda item: -item[1]["peak_rss_bytes"])
+    ]
+    return f"peak memory     {summary.peak_memory_bytes / 2**20:,.0f} MiB all processes" + "".join(
+        f"\n  {part}" for part in parts
+    )
 
 
 def render_replay_summary(summary: ReplaySummary) -> str:

@@ -19,8 +19,14 @@ from tripstream.aws.s3 import upload_file_and_head
 from tripstream.infra.stack import DeployedStack
 from tripstream.local.commands.options import StackOptions
 from tripstream.local.commands.progress import Progress, ProgressDisplay
+from tripstream.local.commands.resources import ProcessTreeSampler
 from tripstream.local.commands.run_live import run_file_live
-from tripstream.local.commands.run_summary import RunSummary, summarise_consumer, summarise_producer
+from tripstream.local.commands.run_summary import (
+    RunSummary,
+    record_resources,
+    summarise_consumer,
+    summarise_producer,
+)
 from tripstream.local.commands.stack import LocalStack, open_stack
 from tripstream.local.lambda_service.async_invocation import Handler
 from tripstream.local.lambda_service.events import s3_object_created_event
@@ -52,9 +58,13 @@ def run_command(
 ) -> RunOutcome:
     """`tripstream run`: the endpoint (started when embedded), the stack deployed there (or the live `up` that
     serves it), `options.file` through the pipeline, and the report when asked for."""
-    with open_stack(options.stack, scratch=scratch, note=note, on_endpoint=on_endpoint, join_live_up=True) as local:
+    with (
+        ProcessTreeSampler() as sampler,  # this process and every child (emulator, DynamoDB Local, functions)
+        open_stack(options.stack, scratch=scratch, note=note, on_endpoint=on_endpoint, join_live_up=True) as local,
+    ):
         with progress() as display:
             summary = _run_on(local, options, display.callbacks(), note)
+        record_resources(summary, sampler)
         report = None
         if options.report is not None and not summary.refused:
             report = options.report(local.endpoint.clients, local.endpoint.description)

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tripstream.local.commands.resources import ProcessTreeSampler
 from tripstream.local.lambda_service.functions import ConsumerTotals
 
 
@@ -38,6 +39,15 @@ class RunSummary:
     retries: dict[str, int] = field(default_factory=dict)
     rejects_keys: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # The run's processes (the CLI and every descendant, sampled from /proc every 0.5 s; empty where there is none):
+    # the peak of their summed resident memory, and each one's peak and CPU time by process name.
+    peak_memory_bytes: int | None = None
+    processes: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def trips_per_second(self) -> float | None:
+        """Trips consumed per second of the whole run (start, deploy and drain included)."""
+        return self.records_consumed / self.seconds if self.seconds else None
 
     @property
     def ok(self) -> bool:
@@ -46,7 +56,7 @@ class RunSummary:
     producer_errors_final: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "trips_per_second": self.trips_per_second}
 
 
 def summarise_producer(summary: RunSummary, results: list[dict[str, Any]]) -> None:
@@ -75,3 +85,16 @@ def summarise_consumer(summary: RunSummary, totals: ConsumerTotals) -> None:
     summary.retries["consumer_unprocessed_items_retried"] = totals.unprocessed_items_retried
     summary.retries["consumer_calls_retried"] = totals.calls_retried
     summary.rejects_keys.extend(totals.rejects_keys)
+
+
+def record_resources(summary: RunSummary, sampler: ProcessTreeSampler) -> None:
+    """The sampled processes' peaks and CPU into the summary (nothing where /proc is missing)."""
+    sampler.sample()
+    if not sampler.available:
+        return
+    summary.peak_memory_bytes = sampler.peak_total_bytes
+    for usage in sampler.usage():
+        entry = summary.processes.setdefault(usage.name, {"count": 0, "peak_rss_bytes": 0, "cpu_seconds": 0.0})
+        entry["count"] += 1
+        entry["peak_rss_bytes"] = max(entry["peak_rss_bytes"], usage.peak_rss_bytes)
+        entry["cpu_seconds"] = round(entry["cpu_seconds"] + usage.cpu_seconds, 2)

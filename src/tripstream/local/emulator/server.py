@@ -34,6 +34,7 @@ from types import FrameType
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
+from tripstream.local.emulator.environment import STORE_DIR_VARIABLE
 from tripstream.local.emulator.launcher import (
     ChildProcess,
     LaunchError,
@@ -103,7 +104,13 @@ class Emulator(LocalServer):
             log_path=self._log_path,
             # the child sets MOTO_PORT to the port it binds
             env=child_environment(
-                {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true", "PYTHONUNBUFFERED": "1"}, drop=["MOTO_PORT"]
+                {
+                    "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+                    "PYTHONUNBUFFERED": "1",
+                    # tables' items and stream records: on disk, in the scratch folder (moto_patches.storage)
+                    STORE_DIR_VARIABLE: str(port_file.parent / "store"),
+                },
+                drop=["MOTO_PORT"],
             ),
         )
         try:
@@ -222,8 +229,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     from werkzeug.serving import make_server
 
-    from tripstream.local.emulator import moto_patches
+    from tripstream.local.emulator import diagnostics, moto_patches
     from tripstream.local.emulator.moto_patches import kinesis, stream_mode
+
+    diagnostics.install()
 
     stream_mode.apply()  # a template's ON_DEMAND stream is one
     if not args.unpatched:

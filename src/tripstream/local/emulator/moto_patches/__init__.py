@@ -1,8 +1,13 @@
 """moto made to behave as AWS where tripstream depends on it: one module per service, one :func:`apply`.
 
-- :mod:`.kinesis`: a shard safe for concurrent writers, O(log n) reads, records trimmed past retention.
+- :mod:`.kinesis`: a shard safe for concurrent writers, its records in SQLite, O(log n) reads, records trimmed
+  past retention.
 - :mod:`.stream_mode`: a CloudFormation ON_DEMAND stream is one (applied even to an unpatched emulator).
 - :mod:`.dynamodb`: an item's size summed in O(n); Scan/Query answers written straight as DynamoDB's JSON.
+- :mod:`.dynamodb_storage` + :mod:`.storage`: tables' items (and, via :mod:`.kinesis`, stream records) in SQLite on
+  disk, so the emulator's memory does not grow with the data.
+- :mod:`.instances`: DynamoDB items and Kinesis records not kept alive by moto's dashboard registry.
+- :mod:`.dispatch`: the list of moto's service folders read once, not on every request.
 - :mod:`.transactions`: TransactWriteItems atomic and isolated, without whole-table copies.
 - :mod:`.iam`: IAM enforcement (once switched on) against real resource ARNs, per-item transaction actions,
   `lambda:InvokeFunction`, a role's `ManagedPolicyArns`, service principals; the emulator's key an administrator.
@@ -15,7 +20,16 @@ from __future__ import annotations
 
 import threading
 
-from tripstream.local.emulator.moto_patches import dynamodb, iam, kinesis, stream_mode, transactions
+from tripstream.local.emulator.moto_patches import (
+    dispatch,
+    dynamodb,
+    dynamodb_storage,
+    iam,
+    instances,
+    kinesis,
+    stream_mode,
+    transactions,
+)
 from tripstream.local.emulator.moto_patches.version import TESTED_MOTO_VERSION, MotoVersionError
 
 __all__ = ["TESTED_MOTO_VERSION", "MotoVersionError", "apply", "is_applied", "revert"]
@@ -28,7 +42,10 @@ def apply() -> None:
     with _lock:
         kinesis.apply()
         dynamodb.apply()
-        transactions.apply()
+        transactions.apply()  # before dynamodb_storage, whose one-commit wrapper goes around its handler
+        dynamodb_storage.apply()
+        instances.apply()
+        dispatch.apply()
         stream_mode.apply()
         iam.apply()
 
@@ -38,6 +55,9 @@ def revert() -> None:
     with _lock:
         kinesis.revert()
         dynamodb.revert()
+        dispatch.revert()
+        instances.revert()
+        dynamodb_storage.revert()
         transactions.revert()
         iam.revert()
 

@@ -11,32 +11,36 @@ tripstream puts on it:
   ``get_records`` walks the dict from the first record on every call, so every put and every read
   gets linearly slower as a shard fills.
 
-:func:`apply` replaces those four methods with versions that keep, beside each shard's ``records``
-dict, a sorted list of its sequence numbers and a lock:
+:func:`apply` replaces those methods with versions whose records live in the emulator's SQLite store
+(:mod:`.storage`; issue 21: moto's objects of base64 text cost memory per record without bound), one row per
+record, its data as bytes, under the store's lock:
 
-* ``put_record``: assigning ``max + 1`` and inserting happen under the shard's lock; O(1).
-* ``get_max_sequence_number``/``get_min_sequence_number``: O(1).
-* ``get_records``: bisect to the first record after the iterator's position, then slice;
-  O(log n + limit). Its return value is unchanged: ``(records, last sequence number, millis behind latest)``.
+* ``put_record``: assigning ``max + 1`` and inserting happen under the lock; O(log n). A PutRecords call's
+  records are one SQLite transaction (one commit per call).
+* ``get_max_sequence_number``: O(1) (kept beside the shard); ``get_min_sequence_number``: O(log n).
+* ``get_records``: one range read from the iterator's position; O(log n + limit). Its return value is unchanged:
+  ``(records, last sequence number, millis behind latest)``; a returned record's ``to_json`` gives the bytes.
 
-moto itself replaces a shard's dict wholesale (``shard.records = OrderedDict()`` in ``split_shard``)
-and could in principle write to it directly; the index therefore remembers which dict object, of
-which length, it was built from and rebuilds itself (once, O(n log n)) when either differs.
+moto itself replaces a shard's dict wholesale (``shard.records = OrderedDict()`` in ``split_shard``) and writes
+records into it; a shard whose ``records`` is not the store's mapping has them moved to the store on next use.
 """
 
 from __future__ import annotations
 
-import bisect
+import base64
+import binascii
 import inspect
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import moto
 from moto.kinesis import models as kinesis_models
 
+from tripstream.local.emulator.moto_patches.storage import Store, store
 from tripstream.local.emulator.moto_patches.version import (
     TESTED_MOTO_VERSION,
     parameter_names,
@@ -49,56 +53,192 @@ _EXPECTED_SIGNATURES: Final[Mapping[str, tuple[str, ...]]] = {
     "get_records": ("self", "last_sequence_id", "limit"),
     "get_max_sequence_number": ("self",),
     "get_min_sequence_number": ("self",),
+    "get_sequence_number_at": ("self", "at_timestamp"),
 }
 _RECORD_SIGNATURE: Final = ("self", "partition_key", "data", "sequence_number", "explicit_hash_key")
 
 _MARKER: Final = "_tripstream_original_methods"  # set on the Shard class while patched
-_INDEX_ATTRIBUTE: Final = "_tripstream_index"  # set on each Shard instance on first use
+_BACKEND_MARKER: Final = "_tripstream_original_put_records"  # set on KinesisBackend while patched
 
 _apply_lock = threading.Lock()
-_index_creation_lock = threading.Lock()
+_records_creation_lock = threading.Lock()
+_clock: Callable[[], float] = time.time  # when a record arrives (tests set it)
 
 
-class _ShardIndex:
-    """A shard's lock and the sorted sequence numbers of its ``records`` dict."""
+class _StoredRecord(kinesis_models.Record):
+    """A record read back from the store: its data as the bytes the writer sent (no base64 text held)."""
 
-    __slots__ = ("indexed_records", "lock", "sequence_numbers")
+    def __init__(
+        self, partition_key: str, payload: bytes, sequence_number: int, explicit_hash_key: str | None, created_at: float
+    ) -> None:
+        self.partition_key = partition_key
+        self.payload = payload
+        self.sequence_number = sequence_number
+        self.explicit_hash_key = explicit_hash_key  # type: ignore[assignment]  # moto's None when not sent
+        self.created_at = created_at
+        self.created_at_datetime = datetime.fromtimestamp(created_at, UTC).replace(tzinfo=None)
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.indexed_records: dict[int, Any] | None = None
-        self.sequence_numbers: list[int] = []
+    def __eq__(self, other: object) -> bool:  # read twice, the same record
+        if not isinstance(other, _StoredRecord):
+            return NotImplemented
+        return self._identity() == other._identity()
 
-    def sync(self, records: dict[int, Any]) -> list[int]:
-        """Sorted sequence numbers of ``records``; rebuilt if moto replaced or changed the dict.
+    def __hash__(self) -> int:
+        return hash(self._identity())
 
-        The caller holds :attr:`lock`.
-        """
-        if records is not self.indexed_records or len(records) != len(self.sequence_numbers):
-            self.indexed_records = records
-            self.sequence_numbers = sorted(records)
-        return self.sequence_numbers
+    def _identity(self) -> tuple[Any, ...]:
+        return (self.sequence_number, self.partition_key, self.payload, self.explicit_hash_key, self.created_at)
+
+    @property
+    def data(self) -> str:  # type: ignore[override]  # moto's Record holds the base64 text, this one the bytes
+        return base64.b64encode(self.payload).decode("ascii")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "Data": self.payload,
+            "PartitionKey": self.partition_key,
+            "SequenceNumber": str(self.sequence_number),
+            "ApproximateArrivalTimestamp": self.created_at_datetime,
+        }
 
 
-def _index_of(shard: Any) -> _ShardIndex:
-    index: _ShardIndex | None = shard.__dict__.get(_INDEX_ATTRIBUTE)
-    if index is None:
-        with _index_creation_lock:
-            index = shard.__dict__.get(_INDEX_ATTRIBUTE)
-            if index is None:
-                index = _ShardIndex()
-                setattr(shard, _INDEX_ATTRIBUTE, index)
-    return index
+def _payload(data: Any) -> bytes:
+    """The bytes a record carries: moto holds them as base64 text (anything else is kept as its UTF-8 text)."""
+    if isinstance(data, bytes):
+        return data
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return str(data).encode()
+
+
+class DiskRecords(MutableMapping[int, Any]):
+    """A shard's records in the store, shaped as moto's ``Shard.records`` (sequence number -> record)."""
+
+    def __init__(self, backing: Store) -> None:
+        self.store = backing
+        self.owner = backing.owner_id(None)
+        self.last = 0  # the highest sequence number present (0: none)
+
+    def append(self, partition_key: str, data: Any, explicit_hash_key: str | None) -> int:
+        with self.store.lock:
+            number = self.last + 1
+            self.store.connection.execute(
+                "INSERT INTO records (s, n, k, x, d, c) VALUES (?, ?, ?, ?, ?, ?)",
+                (self.owner, number, partition_key, explicit_hash_key, _payload(data), _clock()),
+            )
+            self.last = number
+        return number
+
+    def after(self, number: int, limit: int) -> list[_StoredRecord]:
+        with self.store.lock:
+            rows = self.store.connection.execute(
+                "SELECT k, d, n, x, c FROM records WHERE s = ? AND n > ? ORDER BY n LIMIT ?",
+                (self.owner, number, limit),
+            ).fetchall()
+        return [_StoredRecord(k, bytes(d), n, x, c) for k, d, n, x, c in rows]
+
+    def first_number(self) -> int:
+        with self.store.lock:
+            row = self.store.connection.execute("SELECT MIN(n) FROM records WHERE s = ?", (self.owner,)).fetchone()
+        return int(row[0] or 0)
+
+    def trim_before(self, cutoff: float) -> int:
+        """Delete the records created before ``cutoff``, except the newest."""
+        with self.store.lock:
+            row = self.store.connection.execute(
+                "SELECT n FROM records WHERE s = ? AND c >= ? ORDER BY n LIMIT 1", (self.owner, cutoff)
+            ).fetchone()
+            keep_from = self.last if row is None else int(row[0])
+            cursor = self.store.connection.execute("DELETE FROM records WHERE s = ? AND n < ?", (self.owner, keep_from))
+        return cursor.rowcount
+
+    def number_before(self, at_timestamp: float) -> int:
+        """moto's ``get_sequence_number_at``: 0 when at or before the first record, else the last one before."""
+        with self.store.lock:
+            first = self.store.connection.execute(
+                "SELECT c FROM records WHERE s = ? ORDER BY n LIMIT 1", (self.owner,)
+            ).fetchone()
+            if first is None or at_timestamp <= first[0]:
+                return 0
+            row = self.store.connection.execute(
+                "SELECT n FROM records WHERE s = ? AND c < ? ORDER BY n DESC LIMIT 1", (self.owner, at_timestamp)
+            ).fetchone()
+        return int(row[0])
+
+    # --- moto's mapping (resharding, tests) ------------------------------------------------------------------
+    def __getitem__(self, number: int) -> _StoredRecord:
+        records = self.after(number - 1, 1)
+        if not records or records[0].sequence_number != number:
+            raise KeyError(number)
+        return records[0]
+
+    def __setitem__(self, number: int, record: Any) -> None:
+        with self.store.lock:
+            self.store.connection.execute(
+                "INSERT OR REPLACE INTO records (s, n, k, x, d, c) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    self.owner,
+                    number,
+                    record.partition_key,
+                    record.explicit_hash_key,
+                    record.payload if isinstance(record, _StoredRecord) else _payload(record.data),
+                    record.created_at,
+                ),
+            )
+            self.last = max(self.last, number)
+
+    def __delitem__(self, number: int) -> None:
+        with self.store.lock:
+            cursor = self.store.connection.execute("DELETE FROM records WHERE s = ? AND n = ?", (self.owner, number))
+            if cursor.rowcount == 0:
+                raise KeyError(number)
+            if number == self.last:
+                row = self.store.connection.execute("SELECT MAX(n) FROM records WHERE s = ?", (self.owner,)).fetchone()
+                self.last = int(row[0] or 0)
+
+    def __iter__(self) -> Iterator[int]:
+        number = 0
+        while page := self.after(number, 1000):
+            yield from (record.sequence_number for record in page)
+            number = page[-1].sequence_number
+
+    def __reversed__(self) -> Iterator[int]:
+        with self.store.lock:
+            numbers = [
+                row[0]
+                for row in self.store.connection.execute(
+                    "SELECT n FROM records WHERE s = ? ORDER BY n DESC", (self.owner,)
+                )
+            ]
+        return iter(numbers)
+
+    def __len__(self) -> int:
+        with self.store.lock:
+            return int(
+                self.store.connection.execute("SELECT COUNT(*) FROM records WHERE s = ?", (self.owner,)).fetchone()[0]
+            )
+
+
+def _records_of(shard: Any) -> DiskRecords:
+    """The shard's records in the store; moto's own dict (a new shard, or one moto replaced) is moved there once."""
+    records = shard.__dict__.get("records")
+    if isinstance(records, DiskRecords):
+        return records
+    with _records_creation_lock:
+        records = shard.__dict__.get("records")
+        if isinstance(records, DiskRecords):
+            return records
+        disk = DiskRecords(store())
+        with disk.store.transaction():
+            for number, record in sorted((records or {}).items()):
+                disk[number] = record
+        shard.records = disk
+        return disk
 
 
 def _put_record(self: Any, partition_key: str, data: str, explicit_hash_key: str) -> str:
-    index = _index_of(self)
-    with index.lock:
-        sequence_numbers = index.sync(self.records)
-        sequence_number = (sequence_numbers[-1] if sequence_numbers else 0) + 1
-        self.records[sequence_number] = kinesis_models.Record(partition_key, data, sequence_number, explicit_hash_key)
-        sequence_numbers.append(sequence_number)
-    return str(sequence_number)
+    return str(_records_of(self).append(partition_key, data, explicit_hash_key))
 
 
 def _get_records(self: Any, last_sequence_id: str, limit: int | None) -> tuple[list[Any], int, int]:
@@ -110,20 +250,14 @@ def _get_records(self: Any, last_sequence_id: str, limit: int | None) -> tuple[l
     A non-positive ``limit`` (which botocore never sends) means no limit.
     """
     last_sequence_int = int(last_sequence_id)
-    index = _index_of(self)
-    with index.lock:
-        sequence_numbers = index.sync(self.records)
-        start = bisect.bisect_right(sequence_numbers, last_sequence_int)
-        stop = len(sequence_numbers)
-        if limit is not None and limit > 0:
-            stop = min(stop, start + limit)
-        if start >= stop:
+    records_of = _records_of(self)
+    with records_of.store.lock:
+        records = records_of.after(last_sequence_int, limit if limit is not None and limit > 0 else -1)
+        if not records:
             return [], last_sequence_int, 0
-        records = [self.records[number] for number in sequence_numbers[start:stop]]
-        newest = self.records[sequence_numbers[-1]]
-        last_returned_number = sequence_numbers[stop - 1]
+        newest = records[-1] if records[-1].sequence_number == records_of.last else records_of[records_of.last]
     secs_behind_latest = newest.created_at - records[-1].created_at
-    return records, last_returned_number, int(secs_behind_latest * 1000)
+    return records, records[-1].sequence_number, int(secs_behind_latest * 1000)
 
 
 def trim_shard(shard: Any, cutoff: float) -> int:
@@ -132,16 +266,7 @@ def trim_shard(shard: Any, cutoff: float) -> int:
     The newest record is always kept: moto numbers the next record ``last key + 1``, so emptying a shard would
     restart its numbering at 1 and every iterator and checkpoint beyond that would skip the new records.
     """
-    index = _index_of(shard)
-    with index.lock:
-        sequence_numbers = index.sync(shard.records)
-        expired = 0
-        while expired < len(sequence_numbers) - 1 and shard.records[sequence_numbers[expired]].created_at < cutoff:
-            expired += 1
-        for number in sequence_numbers[:expired]:
-            del shard.records[number]
-        del sequence_numbers[:expired]
-    return expired
+    return _records_of(shard).trim_before(cutoff)
 
 
 def expire_records(now: float | None = None) -> int:
@@ -176,17 +301,26 @@ def start_retention_sweeper(interval_seconds: float = 60.0) -> threading.Thread:
 
 
 def _get_max_sequence_number(self: Any) -> int:
-    index = _index_of(self)
-    with index.lock:
-        sequence_numbers = index.sync(self.records)
-        return sequence_numbers[-1] if sequence_numbers else 0
+    return _records_of(self).last
 
 
 def _get_min_sequence_number(self: Any) -> int:
-    index = _index_of(self)
-    with index.lock:
-        sequence_numbers = index.sync(self.records)
-        return sequence_numbers[0] if sequence_numbers else 0
+    return _records_of(self).first_number()
+
+
+def _get_sequence_number_at(self: Any, at_timestamp: float) -> int:
+    return _records_of(self).number_before(at_timestamp)
+
+
+def _put_records_in_one_commit(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A PutRecords call's records written in one SQLite transaction (one WAL commit per call, not per record)."""
+
+    def put_records(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with store().transaction():
+            return original(self, *args, **kwargs)
+
+    put_records.__wrapped__ = original  # type: ignore[attr-defined]
+    return put_records
 
 
 _REPLACEMENTS: Final[Mapping[str, Callable[..., Any]]] = {
@@ -194,6 +328,7 @@ _REPLACEMENTS: Final[Mapping[str, Callable[..., Any]]] = {
     "get_records": _get_records,
     "get_max_sequence_number": _get_max_sequence_number,
     "get_min_sequence_number": _get_min_sequence_number,
+    "get_sequence_number_at": _get_sequence_number_at,
 }
 
 
@@ -235,6 +370,9 @@ def apply() -> None:
     for name, replacement in _REPLACEMENTS.items():
         setattr(shard_class, name, replacement)
     setattr(shard_class, _MARKER, originals)
+    backend_class = kinesis_models.KinesisBackend
+    setattr(backend_class, _BACKEND_MARKER, backend_class.put_records)
+    backend_class.put_records = _put_records_in_one_commit(backend_class.put_records)  # type: ignore[method-assign]
 
 
 def revert() -> None:
@@ -245,6 +383,9 @@ def revert() -> None:
     for name, original in originals.items():
         setattr(shard_class, name, original)
     delattr(shard_class, _MARKER)
+    backend_class = kinesis_models.KinesisBackend
+    backend_class.put_records = vars(backend_class)[_BACKEND_MARKER]  # type: ignore[method-assign]
+    delattr(backend_class, _BACKEND_MARKER)
 
 
 def is_applied() -> bool:

@@ -1,0 +1,41 @@
+"""The run's process tree sampled from /proc: the CLI and its descendants, their peak memory and CPU (issue 21)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tripstream.cli.summaries import render_run_summary
+from tripstream.local.commands.resources import ProcessTreeSampler
+from tripstream.local.commands.run_summary import RunSummary, record_resources
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+
+
+def test_children_and_grandchildren_are_counted() -> None:
+    code = (
+        "import subprocess, sys, time; b = bytearray(64 << 20); "
+        "subprocess.run([sys.executable, '-c', 'import time; time.sleep(1.5)']); time.sleep(0.2)"
+    )
+    with ProcessTreeSampler(interval=0.1) as sampler:
+        child = subprocess.Popen([sys.executable, "-c", code])
+        child.wait()
+    pids = {usage.pid for usage in sampler.usage()}
+    assert child.pid in pids and len(pids) >= 3  # this process, the child, the grandchild
+    biggest = max(sampler.usage(), key=lambda usage: usage.peak_rss_bytes if usage.pid == child.pid else 0)
+    assert biggest.peak_rss_bytes >= 64 << 20
+    assert sampler.peak_total_bytes >= biggest.peak_rss_bytes
+
+
+def test_the_summary_shows_trips_per_second_and_peak_memory() -> None:
+    summary = RunSummary(file="f.csv", bucket="b", key="f.csv", records_sent=1000, records_consumed=1000, seconds=2.0)
+    with ProcessTreeSampler() as sampler:
+        pass
+    record_resources(summary, sampler)
+    text = render_run_summary(summary)
+    assert "(500 trips/s)" in text and "peak memory" in text and "MiB all processes" in text
+    assert summary.to_dict()["trips_per_second"] == 500.0
+    assert summary.peak_memory_bytes and summary.peak_memory_bytes > 0
