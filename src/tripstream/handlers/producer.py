@@ -37,11 +37,12 @@ def jobs_from_event(event: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _log_result(result: ProducerResult) -> None:
-    logger.append_keys(source_key=result.key, bucket=result.bucket)
+    # Keys of this line only: appended keys would stay on the logger and name this object in the next one's lines.
+    extra = {"source_key": result.key, "bucket": result.bucket, "result": result.to_dict()}
     if result.refused:
-        logger.error("file refused", extra={"result": result.to_dict()})
+        logger.error("file refused", extra=extra)
     else:
-        logger.info("object processed", extra={"result": result.to_dict()})
+        logger.info("object processed", extra=extra)
 
 
 def make_handler(
