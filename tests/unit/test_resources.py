@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tripstream.cli.summaries import render_run_summary
-from tripstream.local.commands.resources import ProcessTreeSampler
+from tripstream.local.commands.resources import ProcessTreeSampler, command_name
 from tripstream.local.commands.run_summary import RunSummary, record_resources
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
@@ -39,3 +39,21 @@ def test_the_summary_shows_trips_per_second_and_peak_memory() -> None:
     assert "(500 trips/s)" in text and "peak memory" in text and "MiB all processes" in text
     assert summary.to_dict()["trips_per_second"] == 500.0
     assert summary.peak_memory_bytes and summary.peak_memory_bytes > 0
+
+
+@pytest.mark.parametrize(
+    ("words", "name"),
+    [
+        (
+            ["/v/bin/python3", "-m", "tripstream.local.emulator.server", "--port", "0"],
+            "tripstream.local.emulator.server",
+        ),
+        (["/v/bin/python3", "-W", "ignore::DeprecationWarning", "-m", "awslambdaric", "h.handle"], "awslambdaric"),
+        (["/usr/bin/python3.12", "-X", "utf8", "/v/bin/pip", "install", "x"], "pip"),
+        (["/v/bin/python3", "-u", "-c", "import sys"], "python3 -c"),
+        (["/usr/bin/java", "-jar", "DynamoDBLocal.jar"], "java"),
+        (["/v/bin/python3"], "python3"),
+    ],
+)
+def test_a_process_is_named_by_what_it_runs(words: list[str], name: str) -> None:
+    assert command_name(words) == name

@@ -66,21 +66,42 @@ def _children_by_scan() -> Callable[[int], list[int]]:
 
 
 def _name(pid: int) -> str:
-    """A short name: the module or script a Python process runs, else its command."""
+    """A short name: the module or script a Python process runs, else its command (a process that has exited and
+    left no command line: the kernel's name for it)."""
     try:
         argv = (_PROC / str(pid) / "cmdline").read_bytes().split(b"\0")
     except OSError:
-        return "?"
+        argv = []
     words = [word.decode(errors="replace") for word in argv if word]
-    if not words:
+    if words:
+        return command_name(words)
+    try:
+        return (_PROC / str(pid) / "comm").read_text().strip() or "?"
+    except OSError:
         return "?"
-    if "-m" in words[:-1]:
-        return words[words.index("-m") + 1]
-    script = next((word for word in words[1:] if not word.startswith("-")), "")
+
+
+# The interpreter's options that take a value, as the next word or glued on (`-W ignore::DeprecationWarning`).
+_PYTHON_OPTIONS_WITH_VALUE = ("-W", "-X", "-c", "-m")
+
+
+def command_name(words: list[str]) -> str:
+    """The module (`-m`) or script a Python command runs, `python -c` for inline code; else the command's name."""
     base = os.path.basename(words[0])
-    if base.startswith("python") and script:
-        return os.path.basename(script)
-    return base
+    if not base.startswith("python"):
+        return base
+    index = 1
+    while index < len(words) and words[index].startswith("-"):
+        option = words[index]
+        if option in _PYTHON_OPTIONS_WITH_VALUE:
+            if option == "-m" and index + 1 < len(words):
+                return words[index + 1]
+            if option == "-c":
+                return f"{base} -c"
+            index += 2
+        else:
+            index += 1
+    return os.path.basename(words[index]) if index < len(words) else base
 
 
 class ProcessTreeSampler:
