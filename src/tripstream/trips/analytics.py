@@ -54,6 +54,10 @@ def elapsed_seconds(pickup: str, dropoff: str) -> float:
     return elapsed
 
 
+# What `duration_category` answers, shortest first (the order every view lists them in).
+DURATION_CATEGORIES = ("short", "medium", "long")
+
+
 def duration_category(seconds: float, thresholds: Thresholds) -> str:
     minutes = Decimal(repr(seconds)) / 60
     if minutes < thresholds.short_trip_minutes:

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from tripstream.aws.errors import is_not_found
 from tripstream.settings import ZONE_HOURLY_STATS_TABLE
+from tripstream.trips.analytics import DURATION_CATEGORIES
 from tripstream.views.tables import DEFAULT_SEGMENTS, Item, parallel_scan
 from tripstream.views.zones import ZoneLookup
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-CATEGORIES = ("short", "medium", "long")
 UNKNOWN_ZONE = "unknown"
 DEFAULT_TOP_ZONES = 12
 WINDOW_GAP_HOURS = 7 * 24  # a gap longer than this between hours with trips separates two runs
@@ -206,7 +206,7 @@ def build_aggregates(
         hour_trips[cell.hour] = hour_trips.get(cell.hour, 0) + cell.trips
     window = pickup_window(hour_trips)
     total, inside, refunds = _Sum(), _Sum(), _Sum()
-    mix = dict.fromkeys(CATEGORIES, 0)
+    mix = dict.fromkeys(DURATION_CATEGORIES, 0)
     hours: dict[str, _Sum] = {}
     strays: dict[str, _Sum] = {}
     hours_of_day = [_Sum() for _ in range(24)]
@@ -261,7 +261,9 @@ def build_aggregates(
             ],
         },
         "refunds": {"trips": refunds.trips, "total_amount": _cents(refunds.amount)},
-        "duration_mix": [{"category": c, "trips": mix[c], "share": _share(mix[c], categorised)} for c in CATEGORIES],
+        "duration_mix": [
+            {"category": c, "trips": mix[c], "share": _share(mix[c], categorised)} for c in DURATION_CATEGORIES
+        ],
         "by_pickup_hour": [
             {"hour": hour, "trips": s.trips, "total_amount": _cents(s.amount), "high_value_trips": s.high}
             for hour, s in sorted(hours.items())

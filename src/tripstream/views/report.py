@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from tripstream.settings import PER_TRIP_TABLES
+from tripstream.trips.analytics import DURATION_CATEGORIES
 from tripstream.views.aggregates import Cell, build_aggregates
 from tripstream.views.tables import FARE_RATIO_FIELDS, HIGH_VALUE_FIELDS, Item, TableItems
 from tripstream.views.zones import ZoneLookup
@@ -42,7 +43,6 @@ DEFAULT_TOP = 10
 DEFAULT_TOP_ZONES = 12
 MIN_PROFITABLE_MILES = Decimal("1.00")
 PERCENTILES = (5, 10, 25, 50, 75, 90, 95, 99)
-CATEGORIES = ("short", "medium", "long")
 TIERS = ("low", "medium", "high")
 # Histogram edges: 5-minute bins to an hour; $1-per-mile bins to $15. The last bin is open ("60+", "15+").
 DURATION_EDGES = tuple(Decimal(m) for m in range(0, 65, 5))
@@ -147,7 +147,7 @@ def _trip_row(item: Item, fields: Sequence[str], zones: ZoneLookup | None) -> It
 
 def _duration_section(items: Sequence[Item]) -> dict[str, Any]:
     minutes = sorted(item["duration_minutes"] for item in items if isinstance(item.get("duration_minutes"), Decimal))
-    by_category: dict[str, list[Decimal]] = {category: [] for category in CATEGORIES}
+    by_category: dict[str, list[Decimal]] = {category: [] for category in DURATION_CATEGORIES}
     for item in items:
         category = item.get("duration_category")
         if isinstance(item.get("duration_minutes"), Decimal) and category is not None:

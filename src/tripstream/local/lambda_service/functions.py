@@ -54,10 +54,10 @@ from tripstream.local.lambda_service.runtime_environment import (
 )
 from tripstream.pipeline.consumer import ConsumerResult
 from tripstream.settings import Settings
+from tripstream.trips.analytics import DURATION_CATEGORIES
 
 log = logging.getLogger(__name__)
 
-DURATION_CATEGORIES = ("short", "medium", "long")
 # The template's reserved concurrency parameters (-1: none).
 _RESERVED_CONCURRENCY = {"producer": "ProducerReservedConcurrency", "consumer": "ConsumerReservedConcurrency"}
 
