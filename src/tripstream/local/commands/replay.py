@@ -34,7 +34,6 @@ from tripstream.local.commands.options import StackOptions
 from tripstream.local.commands.progress import Progress, ProgressDisplay
 from tripstream.local.commands.stack import open_stack
 from tripstream.local.lambda_service.functions import ConsumerTotals, LocalFunctions, handler_settings
-from tripstream.local.lambda_service.s3_notifications import live_runtime_running
 from tripstream.pipeline.consumer import ConsumerResult
 from tripstream.pipeline.producer import new_backoff
 from tripstream.trips.normalise import TripNormaliser
@@ -173,7 +172,7 @@ def replay_command(
     with open_stack(options.stack, scratch=scratch, note=note, on_endpoint=on_endpoint) as local:
         endpoint, stack, state_dir = local.endpoint, local.stack, local.state_dir
         # A live `up` serving this endpoint consumes what is sent; otherwise this replay runs the consumer.
-        consume = endpoint.embedded or not live_runtime_running(endpoint.clients)
+        consume = not local.served_by_live_up
         if not consume:
             note("a live `tripstream up` serves this endpoint: its runtime consumes what is sent")
         with progress() as display:

@@ -40,10 +40,11 @@ def open_stack(
     use_environment: bool = True,
     endpoint_state_dir: Path | None = ENDPOINT_STATE_DIR,
 ) -> Iterator[LocalStack]:
-    """Open the endpoint and deploy the stack (stopped on exit). `join_live_up`: a stack a live `up` serves is
-    read, not deployed again. `use_environment=False` ignores the AWS_ENDPOINT_URL* variables (`up` starts its
-    own emulator unless given an endpoint). Without `options.state_dir`, an endpoint of one's own keeps the
-    checkpoints in `endpoint_state_dir`."""
+    """Open the endpoint and deploy the stack (stopped on exit); say whether a live `up` serves it.
+
+    `join_live_up`: a stack a live `up` serves is read, not deployed again. `use_environment=False` ignores the
+    AWS_ENDPOINT_URL* variables (`up` starts its own emulator unless given an endpoint). Without
+    `options.state_dir`, an endpoint of one's own keeps the checkpoints in `endpoint_state_dir`."""
     with open_endpoint(
         options.endpoint_url,
         region=options.region,
@@ -56,8 +57,8 @@ def open_stack(
     ) as endpoint:
         on_endpoint(endpoint.description)
         note(f"endpoint: {endpoint.description}")
-        live_up = join_live_up and not endpoint.embedded and live_runtime_running(endpoint.clients)
-        if live_up:
+        live_up = not endpoint.embedded and live_runtime_running(endpoint.clients)
+        if live_up and join_live_up:
             stack = read_stack(endpoint.clients, options.stack_name)
             note(f"a live `tripstream up` serves this endpoint: {options.stack_name} processes what arrives")
         else:
