@@ -9,7 +9,7 @@ all together, and CPU per trip by process. `--newcomer` times `tripstream run` o
 Targets: 3M trips <= 25 min and >= 2,000 trips/s on 2 cores; <= 4 GiB all processes together, the same at 1M and
 3M; newcomer <= 15 s. On a shared machine wall time is noisy: prefer CPU per trip.
 
-Usage: .venv/bin/python bench/month.py [--trips 3000000] [--newcomer]
+Usage: .venv/bin/python bench/month.py [--trips 3000000] [--newcomer] [--output FILE]
 """
 
 from __future__ import annotations
@@ -66,8 +66,10 @@ def _tenth_rates(marks: list[tuple[float, int]], total: int) -> tuple[float | No
     return first_rate, last_rate
 
 
-def run(arguments: list[str], trips: int) -> dict[str, Any]:
-    command = [str(Path(sys.executable).parent / "tripstream"), "run", *arguments, "--json", "--progress"]
+def run(arguments: list[str], trips: int, *, output: Path | None = None) -> dict[str, Any]:
+    """`tripstream run` under the sampler; with `output`, its human summary is kept there (no `--json`)."""
+    form = ["--json"] if output is None else []
+    command = [str(Path(sys.executable).parent / "tripstream"), "run", *arguments, *form, "--progress"]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     marks: list[tuple[float, int]] = []
@@ -81,7 +83,12 @@ def run(arguments: list[str], trips: int) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"tripstream run failed ({process.returncode}): {out[-2000:]}")
-    summary = json.loads(out[out.index("{") :])
+    if output is not None:
+        output.write_text(f"$ tripstream run {' '.join(arguments)}\n{out}")
+        print(out, flush=True)
+        summary: dict[str, Any] = {"records_consumed": marks[-1][1] if marks else 0}
+    else:
+        summary = json.loads(out[out.index("{") :])
     consumed = summary["records_consumed"]
     first_rate, last_rate = _tenth_rates(marks, consumed)
     by_name: dict[str, dict[str, float]] = {}
@@ -110,13 +117,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trips", type=int, default=3_000_000)
     parser.add_argument("--newcomer", action="store_true", help="time `tripstream run` on 20,000 generated trips")
+    parser.add_argument(
+        "--output", type=Path, help="keep the run's human output (its summary, as a user sees it) in this file"
+    )
     args = parser.parse_args()
     if args.newcomer:
         figures = run(["--rows", str(_NEWCOMER_TRIPS)], _NEWCOMER_TRIPS)
         figures["target newcomer <= 15 s"] = verdict(figures["wall_s"], 15, at_most=True)
         report("month (newcomer)", figures)
         return
-    figures = run([str(month_file(args.trips))], args.trips)
+    figures = run([str(month_file(args.trips))], args.trips, output=args.output)
     minutes_for_3m = 3_000_000 / max(figures["trips_per_s"], 1e-9) / 60
     figures["target >= 2,000 trips/s"] = verdict(figures["trips_per_s"], 2000)
     figures["projected minutes for 3M at this rate (target <= 25)"] = round(minutes_for_3m, 1)

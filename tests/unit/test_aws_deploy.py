@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError, ParamValidationError
 from botocore.parsers import ResponseParserError
 from botocore.stub import ANY, Stubber
 
@@ -54,6 +55,22 @@ def test_clients_for_an_explicit_endpoint() -> None:
         assert client.meta.region_name == "eu-west-1", name
     assert clients.s3.meta.config.s3 == {"addressing_style": "path"}
     assert clients.kinesis.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_only_the_data_plane_skips_client_side_validation() -> None:
+    # Nothing listens on port 1: a request that passes the client is refused at once.
+    clients = AwsClients.create(endpoint_url="http://127.0.0.1:1", region="eu-west-1", max_attempts=1)
+    # A record without its partition key: botocore would reject it before sending; the data plane sends it.
+    with pytest.raises(EndpointConnectionError):
+        clients.kinesis.put_records(StreamName="s", Records=[{"Data": b"x"}])  # type: ignore[typeddict-item]
+    with pytest.raises(EndpointConnectionError):
+        clients.dynamodb.batch_write_item(RequestItems={"t": [{"PutRequest": {}}]})  # type: ignore[typeddict-item]
+    # What a user types (a bucket, a stack) is still checked before anything is sent.
+    with pytest.raises(ParamValidationError):
+        clients.s3.head_object(Bucket="b")  # type: ignore[call-arg]
+    with pytest.raises(ParamValidationError):
+        clients.cloudformation.describe_stacks(StackName=3)  # type: ignore[arg-type]
 
 
 @pytest.mark.usefixtures("aws_env")
