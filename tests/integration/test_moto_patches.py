@@ -13,6 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -563,3 +564,34 @@ def test_items_on_disk_behave_as_moto_s_dict(moto_methods: dict[str, ShardMethod
     assert end is None
     backend.delete_table("cells")
     assert table.items.count() == 0
+
+
+# ---------------------------------------------------------------- Kinesis PutRecords and GetRecords answers
+
+
+def _stream_answers(endpoint: str) -> dict[str, Any]:
+    kinesis = _create_stream(endpoint, "answers")
+    records = [{"Data": bytes([n, 0, 255]) + f"é{n}".encode(), "PartitionKey": f"k{n}"} for n in range(40)]
+    put = kinesis.put_records(StreamName="answers", Records=records)
+    iterator = kinesis.get_shard_iterator(StreamName="answers", ShardId=SHARD_ID, ShardIteratorType="TRIM_HORIZON")
+    got = kinesis.get_records(ShardIterator=iterator["ShardIterator"], Limit=25)
+    rest = kinesis.get_records(ShardIterator=got["NextShardIterator"])
+    for answer in (put, got, rest):
+        answer.pop("ResponseMetadata")
+    return {"put": put, "got": got, "rest": rest}
+
+
+def test_patched_put_and_get_records_answer_what_moto_answers(
+    patched_endpoint: str, unpatched_endpoint: str, aws_env: None
+) -> None:
+    """PutRecords/GetRecords answers are written as plain JSON by the patch: the same fields, values and types as
+    moto's own serialiser gives (the arrival times and iterators differ between two streams, not their types)."""
+    patched, unpatched = _stream_answers(patched_endpoint), _stream_answers(unpatched_endpoint)
+    for answers in (patched, unpatched):
+        for name in ("got", "rest"):
+            records = answers[name]["Records"]
+            assert all(isinstance(record.pop("ApproximateArrivalTimestamp"), datetime) for record in records)
+            assert isinstance(answers[name].pop("NextShardIterator"), str)
+    assert patched == unpatched
+    assert len(patched["got"]["Records"]) == 25 and len(patched["rest"]["Records"]) == 15
+    assert patched["got"]["Records"][3]["Data"] == bytes([3, 0, 255]) + "é3".encode()

@@ -1,16 +1,18 @@
 """moto made to behave as AWS where tripstream depends on it: one module per service, one :func:`apply`.
 
 - :mod:`.kinesis`: a shard safe for concurrent writers, its records in SQLite, O(log n) reads, records trimmed
-  past retention.
+  past retention; PutRecords/GetRecords answered as plain JSON (:mod:`.json_answers`).
 - :mod:`.stream_mode`: a CloudFormation ON_DEMAND stream is one (applied even to an unpatched emulator).
-- :mod:`.dynamodb`: an item's size summed in O(n); Scan/Query answers written straight as DynamoDB's JSON.
+- :mod:`.dynamodb`: an item's size summed in O(n); the two write actions' bodies read with orjson; Scan/Query
+  answers written straight as DynamoDB's JSON.
 - :mod:`.dynamodb_storage` + :mod:`.storage`: tables' items (and, via :mod:`.kinesis`, stream records) in SQLite on
   disk, so the emulator's memory does not grow with the data.
 - :mod:`.instances`: DynamoDB items and Kinesis records not kept alive by moto's dashboard registry.
 - :mod:`.dispatch`: the list of moto's service folders read once, not on every request.
 - :mod:`.transactions`: TransactWriteItems atomic and isolated, without whole-table copies.
 - :mod:`.iam`: IAM enforcement (once switched on) against real resource ARNs, per-item transaction actions,
-  `lambda:InvokeFunction`, a role's `ManagedPolicyArns`, service principals; the emulator's key an administrator.
+  `lambda:InvokeFunction`, a role's `ManagedPolicyArns`, service principals; the emulator's key an administrator;
+  a permitted (key, action, resource) judged once until IAM or CloudFormation changes.
 
 Each checks that the installed moto is shaped as the version it was written for (:mod:`.version`).
 Applied inside the emulator's process only (:mod:`tripstream.local.emulator.server`).

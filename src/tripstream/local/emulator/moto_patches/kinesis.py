@@ -21,6 +21,9 @@ record, its data as bytes, under the store's lock:
 * ``get_records``: one range read from the iterator's position; O(log n + limit). Its return value is unchanged:
   ``(records, last sequence number, millis behind latest)``; a returned record's ``to_json`` gives the bytes.
 
+The PutRecords and GetRecords answers are written straight as JSON (:mod:`.json_answers`), not by moto's generic
+serialiser.
+
 moto itself replaces a shard's dict wholesale (``shard.records = OrderedDict()`` in ``split_shard``) and writes
 records into it; a shard whose ``records`` is not the store's mapping has them moved to the store on next use.
 """
@@ -39,7 +42,9 @@ from typing import Any, Final
 
 import moto
 from moto.kinesis import models as kinesis_models
+from moto.kinesis import responses as kinesis_responses
 
+from tripstream.local.emulator.moto_patches.json_answers import plain_json
 from tripstream.local.emulator.moto_patches.storage import Store, store
 from tripstream.local.emulator.moto_patches.version import (
     TESTED_MOTO_VERSION,
@@ -59,6 +64,9 @@ _RECORD_SIGNATURE: Final = ("self", "partition_key", "data", "sequence_number", 
 
 _MARKER: Final = "_tripstream_original_methods"  # set on the Shard class while patched
 _BACKEND_MARKER: Final = "_tripstream_original_put_records"  # set on KinesisBackend while patched
+_ANSWERS_MARKER: Final = "_tripstream_original_answers"  # set on KinesisResponse while patched
+_PLAIN_ANSWERS: Final = ("put_records", "get_records")
+_CONTENT_TYPE: Final = "application/x-amz-json-1.1"
 
 _apply_lock = threading.Lock()
 _records_creation_lock = threading.Lock()
@@ -347,6 +355,10 @@ def _check_moto_shape(shard_class: Any, record_class: Any) -> None:
         init_source = "self.records"
     if "self.records" not in init_source:
         problems.append("Shard.__init__ no longer sets self.records")
+    for name in _PLAIN_ANSWERS:
+        answer = getattr(kinesis_responses.KinesisResponse, name, None)
+        if answer is None or parameter_names(answer) != ("self",):
+            problems.append(f"KinesisResponse.{name} is not a handler method taking only self")
     if record_class is None or parameter_names(record_class.__init__) != _RECORD_SIGNATURE:
         problems.append(f"Record.__init__ does not take {_RECORD_SIGNATURE}")
     if problems:
@@ -373,6 +385,11 @@ def apply() -> None:
     backend_class = kinesis_models.KinesisBackend
     setattr(backend_class, _BACKEND_MARKER, backend_class.put_records)
     backend_class.put_records = _put_records_in_one_commit(backend_class.put_records)  # type: ignore[method-assign]
+    response_class = kinesis_responses.KinesisResponse
+    answers = {name: getattr(response_class, name) for name in _PLAIN_ANSWERS}
+    for name, original in answers.items():
+        setattr(response_class, name, plain_json(original, _CONTENT_TYPE))
+    setattr(response_class, _ANSWERS_MARKER, answers)
 
 
 def revert() -> None:
@@ -386,6 +403,10 @@ def revert() -> None:
     backend_class = kinesis_models.KinesisBackend
     backend_class.put_records = vars(backend_class)[_BACKEND_MARKER]  # type: ignore[method-assign]
     delattr(backend_class, _BACKEND_MARKER)
+    response_class = kinesis_responses.KinesisResponse
+    for name, original in vars(response_class)[_ANSWERS_MARKER].items():
+        setattr(response_class, name, original)
+    delattr(response_class, _ANSWERS_MARKER)
 
 
 def is_applied() -> bool:
