@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -212,3 +213,25 @@ def test_the_package_is_built_from_the_pins_and_is_reproducible(tmp_path: Path) 
     second = build_lambda_package(tmp_path / "second", target=LambdaTarget())
     assert first.built and second.built
     assert first.sha256 == second.sha256
+
+
+@pytest.mark.slow
+def test_a_change_to_the_code_rebuilds_the_zip_without_installing_the_dependencies_again(tmp_path: Path) -> None:
+    """The dependencies are kept per (target, requirements, pins): editing tripstream's code rebuilds the zip from
+    them, without pip (it was most of a rebuild's time)."""
+    from tripstream.infra.artifacts import PACKAGE_ROOT
+
+    root = tmp_path / "src" / "tripstream"
+    shutil.copytree(PACKAGE_ROOT, root, ignore=shutil.ignore_patterns("__pycache__"))
+    cache = tmp_path / "cache"
+    installs: list[str] = []
+    first = build_lambda_package(cache, package_root=root, log=installs.append)
+    changed = root / "trips" / "__init__.py"
+    changed.write_text(changed.read_text() + "\n# changed\n")
+    second = build_lambda_package(cache, package_root=root, log=installs.append)
+    assert first.built and second.built and first.sha256 != second.sha256
+    assert len(installs) == 1, installs  # pip ran for the first build only
+    with zipfile.ZipFile(second.path) as archive:
+        assert archive.read("tripstream/trips/__init__.py").endswith(b"# changed\n")
+        assert any(name.startswith("orjson/") for name in archive.namelist())
+        assert not any(name.startswith("botocore/") for name in archive.namelist())

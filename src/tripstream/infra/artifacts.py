@@ -232,11 +232,11 @@ def build_lambda_package(
 
     The versions are constraints.txt's (scripts/lock) when the checkout has it. The zip is byte-for-byte the
     same for the same inputs, and cached in ``cache_dir`` under a hash of the code, the requirements, the pins
-    and the target:
-    an unchanged tree is not built again. Dependencies come from ``pip install --target`` with
-    ``--platform/--python-version/--implementation cp --only-binary=:all:``, so the wheels are the
-    runtime's (manylinux, CPython of the runtime) whatever this machine runs. boto3 is not packaged:
-    the runtime has it. Raises :class:`PackageError` when pip fails or the package exceeds Lambda's
+    and the target: an unchanged tree is not built again, and the dependencies are installed once per
+    requirements, pins and target (a change to the code alone runs no pip). Dependencies come from
+    ``pip install --target`` with ``--platform/--python-version/--implementation cp --only-binary=:all:``, so
+    the wheels are the runtime's (manylinux, CPython of the runtime) whatever this machine runs. boto3 is not
+    packaged: the runtime has it. Raises :class:`PackageError` when pip fails or the package exceeds Lambda's
     250 MB unzipped limit.
     """
     target = target or LambdaTarget()
@@ -250,27 +250,8 @@ def build_lambda_package(
         with zipfile.ZipFile(final) as archive:
             unzipped = sum(info.file_size for info in archive.infolist())
         return LambdaPackage(final, _file_sha256(final), final.stat().st_size, unzipped, built=False)
+    site = _dependencies(cache_dir, target, requirements, constraints if pins else None, log)
     with tempfile.TemporaryDirectory(prefix="tripstream-package-", dir=cache_dir) as scratch:
-        site = Path(scratch) / "site"
-        command = [
-            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-            "--target", str(site),
-            *[argument for platform in _platforms(target) for argument in ("--platform", platform)],
-            "--python-version", target.python_version,
-            "--implementation", "cp",
-            "--only-binary=:all:",
-            *(["--constraint", str(constraints)] if pins else []),  # the dependencies' dependencies pinned too
-            *requirements,
-        ]  # fmt: skip
-        if log is not None:
-            log(f"building the Lambda package: pip install {' '.join(requirements)} for "
-                f"python{target.python_version} {target.platform}")  # fmt: skip
-        completed = subprocess.run(command, capture_output=True, text=True, check=False)
-        if completed.returncode != 0:
-            raise PackageError(f"pip could not install {requirements}: {completed.stderr.strip()[-2000:]}")
-        # boto3/botocore (a dependency of powertools' optional parts only) come from the runtime.
-        for provided in ("boto3", "botocore", "s3transfer"):
-            shutil.rmtree(site / provided, ignore_errors=True)
         partial = Path(scratch) / "package.zip"
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
             unzipped = _write_tree(archive, site)
@@ -285,6 +266,49 @@ def build_lambda_package(
             )
         partial.replace(final)
     return LambdaPackage(final, _file_sha256(final), final.stat().st_size, unzipped, built=True)
+
+
+def _dependencies(
+    cache_dir: Path,
+    target: LambdaTarget,
+    requirements: list[str],
+    constraints: Path | None,
+    log: Callable[[str], None] | None,
+) -> Path:
+    """The runtime dependencies for `target`, installed once per (target, requirements, pins) and kept: a change to
+    tripstream's own code rebuilds the zip from them without running pip (it was most of a rebuild's time)."""
+    pins = constraints.read_bytes() if constraints is not None else b""
+    key = package_hash(target, requirements, b"", pins)[:16]
+    folder = cache_dir / f"dependencies-py{target.python_version}-{target.platform}-{key}"
+    if folder.is_dir():
+        return folder
+    with tempfile.TemporaryDirectory(prefix="tripstream-dependencies-", dir=cache_dir) as scratch:
+        site = Path(scratch) / "site"
+        command = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+            "--target", str(site),
+            *[argument for platform in _platforms(target) for argument in ("--platform", platform)],
+            "--python-version", target.python_version,
+            "--implementation", "cp",
+            "--only-binary=:all:",
+            *(["--constraint", str(constraints)] if constraints is not None else []),  # their dependencies pinned too
+            *requirements,
+        ]  # fmt: skip
+        if log is not None:
+            log(f"building the Lambda package: pip install {' '.join(requirements)} for "
+                f"python{target.python_version} {target.platform}")  # fmt: skip
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            raise PackageError(f"pip could not install {requirements}: {completed.stderr.strip()[-2000:]}")
+        # boto3/botocore (a dependency of powertools' optional parts only) come from the runtime.
+        for provided in ("boto3", "botocore", "s3transfer"):
+            shutil.rmtree(site / provided, ignore_errors=True)
+        try:
+            site.rename(folder)
+        except OSError:  # another build kept the same dependencies first
+            if not folder.is_dir():
+                raise
+    return folder
 
 
 def _file_sha256(path: Path) -> str:
