@@ -127,7 +127,10 @@ def generated_sample(folder: Path, rows: int, seed: int) -> Path:
 
 def report_builder(stack_name: str, zones: str | None, html_path: Path | None) -> Callable[[AwsClients, str], Any]:
     """`run --report/--html`: the report of the run's tables, read while its endpoint is still up."""
-    return lambda clients, where: build_report(clients, stack_name, zones, where, html_path)
+    from tripstream.views.stack_report import ReportOptions
+
+    options = ReportOptions(html_path=html_path)
+    return lambda clients, where: build_report(clients, stack_name, zones, where, options)
 
 
 def registered(counters: list[Callable[[], dict[str, int]]], live: LiveProgress) -> LiveProgress:
