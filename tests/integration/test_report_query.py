@@ -29,7 +29,7 @@ from support.trips import trips_file
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.cli.read import build_report as cli_build_report
 from tripstream.infra.stack import DeployedStack, deploy_for_local_runtime, stack_names
-from tripstream.local.commands.replay import replay_file
+from tripstream.local.commands.replay import FeedOptions, replay_file
 from tripstream.local.commands.run import run_file
 from tripstream.views.aggregates import read_cells
 from tripstream.views.query import execute
@@ -161,8 +161,7 @@ def test_replay_sends_paced_trips_and_stops_cleanly(pipeline: Pipeline) -> None:
         pipeline.handler_clients,
         pipeline.stack,
         pipeline.file,
-        speed=600,
-        max_wait=0.2,
+        FeedOptions(speed=600, max_wait=0.2),
         stop=stop,
         on_clock=on_clock,
         state_dir=pipeline.state_dir,  # the consumer goes on from where the run's left off

@@ -212,11 +212,11 @@ def replay(
     rest is consumed by the next replay or run with the same --state-dir), the summary is printed (exit 0). A
     second Ctrl-C quits at once (exit 1).
     """
-    from tripstream.local.commands.replay import ReplayOptions, replay_command
+    from tripstream.local.commands.replay import FeedOptions, ReplayOptions, replay_command
 
     quiet_handler_logs()
     refuse_early(file, as_json)
-    options = ReplayOptions(stack, file, speed=speed, max_wait=max_wait, start=start, end=end, limit=limit)
+    options = ReplayOptions(stack, file, FeedOptions(speed=speed, max_wait=max_wait, start=start, end=end, limit=limit))
     stop = threading.Event()
     with (
         tempfile.TemporaryDirectory(prefix="tripstream-") as scratch,
