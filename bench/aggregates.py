@@ -112,7 +112,7 @@ def run(args: argparse.Namespace, dynamodb_url: str | None) -> None:
         def consume(side: str, settings: Any, batch_records: list[StreamRecord]) -> int:
             current[0] = counters[side]
             results = consume_in_batches(bench.handler_clients, settings, batch_records, args.batch)
-            counted[side] += sum(result.aggregate_trips_counted for result in results)
+            counted[side] += sum(result.aggregates.trips_counted for result in results)
             return sum(result.trips_processed for result in results)
 
         rates: dict[str, list[float]] = {"with": [], "without": []}

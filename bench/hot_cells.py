@@ -58,9 +58,9 @@ def consume_shard(
         chunk = records[start : start + batch]
         result: ConsumerResult = consume_records(clients.dynamodb, clients.s3, settings, chunk)
         with _TOTALS:
-            totals["retried"] += result.aggregate_calls_retried
-            totals["transactions"] += result.aggregate_transactions
-            totals["counted"] += result.aggregate_trips_counted
+            totals["retried"] += result.aggregates.calls_retried
+            totals["transactions"] += result.aggregates.transactions
+            totals["counted"] += result.aggregates.trips_counted
         if result.first_failed_sequence is None:
             start += len(chunk)
         else:

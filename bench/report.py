@@ -38,6 +38,7 @@ from tripstream.trips.analytics import classify
 from tripstream.trips.records import decode_trip
 from tripstream.views.console import render_console
 from tripstream.views.report import build_report
+from tripstream.views.stack_report import ReportOptions
 from tripstream.views.tables import read_tables
 from tripstream.views.zones import parse_zone_lookup
 
@@ -110,12 +111,12 @@ def main() -> None:
             return data
 
         def after_views() -> dict[str, Any]:
-            data = cli_build_report(clients, "bench-report", zones, "bench", None, aggregates_only=True)
+            data = cli_build_report(clients, "bench-report", zones, "bench", ReportOptions(aggregates_only=True))
             render(data)
             return data
 
         def after_full() -> dict[str, Any]:
-            data = cli_build_report(clients, "bench-report", zones, "bench", None)
+            data = cli_build_report(clients, "bench-report", zones, "bench", ReportOptions())
             render(data)
             return data
 

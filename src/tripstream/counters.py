@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Self
 
 
 @dataclass
 class Counters:
     """Subclasses declare their counters as int fields; `add` is atomic across threads."""
 
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    def __post_init__(self) -> None:
+        # Not a field: the counts compare, print and serialise (`dataclasses.asdict`) without it.
+        self._lock = threading.Lock()
 
     def add(self, **counts: int) -> None:
         with self._lock:
             for name, value in counts.items():
                 setattr(self, name, getattr(self, name) + value)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The counts again from their `dataclasses.asdict` (a log line's); names this class does not know are
+        left out."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{name: value for name, value in data.items() if name in names})

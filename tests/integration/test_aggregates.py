@@ -154,11 +154,11 @@ def test_each_trip_counts_once_under_repetition(setup: Setup, trips_file: Path) 
         setup.deliver([setup.record(r.data or b"", r.partition_key) for r in batch[:10]])
     setup.deliver(setup.records(trips_file))  # the same file uploaded again
     setup.check(trips_file)
-    counted = sum(r.aggregate_trips_counted for r in setup.results)
+    counted = sum(r.aggregates.trips_counted for r in setup.results)
     # Tokens are scoped to an invocation: a re-delivery is stopped by the markers, never answered from DynamoDB's
     # token cache (which would also report the trips as counted), on either backend.
     assert counted == len({r.partition_key for r in records})
-    assert sum(r.aggregate_already_counted for r in setup.results) > 0
+    assert sum(r.aggregates.already_counted for r in setup.results) > 0
 
 
 @pytest.mark.parametrize("answer", ["reset", "500"])
@@ -188,7 +188,7 @@ def test_a_transaction_answered_in_progress_after_it_was_applied(setup: Setup, t
     setup.check(trips_file)
     assert faults.counts.transactions_in_progress > 0
     assert all(r.first_failed_sequence is None for r in setup.results)
-    assert sum(r.aggregate_calls_retried for r in setup.results) > 0
+    assert sum(r.aggregates.calls_retried for r in setup.results) > 0
 
 
 def test_throttles_conflicts_unprocessed_and_bisect(setup: Setup, trips_file: Path) -> None:
@@ -209,7 +209,7 @@ def test_throttles_conflicts_unprocessed_and_bisect(setup: Setup, trips_file: Pa
     setup.check(trips_file)
     counts = faults.counts
     assert counts.transactions_conflicted > 0 and sum(counts.calls_throttled.values()) > 0
-    assert sum(r.aggregate_calls_retried for r in setup.results) > 0
+    assert sum(r.aggregates.calls_retried for r in setup.results) > 0
 
 
 def test_uncounted_trips_go_back_to_lambda(setup: Setup, trips_file: Path) -> None:

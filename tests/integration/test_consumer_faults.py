@@ -239,7 +239,7 @@ def test_throttled_and_failed_writes_are_retried_with_backoff(consumer: Consumer
         c.get("BatchWriteItem", 0)
         for c in (faults.counts.calls_throttled, faults.counts.calls_server_error, faults.counts.connections_reset)
     )
-    assert injected > 0 and result.calls_retried == injected
+    assert injected > 0 and result.writes.calls_retried == injected
     assert result.first_failed_sequence is None
     assert consumer.tables() == as_lists(consumer.expected(trips))
 

@@ -29,11 +29,12 @@ from support.trips import trips_file
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.cli.read import build_report as cli_build_report
 from tripstream.infra.stack import DeployedStack, deploy_for_local_runtime, stack_names
-from tripstream.local.commands.replay import replay_file
+from tripstream.local.commands.replay import FeedOptions, replay_file
 from tripstream.local.commands.run import run_file
 from tripstream.views.aggregates import read_cells
 from tripstream.views.query import execute
 from tripstream.views.report import build_report
+from tripstream.views.stack_report import ReportOptions
 from tripstream.views.tables import read_tables
 from tripstream.views.zones import parse_zone_lookup
 
@@ -96,12 +97,14 @@ def test_report_reads_its_zone_and_hour_views_from_the_aggregates(pipeline: Pipe
     table = _cells_in_place(pipeline)
     assert table == "zone_hourly_stats"
     page = tmp_path / "report.html"
-    data = cli_build_report(pipeline.clients, "tripstream", str(ZONES_CSV), "emulator", page)
+    data = cli_build_report(pipeline.clients, "tripstream", str(ZONES_CSV), "emulator", ReportOptions(html_path=page))
     check_aggregates(data["aggregates"], expected_aggregates(pipeline.expected), read_zones())
     check_report(data, expected_numbers(pipeline.expected), read_zones())  # the per-trip sections as before
     assert data["tables"]["zone_hourly_stats"] == table
     assert 'data-chart="zone-hour-heatmap"' in page.read_text(encoding="utf-8")
-    alone = cli_build_report(pipeline.clients, "tripstream", str(ZONES_CSV), "emulator", None, aggregates_only=True)
+    alone = cli_build_report(
+        pipeline.clients, "tripstream", str(ZONES_CSV), "emulator", ReportOptions(aggregates_only=True)
+    )
     assert "totals" not in alone and alone["aggregates"] == data["aggregates"]
 
 
@@ -158,8 +161,7 @@ def test_replay_sends_paced_trips_and_stops_cleanly(pipeline: Pipeline) -> None:
         pipeline.handler_clients,
         pipeline.stack,
         pipeline.file,
-        speed=600,
-        max_wait=0.2,
+        FeedOptions(speed=600, max_wait=0.2),
         stop=stop,
         on_clock=on_clock,
         state_dir=pipeline.state_dir,  # the consumer goes on from where the run's left off

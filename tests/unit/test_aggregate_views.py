@@ -27,7 +27,7 @@ from tripstream.views.html import render_html
 from tripstream.views.html_aggregates import heat_colour
 from tripstream.views.report import build_aggregate_report, build_report
 from tripstream.views.tables import TableItems
-from tripstream.views.watch import watch
+from tripstream.views.watch import WatchOptions, watch
 from tripstream.views.zones import parse_zone_lookup
 
 
@@ -187,8 +187,8 @@ def test_watch_once_prints_one_snapshot_of_the_cells() -> None:
         client,  # type: ignore[arg-type]
         "stats",
         console,
+        WatchOptions(interval=1),
         where="test",
-        interval=1,
         clock=lambda: datetime(2024, 1, 1, tzinfo=UTC),
     )
     text = out.getvalue()
@@ -205,7 +205,7 @@ def test_watch_once_keeps_its_window_where_the_month_is(strays: tuple[list[Cell]
         for c in cells
     ]
     out = io.StringIO()
-    watch(FakeDynamoDB(items), "stats", Console(file=out, width=200), where="test", once=True)  # type: ignore[arg-type]
+    watch(FakeDynamoDB(items), "stats", Console(file=out, width=200), WatchOptions(once=True), where="test")  # type: ignore[arg-type]
     text = out.getvalue()
     last = numbers["by_pickup_hour"][-1][0]
     assert "window 2024-01-01T00 .. 2024-01-31T23" in text and "2088-01-24T00 (1)" in text
@@ -233,7 +233,7 @@ def test_watch_on_a_terminal_redraws_and_outlives_a_failed_refresh() -> None:
     client = Flaky([cell])
     out = io.StringIO()
     console = Console(file=out, width=120, force_terminal=True, color_system=None)
-    drawn = watch(client, "stats", console, where="test", interval=0.01, stop=stop)  # type: ignore[arg-type]
+    drawn = watch(client, "stats", console, WatchOptions(interval=0.01), where="test", stop=stop)  # type: ignore[arg-type]
     text = out.getvalue()
     assert drawn == 4  # the first, the failed refresh, two good ones
     assert "refresh failed" in text and "the endpoint went away" in text

@@ -20,7 +20,7 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, Literal
 from urllib.parse import urlparse
 
@@ -160,17 +160,71 @@ def deploy_stack(
     """
     if len(template_body.encode("utf-8")) > MAX_TEMPLATE_BODY_BYTES:
         raise ValueError(f"the template is larger than {MAX_TEMPLATE_BODY_BYTES} bytes: pass it as a TemplateURL")
-    try:
-        return _deploy(
-            cfn,
-            stack_name=stack_name,
-            template_body=template_body,
-            parameters=parameters,
-            capabilities=capabilities,
-            wait=wait,
-            timeout=timeout,
-            method=method,
+    with _as_deploy_error(cfn, stack_name):
+        started = time.monotonic()
+        existing = _settled_stack(cfn, stack_name, timeout)
+        use_change_set = method == "change_set" or (method == "auto" and change_sets_work(cfn))
+        used: Literal["change_set", "direct"] = "change_set" if use_change_set else "direct"
+        # Every parameter is passed, the defaults too: "left out" then means "the default" on every
+        # endpoint (moto only re-resolves the parameters passed, so a value reverting to its default
+        # by being left out would never reach the resources there).
+        effective = _effective_parameters(cfn, template_body, parameters)
+        parameter_list: list[ParameterTypeDef] = [
+            {"ParameterKey": key, "ParameterValue": value} for key, value in effective.items()
+        ]
+        operation: Operation = (
+            "CREATE" if existing is None or existing["StackStatus"] == "REVIEW_IN_PROGRESS" else "UPDATE"
         )
+        if use_change_set:
+            executed = _deploy_with_change_set(
+                cfn,
+                stack_name=stack_name,
+                template_body=template_body,
+                parameter_list=parameter_list,
+                capabilities=capabilities,
+                operation=operation,
+                timeout=timeout,
+            )
+        else:
+            executed = _deploy_directly(
+                cfn,
+                stack_name=stack_name,
+                template_body=template_body,
+                parameters=effective,
+                parameter_list=parameter_list,
+                capabilities=capabilities,
+                existing=existing,
+                timeout=timeout,
+            )
+
+        final = describe_stack(cfn, stack_name) if not (executed and wait) else wait_for_stack(cfn, stack_name, timeout)
+        if final is None:
+            raise DeployError(f"stack {stack_name} disappeared while being deployed", stack_name=stack_name)
+        status = final["StackStatus"]
+        if executed and status not in _SUCCESS_STATUSES and not (not wait and status.endswith("_IN_PROGRESS")):
+            raise DeployError(
+                f"deploying stack {stack_name} ended in {status}{stack_reason(final)}",
+                stack_name=stack_name,
+                status=status,
+                failures=stack_failures(cfn, stack_name),
+            )
+        return DeployResult(
+            stack_name=stack_name,
+            stack_id=final["StackId"],
+            operation=operation if executed else "NONE",
+            changed=executed,
+            status=status,
+            method=used,
+            elapsed_seconds=time.monotonic() - started,
+            outputs=outputs_of(final),
+        )
+
+
+@contextlib.contextmanager
+def _as_deploy_error(cfn: CloudFormationClient, stack_name: str) -> Iterator[None]:
+    """An endpoint's error while deploying, as a `DeployError` naming the failing resources and their reasons."""
+    try:
+        yield
     except ENDPOINT_ERRORS as error:
         status = status_if_known(cfn, stack_name)
         raise DeployError(
@@ -179,74 +233,6 @@ def deploy_stack(
             status=status,
             failures=stack_failures(cfn, stack_name) if status is not None else (),
         ) from error
-
-
-def _deploy(
-    cfn: CloudFormationClient,
-    *,
-    stack_name: str,
-    template_body: str,
-    parameters: Mapping[str, str],
-    capabilities: Sequence[CapabilityType],
-    wait: bool,
-    timeout: float,
-    method: DeployMethod,
-) -> DeployResult:
-    started = time.monotonic()
-    existing = _settled_stack(cfn, stack_name, timeout)
-    use_change_set = method == "change_set" or (method == "auto" and change_sets_work(cfn))
-    used: Literal["change_set", "direct"] = "change_set" if use_change_set else "direct"
-    # Every parameter is passed, the defaults too: "left out" then means "the default" on every
-    # endpoint (moto only re-resolves the parameters passed, so a value reverting to its default
-    # by being left out would never reach the resources there).
-    effective = _effective_parameters(cfn, template_body, parameters)
-    parameter_list: list[ParameterTypeDef] = [
-        {"ParameterKey": key, "ParameterValue": value} for key, value in effective.items()
-    ]
-    operation: Operation = "CREATE" if existing is None or existing["StackStatus"] == "REVIEW_IN_PROGRESS" else "UPDATE"
-    if use_change_set:
-        executed = _deploy_with_change_set(
-            cfn,
-            stack_name=stack_name,
-            template_body=template_body,
-            parameter_list=parameter_list,
-            capabilities=capabilities,
-            operation=operation,
-            timeout=timeout,
-        )
-    else:
-        executed = _deploy_directly(
-            cfn,
-            stack_name=stack_name,
-            template_body=template_body,
-            parameters=effective,
-            parameter_list=parameter_list,
-            capabilities=capabilities,
-            existing=existing,
-            timeout=timeout,
-        )
-
-    final = describe_stack(cfn, stack_name) if not (executed and wait) else wait_for_stack(cfn, stack_name, timeout)
-    if final is None:
-        raise DeployError(f"stack {stack_name} disappeared while being deployed", stack_name=stack_name)
-    status = final["StackStatus"]
-    if executed and status not in _SUCCESS_STATUSES and not (not wait and status.endswith("_IN_PROGRESS")):
-        raise DeployError(
-            f"deploying stack {stack_name} ended in {status}{stack_reason(final)}",
-            stack_name=stack_name,
-            status=status,
-            failures=stack_failures(cfn, stack_name),
-        )
-    return DeployResult(
-        stack_name=stack_name,
-        stack_id=final["StackId"],
-        operation=operation if executed else "NONE",
-        changed=executed,
-        status=status,
-        method=used,
-        elapsed_seconds=time.monotonic() - started,
-        outputs=outputs_of(final),
-    )
 
 
 def _settled_stack(cfn: CloudFormationClient, stack_name: str, timeout: float) -> StackTypeDef | None:

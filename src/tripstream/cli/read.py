@@ -21,6 +21,7 @@ from tripstream.cli.terminal import console, existing_endpoint, note
 
 if TYPE_CHECKING:
     from tripstream.aws.clients import AwsClients
+    from tripstream.views.stack_report import ReportOptions
     from tripstream.views.zones import ZoneLookup
 
 TABLES_ENDPOINT_HELP = (
@@ -41,33 +42,16 @@ def zone_lookup(source: str | None, *, download: bool = True) -> ZoneLookup | No
 
 
 def build_report(
-    clients: AwsClients,
-    stack_name: str,
-    zones: str | None,
-    description: str,
-    html_path: Path | None,
-    *,
-    segments: int = 4,
-    top_n: int = 10,
-    aggregates_only: bool = False,
+    clients: AwsClients, stack_name: str, zones: str | None, description: str, options: ReportOptions
 ) -> dict[str, Any]:
     """The report of the stack's tables (`views.stack_report`), its errors as the CLI's."""
     from tripstream.infra.stack import stack_names
     from tripstream.views.aggregates import NoAggregatesTable
     from tripstream.views.stack_report import stack_report
 
+    names = stack_names(clients.cloudformation, stack_name)
     try:
-        return stack_report(
-            clients.dynamodb,
-            stack_names(clients.cloudformation, stack_name),
-            zones=zone_lookup(zones),
-            source=description,
-            html_path=html_path,
-            segments=segments,
-            top_n=top_n,
-            aggregates_only=aggregates_only,
-            note=note,
-        )
+        return stack_report(clients.dynamodb, names, options, zones=zone_lookup(zones), source=description, note=note)
     except NoAggregatesTable as error:
         raise CommandError(str(error)) from error
 
@@ -109,18 +93,12 @@ def report(
 
     The tables are read where they are: an endpoint (`tripstream up` prints the variables to export) or AWS.
     """
+    from tripstream.views.stack_report import ReportOptions
+
     with command_errors() as errors:
         clients, errors.where = existing_endpoint(endpoint_url, region)
-        data = build_report(
-            clients,
-            stack_name,
-            zones,
-            errors.where,
-            html_path,
-            segments=segments,
-            top_n=top_n,
-            aggregates_only=aggregates_only,
-        )
+        options = ReportOptions(html_path=html_path, segments=segments, top_n=top_n, aggregates_only=aggregates_only)
+        data = build_report(clients, stack_name, zones, errors.where, options)
     if as_json:
         from tripstream.views.report import report_json
 
@@ -156,24 +134,17 @@ def watch(
     from tripstream.cli.terminal import stop_on_signals
     from tripstream.infra.stack import stack_names
     from tripstream.views.aggregates import NoAggregatesTable
+    from tripstream.views.watch import WatchOptions
     from tripstream.views.watch import watch as run_watch
 
+    options = WatchOptions(interval=interval, once=once, top_zones=top_zones, hours_shown=hours)
     stop = threading.Event()
     with command_errors() as errors, stop_on_signals(stop, "watch", sigterm=True):
         clients, errors.where = existing_endpoint(endpoint_url, region)
         table = stack_names(clients.cloudformation, stack_name).stats_table
         try:
             run_watch(
-                clients.dynamodb,
-                table,
-                console(),
-                where=errors.where,
-                zones=zone_lookup(zones),
-                interval=interval,
-                once=once,
-                top_zones=top_zones,
-                hours_shown=hours,
-                stop=stop,
+                clients.dynamodb, table, console(), options, where=errors.where, zones=zone_lookup(zones), stop=stop
             )
         except NoAggregatesTable as error:
             raise CommandError(str(error)) from error

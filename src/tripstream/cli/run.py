@@ -127,7 +127,10 @@ def generated_sample(folder: Path, rows: int, seed: int) -> Path:
 
 def report_builder(stack_name: str, zones: str | None, html_path: Path | None) -> Callable[[AwsClients, str], Any]:
     """`run --report/--html`: the report of the run's tables, read while its endpoint is still up."""
-    return lambda clients, where: build_report(clients, stack_name, zones, where, html_path)
+    from tripstream.views.stack_report import ReportOptions
+
+    options = ReportOptions(html_path=html_path)
+    return lambda clients, where: build_report(clients, stack_name, zones, where, options)
 
 
 def registered(counters: list[Callable[[], dict[str, int]]], live: LiveProgress) -> LiveProgress:
@@ -209,11 +212,11 @@ def replay(
     rest is consumed by the next replay or run with the same --state-dir), the summary is printed (exit 0). A
     second Ctrl-C quits at once (exit 1).
     """
-    from tripstream.local.commands.replay import ReplayOptions, replay_command
+    from tripstream.local.commands.replay import FeedOptions, ReplayOptions, replay_command
 
     quiet_handler_logs()
     refuse_early(file, as_json)
-    options = ReplayOptions(stack, file, speed=speed, max_wait=max_wait, start=start, end=end, limit=limit)
+    options = ReplayOptions(stack, file, FeedOptions(speed=speed, max_wait=max_wait, start=start, end=end, limit=limit))
     stop = threading.Event()
     with (
         tempfile.TemporaryDirectory(prefix="tripstream-") as scratch,

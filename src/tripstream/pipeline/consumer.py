@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from tripstream.aws.aggregates import AggregateStats, AggregateTables, count_trips_once
@@ -50,18 +50,11 @@ class ConsumerResult:
     records_received: int = 0
     trips_processed: int = 0
     records_rejected: dict[str, int] = field(default_factory=dict)
+    # The items of the records done (`writes.items_written` also counts those of records delivered again).
     items_written: dict[str, int] = field(default_factory=dict)
     duration_categories: dict[str, int] = field(default_factory=dict)
-    write_calls: int = 0
-    unprocessed_retried: int = 0
-    calls_retried: int = 0
-    # zone_hourly_stats: trips added now, trips found counted before (their marker exists), transactions
-    # applied, cell updates applied, transactions retried (conflict, throttle, 5xx, dropped connection).
-    aggregate_trips_counted: int = 0
-    aggregate_already_counted: int = 0
-    aggregate_transactions: int = 0
-    aggregate_cells_updated: int = 0
-    aggregate_calls_retried: int = 0
+    writes: WriteStats = field(default_factory=WriteStats)  # the per-trip tables' BatchWriteItem calls
+    aggregates: AggregateStats = field(default_factory=AggregateStats)  # zone_hourly_stats' transactions
     rejects_key: str | None = None
     # The sequence number Lambda must re-deliver from (None: the whole batch is done).
     first_failed_sequence: str | None = None
@@ -69,6 +62,16 @@ class ConsumerResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConsumerResult:
+        """A result again from its `to_dict` (the "batch processed" log line's); keys it does not know are left out."""
+        known = {f.name for f in fields(cls)} - {"writes", "aggregates"}
+        return cls(
+            **{key: value for key, value in data.items() if key in known},
+            writes=WriteStats.from_dict(data.get("writes") or {}),
+            aggregates=AggregateStats.from_dict(data.get("aggregates") or {}),
+        )
 
 
 def consume_records(
@@ -112,16 +115,15 @@ def consume_records(
             categories[index] = items.duration["duration_category"]
         contributions.append((index, counted))
     failed_index: int | None = None
-    stats = WriteStats()
     new_backoff = _bounded_backoff(settings, remaining_seconds)
     # The aggregates' transactions and the per-trip writes are independent: both in flight at once.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aggregates") as pool:
-        counting = pool.submit(_count_aggregates, dynamodb, settings, contributions, new_backoff, result)
+        counting = pool.submit(_count_aggregates, dynamodb, settings, contributions, new_backoff, result.aggregates)
         unwritten = write_items(
             dynamodb,
             ((table, item) for (table, _), (_, item) in requests.items()),
             new_backoff,
-            stats,
+            result.writes,
             settings.max_in_flight,
         )
         uncounted = counting.result()
@@ -147,11 +149,6 @@ def consume_records(
     result.records_rejected = dict(Counter(reject.reason for reject in rejected_before_done))
     result.duration_categories = dict(Counter(c for c in categories[:done] if c is not None))
     result.items_written = dict(Counter(table for (table, _), (first, _) in requests.items() if first < done))
-    result.write_calls, result.unprocessed_retried, result.calls_retried = (
-        stats.calls,
-        stats.unprocessed_retried,
-        stats.calls_retried,
-    )
     if failed_index is not None:
         result.first_failed_sequence = records[failed_index].sequence_number
     result.seconds = time.monotonic() - started
@@ -163,10 +160,10 @@ def _count_aggregates(
     settings: Settings,
     contributions: list[tuple[int, Contribution]],
     new_backoff: Callable[[], Backoff],
-    result: ConsumerResult,
+    stats: AggregateStats,
 ) -> int | None:
-    """Add the accepted trips to zone_hourly_stats (each trip once, ever); returns the index of the first record
-    of a trip left uncounted (None: all counted). Off when either table's name is empty."""
+    """Add the accepted trips to zone_hourly_stats (each trip once, ever; figures in `stats`); returns the index of
+    the first record of a trip left uncounted (None: all counted). Off when either table's name is empty."""
     if not (settings.zone_hourly_stats_table and settings.counted_trips_table and contributions):
         return None
     first_index: dict[str, int] = {}
@@ -176,18 +173,12 @@ def _count_aggregates(
         cell: {item.trip_id: item.increments for item in items}
         for cell, items in by_cell(item for _, item in contributions).items()
     }
-    stats = AggregateStats()
     tables = AggregateTables(
         settings.zone_hourly_stats_table, settings.counted_trips_table, settings.counted_trips_ttl_days * 86_400
     )
     # A token scope per invocation: its own retries replay, a later delivery never does (the markers decide).
     scope = uuid.uuid4().hex
     uncounted = count_trips_once(dynamodb, tables, cells, new_backoff, stats, settings.max_in_flight, scope)
-    result.aggregate_trips_counted = stats.trips_counted
-    result.aggregate_already_counted = stats.already_counted
-    result.aggregate_transactions = stats.transactions
-    result.aggregate_cells_updated = stats.cells_updated
-    result.aggregate_calls_retried = stats.calls_retried
     return min((first_index[trip_id] for trip_id in uncounted), default=None)
 
 

@@ -65,37 +65,24 @@ class ResumePoint:
     byte_offset: int | None = None
 
 
+@dataclass(slots=True)
 class RawRow:
-    """One row as read: its fields, or the error that kept it from having any.
+    """One row as read: its fields, or the error that kept it from having any."""
 
-    `text` is the row as it appears in the file (for the rejects); for Parquet it is built only when asked for.
-    """
-
-    __slots__ = ("_text", "end_offset", "error", "fields", "row_number")
-
-    def __init__(
-        self,
-        row_number: int,
-        fields: Sequence[str] | None,
-        error: RowError | None = None,
-        text: str | None = None,
-        end_offset: int | None = None,
-    ) -> None:
-        self.row_number = row_number
-        self.fields = fields
-        self.error = error
-        self._text = text
-        # Byte offset just past this row, for plain CSV (None otherwise).
-        self.end_offset = end_offset
+    row_number: int
+    fields: Sequence[str] | None
+    error: RowError | None = None
+    # The row as it appears in the file, where the reader has it (for Parquet `text` builds it when asked for).
+    source_text: str | None = field(default=None, repr=False)
+    # Byte offset just past this row, for plain CSV (None otherwise).
+    end_offset: int | None = field(default=None, repr=False)
 
     @property
     def text(self) -> str:
-        if self._text is not None:
-            return self._text
+        """The row as it appears in the file (for the rejects)."""
+        if self.source_text is not None:
+            return self.source_text
         return ",".join(self.fields or ())[:MAX_REJECT_TEXT]
-
-    def __repr__(self) -> str:
-        return f"RawRow({self.row_number}, {self.fields!r}, {self.error!r})"
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,28 +45,38 @@ def render_dashboard(
     return Group(heading, render_aggregates(view, hours_shown=hours_shown))
 
 
+@dataclass(frozen=True)
+class WatchOptions:
+    """How the dashboard is drawn: every `interval` seconds (or `once`), the `top_zones` busiest zones, the last
+    `hours_shown` pickup hours."""
+
+    interval: float = DEFAULT_INTERVAL
+    once: bool = False
+    top_zones: int = DEFAULT_TOP_ZONES
+    hours_shown: int = 12
+
+
 def watch(
     dynamodb: DynamoDBClient,
     table: str,
     console: Any,
+    options: WatchOptions,
     *,
     where: str,
     zones: ZoneLookup | None = None,
-    interval: float = DEFAULT_INTERVAL,
-    once: bool = False,
-    top_zones: int = DEFAULT_TOP_ZONES,
-    hours_shown: int = 12,
     stop: threading.Event | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> int:
-    """Show the dashboard on `console` (a rich Console) until `stop` is set; one snapshot when `once` or when the
-    console is not a terminal. Returns how many times it was drawn."""
+    """Show the dashboard on `console` (a rich Console) until `stop` is set; one snapshot when `options.once` or
+    when the console is not a terminal. Returns how many times it was drawn."""
     from rich.live import Live
 
+    once, interval = options.once, options.interval
+
     def frame() -> Any:
-        view = snapshot(dynamodb, table, zones=zones, top_zones=top_zones)
+        view = snapshot(dynamodb, table, zones=zones, top_zones=options.top_zones)
         return render_dashboard(
-            view, where=where, refreshed=clock(), interval=None if once else interval, hours_shown=hours_shown
+            view, where=where, refreshed=clock(), interval=None if once else interval, hours_shown=options.hours_shown
         )
 
     if once or not console.is_terminal:

@@ -148,14 +148,22 @@ class ReplaySummary:
 
 
 @dataclass(frozen=True)
-class ReplayOptions:
-    stack: StackOptions
-    file: Path
+class FeedOptions:
+    """Which trips of the file are sent (start <= pickup < end, the first `limit` of them) and how fast: `speed`
+    times their pickup times, quiet stretches cut to `max_wait` seconds."""
+
     speed: float = DEFAULT_SPEED
     max_wait: float = DEFAULT_MAX_WAIT_SECONDS
     start: datetime | None = None
     end: datetime | None = None
     limit: int | None = None
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    stack: StackOptions
+    file: Path
+    feed: FeedOptions = field(default_factory=FeedOptions)
 
 
 def replay_command(
@@ -175,26 +183,23 @@ def replay_command(
         consume = not local.served_by_live_up
         if not consume:
             note("a live `tripstream up` serves this endpoint: its runtime consumes what is sent")
+        speed = options.feed.speed
         with progress() as display:
 
             def loaded(feed: Feed) -> None:
                 display.set_total(len(feed.trips))
                 first, last = (feed.trips[0].pickup, feed.trips[-1].pickup) if feed.trips else ("-", "-")
-                note(f"{len(feed.trips):,} trips to send, picked up {first} to {last}, at {options.speed:g}x")
+                note(f"{len(feed.trips):,} trips to send, picked up {first} to {last}, at {speed:g}x")
 
             return replay_file(
                 endpoint.clients,
                 endpoint.handler_clients,
                 stack,
                 options.file,
-                speed=options.speed,
-                max_wait=options.max_wait,
-                start=options.start,
-                end=options.end,
-                limit=options.limit,
+                options.feed,
                 stop=stop,
                 progress=display.callbacks(),
-                on_clock=lambda clock: display.set_status(f"feed clock {clock:%Y-%m-%d %H:%M:%S} ({options.speed:g}x)"),
+                on_clock=lambda clock: display.set_status(f"feed clock {clock:%Y-%m-%d %H:%M:%S} ({speed:g}x)"),
                 on_loaded=loaded,
                 state_dir=state_dir,
                 consume=consume,
@@ -208,12 +213,8 @@ def replay_file(
     handler_clients: AwsClients,
     stack: DeployedStack,
     path: Path,
+    options: FeedOptions,
     *,
-    speed: float = DEFAULT_SPEED,
-    max_wait: float = DEFAULT_MAX_WAIT_SECONDS,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    limit: int | None = None,
     stop: threading.Event | None = None,
     progress: Progress | None = None,
     on_clock: Callable[[datetime], None] | None = None,
@@ -224,15 +225,15 @@ def replay_file(
     in_process: bool = True,
     credentials: Credentials | None = None,
 ) -> ReplaySummary:
-    """Replay `path` into the stack's stream at `speed`, with the consumer running alongside; returns when every
+    """Replay `path` into the stack's stream as `options` say, with the consumer running alongside; returns when every
     trip was sent (or `stop` was set) and the consumer has processed everything that was sent.
 
     `consume=False` (a live `up` consumes the stream): only send; the summary then counts nothing consumed."""
     started = clock()
     stop = stop or threading.Event()
     progress = progress or Progress()
-    summary = ReplaySummary(file=str(path), stream=stack.stream_name, speed=speed)
-    feed = load_feed(path, start=start, end=end, limit=limit)
+    summary = ReplaySummary(file=str(path), stream=stack.stream_name, speed=options.speed)
+    feed = load_feed(path, start=options.start, end=options.end, limit=options.limit)
     summary.format, summary.service = feed.format, feed.service
     summary.rows_read, summary.rows_rejected, summary.outside_window = (
         feed.rows_read,
@@ -271,7 +272,7 @@ def replay_file(
         clients.kinesis, stack.stream_name, new_backoff(producer_settings), producer_settings.max_in_flight
     )
     try:
-        offsets = schedule([trip.pickup for trip in feed.trips], speed, max_wait)
+        offsets = schedule([trip.pickup for trip in feed.trips], options.speed, options.max_wait)
         send_started = clock()
         sent = 0
         while sent < len(feed.trips):

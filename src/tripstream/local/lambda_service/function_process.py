@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from tripstream.counters import Counters
 from tripstream.local.lambda_service.runtime_api import STOPPED, Outcome, RuntimeApi
 
 log = logging.getLogger(__name__)
@@ -99,14 +100,13 @@ class InvocationResult:
 
 
 @dataclass
-class ProcessStats:
+class ProcessStats(Counters):
     """Per function: environments started, their peak resident memory, cold and warm invocation times."""
 
     started: int = 0
     peak_rss_mb: float = 0.0
     cold_seconds: list[float] = field(default_factory=list)
     warm_seconds: list[float] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, result: InvocationResult, peak_rss_mb: float) -> None:
         with self._lock:
@@ -312,7 +312,7 @@ class FunctionPool:
                 process.stop()
             process = FunctionProcess(self.spec, self._on_log)
             self._all.append(process)
-            self.stats.started += 1
+            self.stats.add(started=1)
             return process
 
     def _give_back(self, process: FunctionProcess) -> None:

@@ -106,8 +106,7 @@ def consumer_result_from_log(record: dict[str, Any]) -> ConsumerResult | None:
     """The consumer's figures of one batch, from its "batch processed" log line."""
     if record.get("message") != "batch processed" or not isinstance(record.get("result"), dict):
         return None
-    known = ConsumerResult.__dataclass_fields__
-    return ConsumerResult(**{key: value for key, value in record["result"].items() if key in known})
+    return ConsumerResult.from_dict(record["result"])
 
 
 @dataclass
@@ -135,8 +134,8 @@ class ConsumerTotals:
             self.records_rejected.update(result.records_rejected)
             self.items_written.update(result.items_written)
             self.duration_categories.update(result.duration_categories)
-            self.unprocessed_items_retried += result.unprocessed_retried
-            self.calls_retried += result.calls_retried
+            self.unprocessed_items_retried += result.writes.unprocessed_retried
+            self.calls_retried += result.writes.calls_retried
             if result.rejects_key:
                 self.rejects_keys.append(result.rejects_key)
 
