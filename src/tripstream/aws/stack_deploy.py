@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 from urllib.parse import urlparse
 
@@ -169,33 +170,14 @@ def deploy_stack(
         # endpoint (moto only re-resolves the parameters passed, so a value reverting to its default
         # by being left out would never reach the resources there).
         effective = _effective_parameters(cfn, template_body, parameters)
-        parameter_list: list[ParameterTypeDef] = [
-            {"ParameterKey": key, "ParameterValue": value} for key, value in effective.items()
-        ]
+        change = _StackChange(stack_name, template_body, effective, list(capabilities), timeout)
         operation: Operation = (
             "CREATE" if existing is None or existing["StackStatus"] == "REVIEW_IN_PROGRESS" else "UPDATE"
         )
         if use_change_set:
-            executed = _deploy_with_change_set(
-                cfn,
-                stack_name=stack_name,
-                template_body=template_body,
-                parameter_list=parameter_list,
-                capabilities=capabilities,
-                operation=operation,
-                timeout=timeout,
-            )
+            executed = _deploy_with_change_set(cfn, change, operation)
         else:
-            executed = _deploy_directly(
-                cfn,
-                stack_name=stack_name,
-                template_body=template_body,
-                parameters=effective,
-                parameter_list=parameter_list,
-                capabilities=capabilities,
-                existing=existing,
-                timeout=timeout,
-            )
+            executed = _deploy_directly(cfn, change, existing)
 
         final = describe_stack(cfn, stack_name) if not (executed and wait) else wait_for_stack(cfn, stack_name, timeout)
         if final is None:
@@ -264,34 +246,40 @@ def _settled_stack(cfn: CloudFormationClient, stack_name: str, timeout: float) -
     return stack
 
 
-def _deploy_with_change_set(
-    cfn: CloudFormationClient,
-    *,
-    stack_name: str,
-    template_body: str,
-    parameter_list: list[ParameterTypeDef],
-    capabilities: Sequence[CapabilityType],
-    operation: Operation,
-    timeout: float,
-) -> bool:
+@dataclass(frozen=True)
+class _StackChange:
+    """What a deploy asks of CloudFormation, however it asks (a change set, or CreateStack/UpdateStack)."""
+
+    stack_name: str
+    template_body: str
+    parameters: Mapping[str, str]  # every parameter, the defaults too
+    capabilities: list[CapabilityType]
+    timeout: float
+
+    @property
+    def parameter_list(self) -> list[ParameterTypeDef]:
+        return [{"ParameterKey": key, "ParameterValue": value} for key, value in self.parameters.items()]
+
+
+def _deploy_with_change_set(cfn: CloudFormationClient, change: _StackChange, operation: Operation) -> bool:
     """Create, wait for and execute a change set; ``False`` when it holds no changes (it is then deleted)."""
-    change_set_name = _change_set_name()
+    stack_name, change_set_name = change.stack_name, _change_set_name()
     change_set_type: ChangeSetTypeType = "CREATE" if operation == "CREATE" else "UPDATE"
     try:
         cfn.create_change_set(
             StackName=stack_name,
             ChangeSetName=change_set_name,
             ChangeSetType=change_set_type,
-            TemplateBody=template_body,
-            Parameters=parameter_list,
-            Capabilities=list(capabilities),
+            TemplateBody=change.template_body,
+            Parameters=change.parameter_list,
+            Capabilities=change.capabilities,
             Description="tripstream deploy",
         )
     except ClientError as error:
         if _is_no_change(error.response.get("Error", {}).get("Message", "")):
             return False
         raise
-    status, reason = _wait_for_change_set(cfn, stack_name, change_set_name, timeout)
+    status, reason = _wait_for_change_set(cfn, stack_name, change_set_name, change.timeout)
     if status != "CREATE_COMPLETE":
         cfn.delete_change_set(StackName=stack_name, ChangeSetName=change_set_name)
         if _is_no_change(reason):
@@ -305,37 +293,27 @@ def _deploy_with_change_set(
     return True
 
 
-def _deploy_directly(
-    cfn: CloudFormationClient,
-    *,
-    stack_name: str,
-    template_body: str,
-    parameters: Mapping[str, str],
-    parameter_list: list[ParameterTypeDef],
-    capabilities: Sequence[CapabilityType],
-    existing: StackTypeDef | None,
-    timeout: float,
-) -> bool:
+def _deploy_directly(cfn: CloudFormationClient, change: _StackChange, existing: StackTypeDef | None) -> bool:
     """CreateStack/UpdateStack, for endpoints whose change sets do not work (see the module docstring)."""
     if existing is not None and existing["StackStatus"] == "REVIEW_IN_PROGRESS":
-        delete_stack(cfn, stack_name, timeout=timeout)  # a change set never executed: nothing in it
+        delete_stack(cfn, change.stack_name, timeout=change.timeout)  # a change set never executed: nothing in it
         existing = None
     if existing is None:
         cfn.create_stack(
-            StackName=stack_name,
-            TemplateBody=template_body,
-            Parameters=parameter_list,
-            Capabilities=list(capabilities),
+            StackName=change.stack_name,
+            TemplateBody=change.template_body,
+            Parameters=change.parameter_list,
+            Capabilities=change.capabilities,
         )
         return True
-    if _deployed_as(cfn, existing, template_body, parameters):
+    if _deployed_as(cfn, existing, change.template_body, change.parameters):
         return False
     try:
         cfn.update_stack(
-            StackName=stack_name,
-            TemplateBody=template_body,
-            Parameters=parameter_list,
-            Capabilities=list(capabilities),
+            StackName=change.stack_name,
+            TemplateBody=change.template_body,
+            Parameters=change.parameter_list,
+            Capabilities=change.capabilities,
         )
     except ClientError as error:
         if _is_no_change(error.response.get("Error", {}).get("Message", "")):

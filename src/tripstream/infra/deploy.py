@@ -65,14 +65,27 @@ class Plan:
     stack_name: str
     region: str
     build_dir: Path
-    template_path: Path
-    parameters_path: Path
     package: LambdaPackage
-    package_path: Path
     artifact_bucket: str
-    artifact_key: str
     parameters: dict[str, str]
     resources: list[PlannedResource]
+
+    @property
+    def template_path(self) -> Path:
+        return self.build_dir / PACKAGED_TEMPLATE_NAME
+
+    @property
+    def parameters_path(self) -> Path:
+        return self.build_dir / PARAMETERS_FILE_NAME
+
+    @property
+    def package_path(self) -> Path:
+        """The package's copy in the build folder, under its content-addressed name."""
+        return self.build_dir / Path(self.package.key).name
+
+    @property
+    def artifact_key(self) -> str:
+        return self.package.key
 
     @property
     def included(self) -> list[PlannedResource]:
@@ -139,34 +152,22 @@ def plan(request: DeployRequest, *, region: str, account_id: str | None = None) 
     given.update({"ArtifactBucket": bucket, "ArtifactKey": package.key, "LocalRuntime": local_runtime})
     effective = effective_parameters(template, given)
 
-    build_dir, stack_name = request.build_dir, request.stack_name
-    build_dir.mkdir(parents=True, exist_ok=True)
-    package_path = build_dir / Path(package.key).name
-    if not package_path.exists() or package_path.stat().st_size != package.zipped_bytes:
-        shutil.copyfile(package.path, package_path)
-    template_path = build_dir / PACKAGED_TEMPLATE_NAME
-    template_path.write_text(template_body(), encoding="utf-8")
-    parameters_path = build_dir / PARAMETERS_FILE_NAME
-    parameters_path.write_text(
-        json.dumps(
-            [{"ParameterKey": key, "ParameterValue": value} for key, value in sorted(effective.items())], indent=2
-        )
-        + "\n",
-        encoding="utf-8",
-    )
-    return Plan(
-        stack_name=stack_name,
+    request.build_dir.mkdir(parents=True, exist_ok=True)
+    the_plan = Plan(
+        stack_name=request.stack_name,
         region=region,
-        build_dir=build_dir,
-        template_path=template_path,
-        parameters_path=parameters_path,
+        build_dir=request.build_dir,
         package=package,
-        package_path=package_path,
         artifact_bucket=bucket,
-        artifact_key=package.key,
         parameters=effective,
-        resources=_planned_resources(template, effective, stack_name, region, account),
+        resources=_planned_resources(template, effective, request.stack_name, region, account),
     )
+    if not the_plan.package_path.exists() or the_plan.package_path.stat().st_size != package.zipped_bytes:
+        shutil.copyfile(package.path, the_plan.package_path)
+    the_plan.template_path.write_text(template_body(), encoding="utf-8")
+    rows = [{"ParameterKey": key, "ParameterValue": value} for key, value in sorted(effective.items())]
+    the_plan.parameters_path.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    return the_plan
 
 
 def _planned_resources(

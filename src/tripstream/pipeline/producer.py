@@ -28,18 +28,24 @@ _PROGRESS_EVERY = 2000
 _REJECTS_PER_PART = 10_000
 
 
-@dataclass
-class ProducerResult:
-    """What one invocation did with one object."""
+@dataclass(kw_only=True)
+class SentFigures:
+    """What reading a trips file and sending its trips gave: one invocation's, or a whole run's or replay's."""
 
-    bucket: str
-    key: str
-    etag: str | None = None
     format: str | None = None
     service: str | None = None
     rows_read: int = 0
     records_sent: int = 0
     rows_rejected: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ProducerResult(SentFigures):
+    """What one invocation did with one object."""
+
+    bucket: str
+    key: str
+    etag: str | None = None
     blank_lines: int = 0
     ignored_columns: list[str] = field(default_factory=list)
     rejects_keys: list[str] = field(default_factory=list)

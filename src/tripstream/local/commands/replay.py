@@ -32,10 +32,11 @@ from tripstream.aws.s3 import put_json_lines
 from tripstream.infra.stack import DeployedStack
 from tripstream.local.commands.options import StackOptions
 from tripstream.local.commands.progress import Progress, ProgressDisplay
+from tripstream.local.commands.run_summary import ConsumedFigures
 from tripstream.local.commands.stack import open_stack
 from tripstream.local.lambda_service.functions import ConsumerTotals, LocalFunctions, handler_settings
 from tripstream.pipeline.consumer import ConsumerResult
-from tripstream.pipeline.producer import new_backoff
+from tripstream.pipeline.producer import SentFigures, new_backoff
 from tripstream.trips.normalise import TripNormaliser
 from tripstream.trips.readers import LocalFileSource, open_trip_file
 from tripstream.trips.records import encode_trip
@@ -114,28 +115,18 @@ def schedule(pickups: Sequence[datetime], speed: float, max_wait: float) -> list
 
 
 @dataclass
-class ReplaySummary:
+class ReplaySummary(SentFigures, ConsumedFigures):
     file: str
     stream: str
     speed: float
-    format: str | None = None
-    service: str | None = None
-    rows_read: int = 0
-    rows_rejected: dict[str, int] = field(default_factory=dict)
     outside_window: int = 0
     trips_to_send: int = 0
-    records_sent: int = 0
     first_pickup: str | None = None
     last_pickup: str | None = None
     sent_through: str | None = None  # the pickup time of the last trip sent
     interrupted: bool = False
     send_error: str | None = None
-    records_consumed: int = 0
-    records_rejected: dict[str, int] = field(default_factory=dict)
-    items_written: dict[str, int] = field(default_factory=dict)  # by this replay's consumer (puts, idempotent)
-    records_to_on_failure: int = 0
     rejects_key: str | None = None
-    seconds: float = 0.0
     # A live `up` consumed the stream (its output shows the counts): nothing was consumed by this replay.
     consumed_by_live_up: bool = False
 

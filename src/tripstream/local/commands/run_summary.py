@@ -9,36 +9,38 @@ from typing import Any
 
 from tripstream.local.commands.resources import ProcessTreeSampler
 from tripstream.local.lambda_service.functions import ConsumerTotals
+from tripstream.pipeline.producer import SentFigures
+
+
+@dataclass(kw_only=True)
+class ConsumedFigures:
+    """What the consumer made of a run's or a replay's records."""
+
+    records_consumed: int = 0
+    records_rejected: dict[str, int] = field(default_factory=dict)
+    items_written: dict[str, int] = field(default_factory=dict)
+    records_to_on_failure: int = 0
+    seconds: float = 0.0
 
 
 @dataclass
-class RunSummary:
+class RunSummary(SentFigures, ConsumedFigures):
     file: str
     bucket: str
     key: str
-    format: str | None = None
-    service: str | None = None
     refused: str | None = None
-    rows_read: int = 0
-    records_sent: int = 0
-    rows_rejected: dict[str, int] = field(default_factory=dict)
     blank_lines: int = 0
     producer_invocations: int = 0
     producer_errors: list[str] = field(default_factory=list)
     # The producer gave up on the event and it went to the producer's dead-letter queue (its SQS message id).
     producer_dead_letter_message_id: str | None = None
-    records_consumed: int = 0
     trips_processed: int = 0
-    records_rejected: dict[str, int] = field(default_factory=dict)
-    items_written: dict[str, int] = field(default_factory=dict)
     table_items: dict[str, int] = field(default_factory=dict)
     duration_categories: dict[str, int] = field(default_factory=dict)
     consumer_invocations: int = 0
     consumer_retries: int = 0
-    records_to_on_failure: int = 0
     retries: dict[str, int] = field(default_factory=dict)
     rejects_keys: list[str] = field(default_factory=list)
-    seconds: float = 0.0
     # The run's processes (the CLI and every descendant, sampled from /proc every 0.5 s; empty where there is none):
     # the peak of their summed resident memory, and each one's peak and CPU time by process name.
     peak_memory_bytes: int | None = None
