@@ -1,9 +1,10 @@
 """Every IAM policy statement of the template is needed, and together they are enough: the emulator enforcing IAM,
 each function run as Lambda runs it with its own role's credentials.
 
-- Sufficient: the pipeline (a file with a bad row, a stream record that cannot be decoded) lands exactly, and what
-  Lambda does for the functions (a continuation's `lambda:InvokeFunction`, the dead-letter and on-failure queues)
-  is allowed, each with its own role.
+- Sufficient: the pipeline (a file with a bad row, a stream record that cannot be decoded) lands exactly, a file
+  finished in a continuation (the producer's own `lambda:InvokeFunction`, checked and queued by the emulator, run by
+  the local service), and what Lambda does for the functions (the dead-letter and on-failure queues) is allowed,
+  each with its own role.
 - Denied what each role must not do: the producer a table, another bucket's object (`ProducerS3ReadAccess=
   BucketOnly`); the consumer the stream's PutRecords, a table not its own, the uploads.
 - Needed: one test removes each statement of the template in turn (in the emulator's IAM, the stack untouched)
@@ -29,7 +30,6 @@ from botocore.exceptions import ClientError
 from support.cli import reset_emulator
 from support.trips import trips_file
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
-from tripstream.aws.lambda_ import invoke_async
 from tripstream.aws.sqs import send_message
 from tripstream.infra.stack import DeployedStack, deploy_for_local_runtime
 from tripstream.infra.template import load_template
@@ -39,6 +39,9 @@ from tripstream.local.lambda_service.async_invocation import send_to_dead_letter
 from tripstream.local.lambda_service.functions import ConsumerTotals, LocalFunctions
 
 ROWS = 30
+# Rows between the producer's deadline checks (pipeline.producer): a file this long continues once, with the
+# deadline margin below making every check ask for a continuation.
+CHECK_EVERY = 200
 # moto answers NoSuchKey for a missing object whatever the caller may list (S3 answers AccessDenied without
 # s3:ListBucket): no scenario can show ListTripFiles needed here. It stays, for that reason, on AWS.
 NOT_PROVABLE_ON_MOTO = {"ListTripFiles"}
@@ -65,7 +68,14 @@ def iam_stack(emulator_endpoint: str, tmp_path_factory: pytest.TempPathFactory) 
         admin, parameters={"ProducerS3ReadAccess": "BucketOnly", "MaximumRetryAttempts": "0"}
     )
     set_iam_enforcement(emulator_endpoint, True)
-    functions = LocalFunctions(admin, admin, stack, in_process=False, credentials=EMULATOR_CREDENTIALS)
+    functions = LocalFunctions(
+        admin,
+        admin,
+        stack,
+        {"DEADLINE_MARGIN_SECONDS": "1000000"},
+        in_process=False,
+        credentials=EMULATOR_CREDENTIALS,
+    )
     try:
         yield IamStack(emulator_endpoint, admin, stack, functions, tmp_path_factory.mktemp("iam"))
     finally:
@@ -124,8 +134,22 @@ def scenario_pipeline(ctx: IamStack) -> None:
 
 
 def scenario_continuation(ctx: IamStack) -> None:
-    """What the producer does on AWS to finish a large file (CONTINUATION_MODE=invoke): invoke itself."""
-    invoke_async(ctx.role("producer").lambda_, ctx.stack.producer.arn, orjson.dumps({"tripstream_continuation": []}))
+    """A file the producer cannot finish in one invocation: it invokes itself (lambda:InvokeFunction, under its role,
+    as on AWS), and the local service runs what the emulator queued. Its rows are all rejects: nothing for the
+    consumer to read, so the scenario stays cheap."""
+    ctx.runs += 1
+    path = trips_file(ctx.tmp / f"continued-{ctx.runs}.csv", CHECK_EVERY, seed=2000 + ctx.runs)
+    with path.open(newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    for row in rows:
+        row[header.index("tpep_pickup_datetime")] = "not a time"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([header, *rows])
+    event = upload_with_event(ctx.admin, ctx.stack.bucket, path, f"iam/continued-{ctx.runs}.csv")
+    run = ctx.functions.invoke_producer(event)
+    assert not run.errors, run.errors
+    assert run.invocations == 2 and run.continuations_invoked == 1, run
+    assert sum(sum(result["rows_rejected"].values()) for result in run.results) == CHECK_EVERY
 
 
 def scenario_dead_letter(ctx: IamStack) -> None:

@@ -15,9 +15,11 @@ and most tests): the handlers of the source tree called in this process with inj
 Either way, what Lambda itself does with a function's role (reading the stream, the on-failure and dead-letter
 queues) uses that role's credentials where the endpoint can issue them (`sts:AssumeRole`).
 
-A continuation (the producer finishing a large file in a follow-up invocation) is returned in the response locally
-(`CONTINUATION_MODE=return`) and invoked by the local service, in both modes: moto cannot run a function, so a real
-`lambda:InvokeFunction` to it would go nowhere. `ProducerContinuationPolicy` is proven by its own IAM test instead.
+A continuation (the producer finishing a large file in a follow-up invocation) is, isolated on tripstream's
+emulator, what it is on AWS: the producer's own `lambda:InvokeFunction` (InvocationType Event, under its role), which
+the emulator checks and queues (`moto_patches.awslambda`) and the service takes from that queue
+(`invocation_queue`) and runs with Lambda's retries and dead-letter queue. In-process, or at an endpoint that would
+not queue it, the producer returns it in its response (`CONTINUATION_MODE=return`) and the service invokes that.
 """
 
 from __future__ import annotations
@@ -42,10 +44,12 @@ from tripstream.handlers import producer as producer_handler
 from tripstream.handlers.dependencies import Dependencies
 from tripstream.infra.stack import DeployedStack
 from tripstream.infra.template import event_source_mapping_settings, load_template
+from tripstream.local.emulator.server import identify
 from tripstream.local.lambda_service.async_invocation import Handler, ProducerRun, invoke_producer
 from tripstream.local.lambda_service.checkpoints import CheckpointStore
 from tripstream.local.lambda_service.event_source_mapping import EventSourceMapping, StreamInfo
 from tripstream.local.lambda_service.function_process import FunctionPool, FunctionSpec, lambda_environment
+from tripstream.local.lambda_service.invocation_queue import InvocationQueue
 from tripstream.local.lambda_service.runtime_environment import (
     base_dir,
     find_runtime_python,
@@ -62,10 +66,12 @@ log = logging.getLogger(__name__)
 _RESERVED_CONCURRENCY = {"producer": "ProducerReservedConcurrency", "consumer": "ConsumerReservedConcurrency"}
 
 
-def local_environment(function: FunctionInfo, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The function's environment as the local service runs it: continuations returned (see the module's doc),
-    plus test overrides."""
-    return {**function.environment, "CONTINUATION_MODE": "return", **(overrides or {})}
+def local_environment(
+    function: FunctionInfo, overrides: Mapping[str, str] | None = None, continuation_mode: str = "return"
+) -> dict[str, str]:
+    """The function's environment as the local service runs it: how continuations go (see the module's doc), plus
+    test overrides."""
+    return {**function.environment, "CONTINUATION_MODE": continuation_mode, **(overrides or {})}
 
 
 def handler_settings(function: FunctionInfo, overrides: Mapping[str, str] | None = None) -> Settings:
@@ -172,6 +178,7 @@ class LocalFunctions:
     _role_clients: dict[str, AwsClients] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _noted: set[str] = field(default_factory=set, init=False, repr=False)
+    _invocations: InvocationQueue | None = field(default=None, init=False, repr=False)
 
     def settings(self, function: FunctionInfo) -> Settings:
         return handler_settings(function, self.environment_overrides)
@@ -257,7 +264,7 @@ class LocalFunctions:
         service_endpoints = self.clients.service_endpoints
         environment = lambda_environment(
             function_environment={
-                **local_environment(function, self.environment_overrides),
+                **local_environment(function, self.environment_overrides, self._continuation_mode(function)),
                 **{f"AWS_ENDPOINT_URL_{service.upper()}": url for service, url in service_endpoints.items()},
             },
             name=function.name,
@@ -284,6 +291,24 @@ class LocalFunctions:
         logger = logging.getLogger(f"tripstream.lambda.{function.name}")
         with self._lock:
             return self._pools.setdefault(function.name, FunctionPool(spec, on_log=logger.debug))
+
+    def _continuation_mode(self, function: FunctionInfo) -> str:
+        """`invoke` (a real lambda:InvokeFunction) for the producer where the endpoint queues asynchronous
+        invocations for this service (tripstream's emulator), else `return`."""
+        if function.name != self.stack.producer.name:
+            return "return"
+        if (overridden := (self.environment_overrides or {}).get("CONTINUATION_MODE")) is not None:
+            return overridden  # a test's choice
+        endpoint = self.clients.endpoint_url
+        if endpoint is None or identify(endpoint) != "patched":
+            self._note_once(
+                "continuations",
+                "the endpoint would not queue the producer's own lambda:InvokeFunction for this service: its "
+                "continuations are returned in its response and invoked from there",
+            )
+            return "return"
+        self._invocations = InvocationQueue(self.clients.sqs)
+        return "invoke"
 
     def _isolated_handler(self, function: FunctionInfo, on_logs: Callable[[list[dict[str, Any]]], None]) -> Handler:
         pool = self.pool(function)
@@ -322,14 +347,24 @@ class LocalFunctions:
         """Lambda's asynchronous invocation of the producer on `event`, until its file is done or given up (then
         the event goes to the dead-letter queue, unless `dead_letter` is false: a redrive keeps its message), or
         `stop` is set."""
+        handler = self.producer_handler(on_progress)  # isolated: its pool decides how continuations go
+        invocations = None if self.in_process else self._invocations
+        take_invoked = None
+        if invocations is not None:
+            name = self.stack.producer.name
+
+            def take_invoked(continuation: dict[str, Any]) -> dict[str, Any] | None:
+                return invocations.take(name, continuation, stop=stop)
+
         return invoke_producer(
-            self.producer_handler(on_progress),
+            handler,
             event,
             self.stack.producer,
             timeout_seconds=timeout_seconds,
             sqs=self.role_clients(self.stack.producer).sqs,
             dead_letter_queue_url=self.stack.dead_letter_queue_url if dead_letter else None,
             stop=stop,
+            take_invoked=take_invoked,
         )
 
     def event_source_mapping(
