@@ -307,7 +307,9 @@ class LocalFunctions:
                 "continuations are returned in its response and invoked from there",
             )
             return "return"
-        self._invocations = InvocationQueue(self.clients.sqs)
+        with self._lock:  # one queue reader for every taker (`up`'s workers may build the pool at once)
+            if self._invocations is None:
+                self._invocations = InvocationQueue(self.clients.sqs)
         return "invoke"
 
     def _isolated_handler(self, function: FunctionInfo, on_logs: Callable[[list[dict[str, Any]]], None]) -> Handler:
