@@ -6,6 +6,7 @@ invoked by the producer itself (`lambda:InvokeFunction`, queued by the emulator 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from support.processes import assert_exact
 from support.trips import trips_file
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.infra.stack import deploy_for_local_runtime
+from tripstream.local.commands.progress import Progress
 from tripstream.local.commands.run import run_file
 from tripstream.local.emulator.server import set_iam_enforcement
 
@@ -44,6 +46,8 @@ def test_a_file_through_isolated_functions_lands_exactly(
     path = trips_file(tmp_path / "taxi_trips.csv", ROWS, seed=22)
     expected = expected_for(path)
     notes: list[str] = []
+    rows_read: list[tuple[int, str]] = []  # increments, and the thread that reported each
+    progress = Progress(rows_read=lambda rows: rows_read.append((rows, threading.current_thread().name)))
     summary = run_file(
         clients,
         clients,
@@ -52,6 +56,7 @@ def test_a_file_through_isolated_functions_lands_exactly(
         in_process=False,
         credentials=EMULATOR_CREDENTIALS,
         note=notes.append,
+        progress=progress,
         # Every invocation stops at its first deadline check and continues in a follow-up invocation.
         environment_overrides={"DEADLINE_MARGIN_SECONDS": "1000000"},
     )
@@ -63,6 +68,10 @@ def test_a_file_through_isolated_functions_lands_exactly(
     assert len(continued) == summary.producer_invocations - 1
     assert not any("could not issue" in line or "would not queue" in line for line in notes)  # roles, real invoke
     assert summary.records_sent == ROWS and summary.records_consumed == ROWS
+    # The producer's progress came from its "progress" log lines as the process printed them (the thread reading its
+    # output, while the invocation ran), once per invocation here, not from its per-object line after the fact.
+    assert sum(rows for rows, _ in rows_read) == ROWS
+    assert {thread for _, thread in rows_read} == {"lambda-kinesis-producer-output"}
     # What each consumer batch did came back through its log line ("batch processed"), as from CloudWatch.
     assert summary.items_written == {name: len(items) for name, items in expected.tables.items()}
     assert_exact(clients, path)

@@ -185,13 +185,13 @@ class LocalFunctions:
 
     def producer_handler(self, on_progress: Callable[[int, int], None] | None = None) -> Handler:
         if not self.in_process:
-            return self._isolated_handler(self.stack.producer, _producer_progress(on_progress))
+            return self._isolated_handler(self.stack.producer, on_line=_producer_progress(on_progress))
         deps = Dependencies(self.handler_clients, self.settings(self.stack.producer))
         return producer_handler.make_handler(lambda: deps, on_progress=on_progress)
 
     def consumer_handler(self, on_result: Callable[[ConsumerResult], None] | None = None) -> Handler:
         if not self.in_process:
-            return self._isolated_handler(self.stack.consumer, _consumer_results(on_result))
+            return self._isolated_handler(self.stack.consumer, on_logs=_consumer_results(on_result))
         deps = Dependencies(self.handler_clients, self.settings(self.stack.consumer))
         return consumer_handler.make_handler(lambda: deps, on_result)
 
@@ -312,7 +312,14 @@ class LocalFunctions:
                 self._invocations = InvocationQueue(self.clients.sqs)
         return "invoke"
 
-    def _isolated_handler(self, function: FunctionInfo, on_logs: Callable[[list[dict[str, Any]]], None]) -> Handler:
+    def _isolated_handler(
+        self,
+        function: FunctionInfo,
+        *,
+        on_logs: Callable[[list[dict[str, Any]]], None] | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> Handler:
+        """`on_logs`: an invocation's structured log lines once it ended; `on_line`: each line as it is printed."""
         pool = self.pool(function)
 
         def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -320,9 +327,10 @@ class LocalFunctions:
             timeout = remaining() / 1000 if remaining is not None else None
             # The service stopping (`up`'s Ctrl-C) ends an isolated invocation at once: its process cannot be told
             # that no time remains, as an in-process handler is; its event is retried next time.
-            result = pool.invoke(orjson.dumps(event), timeout, abort=getattr(context, "stopped", None))
+            result = pool.invoke(orjson.dumps(event), timeout, abort=getattr(context, "stopped", None), on_line=on_line)
             logged = structured_logs(result.logs)
-            on_logs(logged)
+            if on_logs is not None:
+                on_logs(logged)
             if result.error is not None:
                 raise FunctionError(result.error, logged)
             response = orjson.loads(result.payload) if result.payload else None
@@ -410,20 +418,19 @@ class LocalFunctions:
         )
 
 
-def _producer_progress(
-    on_progress: Callable[[int, int], None] | None,
-) -> Callable[[list[dict[str, Any]]], None]:
-    """Progress of an isolated producer: each object's figures, from its log line once it is done."""
+def _producer_progress(on_progress: Callable[[int, int], None] | None) -> Callable[[str], None] | None:
+    """Progress of an isolated producer, live: the increments of its "progress" log lines, as it prints them."""
+    if on_progress is None:
+        return None
 
-    def on_logs(logged: list[dict[str, Any]]) -> None:
-        if on_progress is None:
+    def on_line(line: str) -> None:
+        if '"progress"' not in line:  # most lines: not parsed
             return
-        for record in logged:
-            result = record.get("result")
-            if record.get("message") in ("object processed", "file refused") and isinstance(result, dict):
-                on_progress(int(result.get("rows_read") or 0), int(result.get("records_sent") or 0))
+        for record in structured_logs([line]):
+            if record.get("message") == "progress":
+                on_progress(int(record.get("rows_read") or 0), int(record.get("records_sent") or 0))
 
-    return on_logs
+    return on_line
 
 
 def _consumer_results(
