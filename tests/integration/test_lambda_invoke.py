@@ -8,16 +8,19 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Iterator
+from typing import Any
 
 import orjson
 import pytest
 from botocore.exceptions import ClientError
+from moto.awslambda import models as lambda_models
 
 from support.cli import reset_emulator
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
 from tripstream.aws.lambda_ import function_info, invoke_async, invoke_sync
 from tripstream.aws.sqs import queue_url_or_none, receive_messages
 from tripstream.local.emulator.environment import ASYNC_INVOCATIONS_QUEUE
+from tripstream.local.emulator.moto_patches import MotoVersionError, awslambda
 from tripstream.local.emulator.server import set_iam_enforcement
 from tripstream.local.lambda_service.invocation_queue import InvocationQueue, parse_invocation
 
@@ -95,3 +98,23 @@ def test_the_emulator_key_reads_lambda_under_iam_enforcement(clients: AwsClients
         invoke_async(clients.lambda_, FUNCTION, b"{}")
     finally:
         set_iam_enforcement(clients.endpoint_url, False)
+
+
+def test_the_patch_applies_once_reverts_and_refuses_another_moto_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In this process (not the emulator's): moto's own Invoke restored by `revert`; a changed signature refused."""
+    original = lambda_models.LambdaBackend.invoke
+    awslambda.apply()
+    try:
+        patched = lambda_models.LambdaBackend.invoke
+        assert patched is not original
+        awslambda.apply()
+        assert lambda_models.LambdaBackend.invoke is patched
+    finally:
+        awslambda.revert()
+    assert lambda_models.LambdaBackend.invoke is original
+
+    def invoke(self: Any, function_name: str, body: Any) -> None: ...
+
+    monkeypatch.setattr(lambda_models.LambdaBackend, "invoke", invoke)
+    with pytest.raises(MotoVersionError, match=r"moto 5\.2\.1.*LambdaBackend\.invoke takes"):
+        awslambda.apply()
