@@ -35,7 +35,7 @@ from tripstream.infra.stack import DeployedStack, deploy_for_local_runtime
 from tripstream.infra.template import load_template
 from tripstream.local.commands.run import upload_with_event
 from tripstream.local.emulator.server import set_iam_enforcement
-from tripstream.local.lambda_service.async_invocation import send_to_dead_letter_queue
+from tripstream.local.lambda_service.async_invocation import ProducerRun, send_to_dead_letter_queue
 from tripstream.local.lambda_service.functions import ConsumerTotals, LocalFunctions
 
 ROWS = 30
@@ -133,10 +133,9 @@ def scenario_pipeline(ctx: IamStack) -> None:
     assert set(totals.items_written) == {"high_value_trips", "trip_duration_analysis", "distance_to_fare_ratio"}
 
 
-def scenario_continuation(ctx: IamStack) -> None:
-    """A file the producer cannot finish in one invocation: it invokes itself (lambda:InvokeFunction, under its role,
-    as on AWS), and the local service runs what the emulator queued. Its rows are all rejects: nothing for the
-    consumer to read, so the scenario stays cheap."""
+def run_needing_a_continuation(ctx: IamStack) -> ProducerRun:
+    """The producer on a file it cannot finish in one invocation. Its rows are all rejects: nothing for the consumer
+    to read, so the scenario stays cheap."""
     ctx.runs += 1
     path = trips_file(ctx.tmp / f"continued-{ctx.runs}.csv", CHECK_EVERY, seed=2000 + ctx.runs)
     with path.open(newline="") as handle:
@@ -146,7 +145,13 @@ def scenario_continuation(ctx: IamStack) -> None:
     with path.open("w", newline="") as handle:
         csv.writer(handle, lineterminator="\n").writerows([header, *rows])
     event = upload_with_event(ctx.admin, ctx.stack.bucket, path, f"iam/continued-{ctx.runs}.csv")
-    run = ctx.functions.invoke_producer(event)
+    return ctx.functions.invoke_producer(event)
+
+
+def scenario_continuation(ctx: IamStack) -> None:
+    """A file the producer cannot finish in one invocation: it invokes itself (lambda:InvokeFunction, under its role,
+    as on AWS), and the local service runs what the emulator queued."""
+    run = run_needing_a_continuation(ctx)
     assert not run.errors, run.errors
     assert run.invocations == 2 and run.continuations_invoked == 1, run
     assert sum(sum(result["rows_rejected"].values()) for result in run.results) == CHECK_EVERY
@@ -176,6 +181,17 @@ SCENARIOS: list[Callable[[IamStack], None]] = [
 def test_the_policies_are_enough_for_everything_the_stack_does(iam_stack: IamStack) -> None:
     for scenario in SCENARIOS:
         scenario(iam_stack)
+
+
+def test_without_continue_large_file_the_producer_s_own_invoke_is_denied(iam_stack: IamStack) -> None:
+    """The real path's failure, as on AWS: the producer's lambda:InvokeFunction is refused by the emulator's IAM, the
+    invocation fails, is retried, and the event goes to the producer's dead-letter queue."""
+    (statement,) = [s for s in template_statements() if s.sid == "ContinueLargeFile"]
+    with without(iam_stack.admin.iam, iam_stack.stack.account_id, statement):
+        run = run_needing_a_continuation(iam_stack)
+    assert run.gave_up and run.continuations_invoked == 0 and run.invocations == 3, run
+    assert all("403" in error and "Invoke operation" in error for error in run.errors), run.errors
+    assert run.dead_letter_message_id is not None
 
 
 # -- what each role must not do
