@@ -1,9 +1,10 @@
 """Every IAM policy statement of the template is needed, and together they are enough: the emulator enforcing IAM,
 each function run as Lambda runs it with its own role's credentials.
 
-- Sufficient: the pipeline (a file with a bad row, a stream record that cannot be decoded) lands exactly, and what
-  Lambda does for the functions (a continuation's `lambda:InvokeFunction`, the dead-letter and on-failure queues)
-  is allowed, each with its own role.
+- Sufficient: the pipeline (a file with a bad row, a stream record that cannot be decoded) lands exactly, a file
+  finished in a continuation (the producer's own `lambda:InvokeFunction`, checked and queued by the emulator, run by
+  the local service), and what Lambda does for the functions (the dead-letter and on-failure queues) is allowed,
+  each with its own role.
 - Denied what each role must not do: the producer a table, another bucket's object (`ProducerS3ReadAccess=
   BucketOnly`); the consumer the stream's PutRecords, a table not its own, the uploads.
 - Needed: one test removes each statement of the template in turn (in the emulator's IAM, the stack untouched)
@@ -29,16 +30,18 @@ from botocore.exceptions import ClientError
 from support.cli import reset_emulator
 from support.trips import trips_file
 from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients
-from tripstream.aws.lambda_ import invoke_async
 from tripstream.aws.sqs import send_message
 from tripstream.infra.stack import DeployedStack, deploy_for_local_runtime
 from tripstream.infra.template import load_template
 from tripstream.local.commands.run import upload_with_event
 from tripstream.local.emulator.server import set_iam_enforcement
-from tripstream.local.lambda_service.async_invocation import send_to_dead_letter_queue
+from tripstream.local.lambda_service.async_invocation import ProducerRun, send_to_dead_letter_queue
 from tripstream.local.lambda_service.functions import ConsumerTotals, LocalFunctions
 
 ROWS = 30
+# Rows between the producer's deadline checks (pipeline.producer): a file this long continues once, with the
+# deadline margin below making every check ask for a continuation.
+CHECK_EVERY = 200
 # moto answers NoSuchKey for a missing object whatever the caller may list (S3 answers AccessDenied without
 # s3:ListBucket): no scenario can show ListTripFiles needed here. It stays, for that reason, on AWS.
 NOT_PROVABLE_ON_MOTO = {"ListTripFiles"}
@@ -65,7 +68,14 @@ def iam_stack(emulator_endpoint: str, tmp_path_factory: pytest.TempPathFactory) 
         admin, parameters={"ProducerS3ReadAccess": "BucketOnly", "MaximumRetryAttempts": "0"}
     )
     set_iam_enforcement(emulator_endpoint, True)
-    functions = LocalFunctions(admin, admin, stack, in_process=False, credentials=EMULATOR_CREDENTIALS)
+    functions = LocalFunctions(
+        admin,
+        admin,
+        stack,
+        {"DEADLINE_MARGIN_SECONDS": "1000000"},
+        in_process=False,
+        credentials=EMULATOR_CREDENTIALS,
+    )
     try:
         yield IamStack(emulator_endpoint, admin, stack, functions, tmp_path_factory.mktemp("iam"))
     finally:
@@ -123,9 +133,28 @@ def scenario_pipeline(ctx: IamStack) -> None:
     assert set(totals.items_written) == {"high_value_trips", "trip_duration_analysis", "distance_to_fare_ratio"}
 
 
+def run_needing_a_continuation(ctx: IamStack) -> ProducerRun:
+    """The producer on a file it cannot finish in one invocation. Its rows are all rejects: nothing for the consumer
+    to read, so the scenario stays cheap."""
+    ctx.runs += 1
+    path = trips_file(ctx.tmp / f"continued-{ctx.runs}.csv", CHECK_EVERY, seed=2000 + ctx.runs)
+    with path.open(newline="") as handle:
+        header, *rows = list(csv.reader(handle))
+    for row in rows:
+        row[header.index("tpep_pickup_datetime")] = "not a time"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows([header, *rows])
+    event = upload_with_event(ctx.admin, ctx.stack.bucket, path, f"iam/continued-{ctx.runs}.csv")
+    return ctx.functions.invoke_producer(event)
+
+
 def scenario_continuation(ctx: IamStack) -> None:
-    """What the producer does on AWS to finish a large file (CONTINUATION_MODE=invoke): invoke itself."""
-    invoke_async(ctx.role("producer").lambda_, ctx.stack.producer.arn, orjson.dumps({"tripstream_continuation": []}))
+    """A file the producer cannot finish in one invocation: it invokes itself (lambda:InvokeFunction, under its role,
+    as on AWS), and the local service runs what the emulator queued."""
+    run = run_needing_a_continuation(ctx)
+    assert not run.errors, run.errors
+    assert run.invocations == 2 and run.continuations_invoked == 1, run
+    assert sum(sum(result["rows_rejected"].values()) for result in run.results) == CHECK_EVERY
 
 
 def scenario_dead_letter(ctx: IamStack) -> None:
@@ -152,6 +181,17 @@ SCENARIOS: list[Callable[[IamStack], None]] = [
 def test_the_policies_are_enough_for_everything_the_stack_does(iam_stack: IamStack) -> None:
     for scenario in SCENARIOS:
         scenario(iam_stack)
+
+
+def test_without_continue_large_file_the_producer_s_own_invoke_is_denied(iam_stack: IamStack) -> None:
+    """The real path's failure, as on AWS: the producer's lambda:InvokeFunction is refused by the emulator's IAM, the
+    invocation fails, is retried, and the event goes to the producer's dead-letter queue."""
+    (statement,) = [s for s in template_statements() if s.sid == "ContinueLargeFile"]
+    with without(iam_stack.admin.iam, iam_stack.stack.account_id, statement):
+        run = run_needing_a_continuation(iam_stack)
+    assert run.gave_up and run.continuations_invoked == 0 and run.invocations == 3, run
+    assert all("403" in error and "Invoke operation" in error for error in run.errors), run.errors
+    assert run.dead_letter_message_id is not None
 
 
 # -- what each role must not do

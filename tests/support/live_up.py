@@ -38,8 +38,11 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> 
 class Up:
     """A real `python -m tripstream.cli up` process on a free port."""
 
-    def __init__(self, folder: Path, state_dir: Path | None = None, *options: str) -> None:
-        self.folder, self.state_dir, self.options = folder, state_dir, list(options)
+    def __init__(
+        self, folder: Path, state_dir: Path | None = None, *options: str, env: dict[str, str] | None = None
+    ) -> None:
+        """`env`: added to the process's environment (e.g. TRIPSTREAM_IN_PROCESS=0 for isolated functions)."""
+        self.folder, self.state_dir, self.options, self.extra_env = folder, state_dir, list(options), env or {}
         self.log = folder / "up.log"
         self.env_file = folder / "up.env"
         self.process: subprocess.Popen[bytes] | None = None
@@ -52,6 +55,7 @@ class Up:
         command += self.options
         environment = {n: v for n, v in os.environ.items() if not n.startswith("AWS_")}
         environment["PYTHONPATH"] = os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)])
+        environment.update(self.extra_env)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
         before = self.output().count("live: S3 events")  # a restart appends to the same log

@@ -1,4 +1,5 @@
-"""The environment variables the emulator's child process reads (set by the parent or by a developer).
+"""The environment variables the emulator's child process reads (set by the parent or by a developer), and the one
+name the patched emulator and the local Lambda service share.
 
 Kept apart from :mod:`.server` and :mod:`.moto_patches` so both sides read the same names without importing moto in
 the parent or the server module in the patches.
@@ -18,3 +19,7 @@ REFERRERS_VARIABLE: Final = "TRIPSTREAM_EMULATOR_REFERRERS"
 PROFILE_VARIABLE: Final = "TRIPSTREAM_EMULATOR_PROFILE"
 #: ``1``: on SIGUSR2 the emulator writes the most numerous types of live objects to its log (:mod:`.diagnostics`).
 OBJECTS_VARIABLE: Final = "TRIPSTREAM_EMULATOR_OBJECTS"
+
+#: The SQS queue where the patched emulator puts each asynchronous Invoke (:mod:`.moto_patches.awslambda`), for the
+#: local Lambda service to run (Lambda's own internal queue of asynchronous invocations).
+ASYNC_INVOCATIONS_QUEUE: Final = "tripstream-lambda-async-invocations"

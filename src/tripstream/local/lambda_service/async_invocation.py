@@ -2,7 +2,9 @@
 
 A failed invocation is retried twice with the same event, as Lambda does for S3 notifications; an event every
 attempt failed on goes to the function's dead-letter queue (SQS) in the shape Lambda sends; a continuation (a large
-file finished in several invocations) is invoked in turn until the file is done.
+file finished in several invocations) is invoked in turn until the file is done: the one the producer queued itself
+with `lambda:InvokeFunction` (`take_invoked`, from `invocation_queue`), else the one its response returns
+(`CONTINUATION_MODE=return`, in-process).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class ProducerRun:
     dead_letter_message_id: str | None = None
     # The service stopped before the file was done: what is left is neither retried nor continued.
     stopped: bool = False
+    # Continuations the producer invoked itself (lambda:InvokeFunction), taken from Lambda's queue.
+    continuations_invoked: int = 0
 
 
 def invoke_producer(
@@ -60,6 +64,7 @@ def invoke_producer(
     sqs: SQSClient | None = None,
     dead_letter_queue_url: str | None = None,
     stop: threading.Event | None = None,
+    take_invoked: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
 ) -> ProducerRun:
     """Invoke the producer as Lambda would for an S3 event, following continuations until the file is done.
 
@@ -69,6 +74,8 @@ def invoke_producer(
     `dead_letter_queue_url` with `sqs`, as Lambda sends it to the function's dead-letter queue.
     Once `stop` is set, the invocation in flight is told no time remains (the producer then ends at its next
     budget check, with a continuation), and nothing more is invoked (`run.stopped`).
+    With `take_invoked`, the producer invokes its continuations itself: the one its response names is what
+    `take_invoked` returns (the invocation it queued; None: it never arrived, or the service stopped).
     """
     run = ProducerRun()
     pending: dict[str, Any] | None = event
@@ -112,8 +119,29 @@ def invoke_producer(
                 continue
             run.results.extend(response.get("results", []))
             pending = response.get("continuation")
+            if pending is not None and take_invoked is not None:
+                pending = _invoked_continuation(run, pending, take_invoked, stop)
             break
     return run
+
+
+def _invoked_continuation(
+    run: ProducerRun,
+    continuation: dict[str, Any],
+    take_invoked: Callable[[dict[str, Any]], dict[str, Any] | None],
+    stop: threading.Event | None,
+) -> dict[str, Any] | None:
+    """The continuation the producer queued with lambda:InvokeFunction (None: nothing more to invoke)."""
+    invoked = take_invoked(continuation)
+    if invoked is not None:
+        run.continuations_invoked += 1
+        return invoked
+    if stop is not None and stop.is_set():
+        run.stopped = True
+    else:  # it returned a continuation but queued none: the rest of the file would be lost on AWS too
+        run.gave_up = True
+        run.errors.append("the producer returned a continuation but did not invoke it (lambda:InvokeFunction)")
+    return None
 
 
 def send_to_dead_letter_queue(

@@ -126,6 +126,7 @@ class FunctionProcess:
         self._on_log = on_log
         self._api = RuntimeApi()
         self._lines: list[str] | None = None  # the current invocation's output
+        self._on_line: Callable[[str], None] | None = None  # the current invocation's, each line as it is read
         self._output_lock = threading.Lock()
         self._partial = b""
         self._killed_for: dict[str, Any] | None = None
@@ -155,15 +156,20 @@ class FunctionProcess:
         return self._process.poll() is None and self._killed_for is None
 
     def invoke(
-        self, event: bytes, timeout_seconds: float | None = None, abort: threading.Event | None = None
+        self,
+        event: bytes,
+        timeout_seconds: float | None = None,
+        abort: threading.Event | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> InvocationResult:
-        """One invocation; killed at its deadline, or when `abort` is set (the local service stopping)."""
+        """One invocation; killed at its deadline, or when `abort` is set (the local service stopping). `on_line`
+        gets each line the function prints while it runs (all of them are in the result too)."""
         timeout = self.spec.timeout_seconds if timeout_seconds is None else timeout_seconds
         cold = self.invocations == 0
         self.invocations += 1
         started = time.monotonic()
         with self._output_lock:
-            self._lines = []
+            self._lines, self._on_line = [], on_line
         outcome = self._api.invoke(event, timeout_seconds=timeout, function_arn=self.spec.arn, abort=abort)
         if outcome is None:
             self.kill(timed_out_error(timeout))
@@ -172,7 +178,7 @@ class FunctionProcess:
             self.kill(outcome.error or {})
         self._drain_output()
         with self._output_lock:
-            lines, self._lines = self._lines or [], None
+            lines, self._lines, self._on_line = self._lines or [], None, None
         return InvocationResult(outcome.payload, outcome.error, lines, time.monotonic() - started, cold)
 
     def kill(self, reason: dict[str, Any]) -> None:
@@ -218,6 +224,8 @@ class FunctionProcess:
             line = raw.decode("utf-8", "replace").rstrip("\r")
             if self._lines is not None:
                 self._lines.append(line)
+                if self._on_line is not None:
+                    self._on_line(line)
             if self._on_log is not None:
                 self._on_log(line)
 
@@ -287,13 +295,17 @@ class FunctionPool:
         self.stats = ProcessStats()
 
     def invoke(
-        self, event: bytes, timeout_seconds: float | None = None, abort: threading.Event | None = None
+        self,
+        event: bytes,
+        timeout_seconds: float | None = None,
+        abort: threading.Event | None = None,
+        on_line: Callable[[str], None] | None = None,
     ) -> InvocationResult:
         if self._slots is not None:
             self._slots.acquire()
         try:
             process = self._take()
-            result = process.invoke(event, timeout_seconds, abort)
+            result = process.invoke(event, timeout_seconds, abort, on_line)
             self.stats.record(result, process.peak_rss_mb)
             self._give_back(process)
             return result

@@ -15,9 +15,11 @@ and most tests): the handlers of the source tree called in this process with inj
 Either way, what Lambda itself does with a function's role (reading the stream, the on-failure and dead-letter
 queues) uses that role's credentials where the endpoint can issue them (`sts:AssumeRole`).
 
-A continuation (the producer finishing a large file in a follow-up invocation) is returned in the response locally
-(`CONTINUATION_MODE=return`) and invoked by the local service, in both modes: moto cannot run a function, so a real
-`lambda:InvokeFunction` to it would go nowhere. `ProducerContinuationPolicy` is proven by its own IAM test instead.
+A continuation (the producer finishing a large file in a follow-up invocation) is, isolated on tripstream's
+emulator, what it is on AWS: the producer's own `lambda:InvokeFunction` (InvocationType Event, under its role), which
+the emulator checks and queues (`moto_patches.awslambda`) and the service takes from that queue
+(`invocation_queue`) and runs with Lambda's retries and dead-letter queue. In-process, or at an endpoint that would
+not queue it, the producer returns it in its response (`CONTINUATION_MODE=return`) and the service invokes that.
 """
 
 from __future__ import annotations
@@ -42,10 +44,12 @@ from tripstream.handlers import producer as producer_handler
 from tripstream.handlers.dependencies import Dependencies
 from tripstream.infra.stack import DeployedStack
 from tripstream.infra.template import event_source_mapping_settings, load_template
+from tripstream.local.emulator.server import identify
 from tripstream.local.lambda_service.async_invocation import Handler, ProducerRun, invoke_producer
 from tripstream.local.lambda_service.checkpoints import CheckpointStore
 from tripstream.local.lambda_service.event_source_mapping import EventSourceMapping, StreamInfo
 from tripstream.local.lambda_service.function_process import FunctionPool, FunctionSpec, lambda_environment
+from tripstream.local.lambda_service.invocation_queue import InvocationQueue
 from tripstream.local.lambda_service.runtime_environment import (
     base_dir,
     find_runtime_python,
@@ -62,10 +66,12 @@ log = logging.getLogger(__name__)
 _RESERVED_CONCURRENCY = {"producer": "ProducerReservedConcurrency", "consumer": "ConsumerReservedConcurrency"}
 
 
-def local_environment(function: FunctionInfo, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The function's environment as the local service runs it: continuations returned (see the module's doc),
-    plus test overrides."""
-    return {**function.environment, "CONTINUATION_MODE": "return", **(overrides or {})}
+def local_environment(
+    function: FunctionInfo, overrides: Mapping[str, str] | None = None, continuation_mode: str = "return"
+) -> dict[str, str]:
+    """The function's environment as the local service runs it: how continuations go (see the module's doc), plus
+    test overrides."""
+    return {**function.environment, "CONTINUATION_MODE": continuation_mode, **(overrides or {})}
 
 
 def handler_settings(function: FunctionInfo, overrides: Mapping[str, str] | None = None) -> Settings:
@@ -171,19 +177,20 @@ class LocalFunctions:
     _role_clients: dict[str, AwsClients] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _noted: set[str] = field(default_factory=set, init=False, repr=False)
+    _invocations: InvocationQueue | None = field(default=None, init=False, repr=False)
 
     def settings(self, function: FunctionInfo) -> Settings:
         return handler_settings(function, self.environment_overrides)
 
     def producer_handler(self, on_progress: Callable[[int, int], None] | None = None) -> Handler:
         if not self.in_process:
-            return self._isolated_handler(self.stack.producer, _producer_progress(on_progress))
+            return self._isolated_handler(self.stack.producer, on_line=_producer_progress(on_progress))
         deps = Dependencies(self.handler_clients, self.settings(self.stack.producer))
         return producer_handler.make_handler(lambda: deps, on_progress=on_progress)
 
     def consumer_handler(self, on_result: Callable[[ConsumerResult], None] | None = None) -> Handler:
         if not self.in_process:
-            return self._isolated_handler(self.stack.consumer, _consumer_results(on_result))
+            return self._isolated_handler(self.stack.consumer, on_logs=_consumer_results(on_result))
         deps = Dependencies(self.handler_clients, self.settings(self.stack.consumer))
         return consumer_handler.make_handler(lambda: deps, on_result)
 
@@ -256,7 +263,7 @@ class LocalFunctions:
         service_endpoints = self.clients.service_endpoints
         environment = lambda_environment(
             function_environment={
-                **local_environment(function, self.environment_overrides),
+                **local_environment(function, self.environment_overrides, self._continuation_mode(function)),
                 **{f"AWS_ENDPOINT_URL_{service.upper()}": url for service, url in service_endpoints.items()},
             },
             name=function.name,
@@ -284,7 +291,34 @@ class LocalFunctions:
         with self._lock:
             return self._pools.setdefault(function.name, FunctionPool(spec, on_log=logger.debug))
 
-    def _isolated_handler(self, function: FunctionInfo, on_logs: Callable[[list[dict[str, Any]]], None]) -> Handler:
+    def _continuation_mode(self, function: FunctionInfo) -> str:
+        """`invoke` (a real lambda:InvokeFunction) for the producer where the endpoint queues asynchronous
+        invocations for this service (tripstream's emulator), else `return`."""
+        if function.name != self.stack.producer.name:
+            return "return"
+        if (self.environment_overrides or {}).get("CONTINUATION_MODE") == "return":
+            return "return"  # a test's choice
+        endpoint = self.clients.endpoint_url
+        if endpoint is None or identify(endpoint) != "patched":
+            self._note_once(
+                "continuations",
+                "the endpoint would not queue the producer's own lambda:InvokeFunction for this service: its "
+                "continuations are returned in its response and invoked from there",
+            )
+            return "return"
+        with self._lock:  # one queue reader for every taker (`up`'s workers may build the pool at once)
+            if self._invocations is None:
+                self._invocations = InvocationQueue(self.clients.sqs)
+        return "invoke"
+
+    def _isolated_handler(
+        self,
+        function: FunctionInfo,
+        *,
+        on_logs: Callable[[list[dict[str, Any]]], None] | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> Handler:
+        """`on_logs`: an invocation's structured log lines once it ended; `on_line`: each line as it is printed."""
         pool = self.pool(function)
 
         def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -292,9 +326,10 @@ class LocalFunctions:
             timeout = remaining() / 1000 if remaining is not None else None
             # The service stopping (`up`'s Ctrl-C) ends an isolated invocation at once: its process cannot be told
             # that no time remains, as an in-process handler is; its event is retried next time.
-            result = pool.invoke(orjson.dumps(event), timeout, abort=getattr(context, "stopped", None))
+            result = pool.invoke(orjson.dumps(event), timeout, abort=getattr(context, "stopped", None), on_line=on_line)
             logged = structured_logs(result.logs)
-            on_logs(logged)
+            if on_logs is not None:
+                on_logs(logged)
             if result.error is not None:
                 raise FunctionError(result.error, logged)
             response = orjson.loads(result.payload) if result.payload else None
@@ -321,14 +356,24 @@ class LocalFunctions:
         """Lambda's asynchronous invocation of the producer on `event`, until its file is done or given up (then
         the event goes to the dead-letter queue, unless `dead_letter` is false: a redrive keeps its message), or
         `stop` is set."""
+        handler = self.producer_handler(on_progress)  # isolated: its pool decides how continuations go
+        invocations = None if self.in_process else self._invocations
+        take_invoked = None
+        if invocations is not None:
+            name = self.stack.producer.name
+
+            def take_invoked(continuation: dict[str, Any]) -> dict[str, Any] | None:
+                return invocations.take(name, continuation, stop=stop)
+
         return invoke_producer(
-            self.producer_handler(on_progress),
+            handler,
             event,
             self.stack.producer,
             timeout_seconds=timeout_seconds,
             sqs=self.role_clients(self.stack.producer).sqs,
             dead_letter_queue_url=self.stack.dead_letter_queue_url if dead_letter else None,
             stop=stop,
+            take_invoked=take_invoked,
         )
 
     def event_source_mapping(
@@ -372,20 +417,19 @@ class LocalFunctions:
         )
 
 
-def _producer_progress(
-    on_progress: Callable[[int, int], None] | None,
-) -> Callable[[list[dict[str, Any]]], None]:
-    """Progress of an isolated producer: each object's figures, from its log line once it is done."""
+def _producer_progress(on_progress: Callable[[int, int], None] | None) -> Callable[[str], None] | None:
+    """Progress of an isolated producer, live: the increments of its "progress" log lines, as it prints them."""
+    if on_progress is None:
+        return None
 
-    def on_logs(logged: list[dict[str, Any]]) -> None:
-        if on_progress is None:
+    def on_line(line: str) -> None:
+        if '"progress"' not in line:  # most lines: not parsed
             return
-        for record in logged:
-            result = record.get("result")
-            if record.get("message") in ("object processed", "file refused") and isinstance(result, dict):
-                on_progress(int(result.get("rows_read") or 0), int(result.get("records_sent") or 0))
+        for record in structured_logs([line]):
+            if record.get("message") == "progress":
+                on_progress(int(record.get("rows_read") or 0), int(record.get("records_sent") or 0))
 
-    return on_logs
+    return on_line
 
 
 def _consumer_results(

@@ -13,6 +13,8 @@
 - :mod:`.iam`: IAM enforcement (once switched on) against real resource ARNs, per-item transaction actions,
   `lambda:InvokeFunction`, a role's `ManagedPolicyArns`, service principals; the emulator's key an administrator;
   a permitted (key, action, resource) judged once until IAM or CloudFormation changes.
+- :mod:`.awslambda`: an asynchronous Invoke queued for the local Lambda service (not run in Docker); a synchronous
+  one refused.
 
 Each checks that the installed moto is shaped as the version it was written for (:mod:`.version`).
 Applied inside the emulator's process only (:mod:`tripstream.local.emulator.server`).
@@ -23,6 +25,7 @@ from __future__ import annotations
 import threading
 
 from tripstream.local.emulator.moto_patches import (
+    awslambda,
     dispatch,
     dynamodb,
     dynamodb_storage,
@@ -50,6 +53,7 @@ def apply() -> None:
         dispatch.apply()
         stream_mode.apply()
         iam.apply()
+        awslambda.apply()
 
 
 def revert() -> None:
@@ -62,6 +66,7 @@ def revert() -> None:
         dynamodb_storage.revert()
         transactions.revert()
         iam.revert()
+        awslambda.revert()
 
 
 def is_applied() -> bool:

@@ -1,7 +1,7 @@
 """moto's IAM enforcement made to judge what AWS judges, so that a policy statement too narrow fails locally.
 
 moto enforces IAM only once `INITIAL_NO_AUTH_ACTION_COUNT` requests have passed (`POST /moto-api/reset-auth` sets
-it at run time), and then gets four things wrong that a stack scoped to its own ARNs runs into:
+it at run time), and then gets five things wrong that a stack scoped to its own ARNs runs into:
 
 - Kinesis, DynamoDB and Lambda requests are checked against the resource `"*"`, so a statement scoped to a stream,
   table or function ARN denies everything. Here: the stream's ARN (`StreamName` or `StreamARN`), the table's
@@ -12,6 +12,9 @@ it at run time), and then gets four things wrong that a stack scoped to its own 
 - A trust policy with a service principal (`"Service": "lambda.amazonaws.com"`) crashes the AssumeRole check. Here
   a service principal trusts the emulator's administrator (the local Lambda service acts for the service), and no
   one else.
+- A request without a body (Lambda's GETs: GetFunctionConfiguration, ListFunctions) is checked against a signature
+  of moto's `data`, which then holds the request's headers, as a form body: every such request failed
+  `SignatureDoesNotMatch`. Here it is checked with the empty payload the client signed.
 - The emulator's own key (`testing`, what the CLI and `up`'s printed credentials use) is an administrator:
   enforcement changes nothing for the CLI, only for the functions' role credentials.
 """
@@ -189,7 +192,9 @@ def _authorize(self: Any, resource: str = "*") -> None:
             account_id=self.current_account,
             method=self.method,
             path=path,
-            data=self.data,
+            # A request without a body (Lambda's GETs) was signed with an empty payload: moto's `data` then holds
+            # the request's headers, which would be signed as a form body (every such request refused).
+            data=self.data if self.raw_body else {},
             body=self.raw_body,
             headers=self.headers,
             action=action,
