@@ -16,6 +16,7 @@ from tripstream.aws.dynamodb import WriteStats
 from tripstream.local.lambda_service.function_process import (
     FunctionPool,
     FunctionSpec,
+    Invocation,
     InvocationResult,
     lambda_environment,
 )
@@ -91,7 +92,7 @@ def pool(runtime: Path, tmp_path: Path, handler: str, *, timeout: float = 30, me
 def invoke_twice(functions: FunctionPool, first: dict[str, Any], second: dict[str, Any]) -> list[InvocationResult]:
     """Two invocations in a row, the pool closed after."""
     try:
-        return [functions.invoke(orjson.dumps(event)) for event in (first, second)]
+        return [functions.invoke(Invocation(orjson.dumps(event))) for event in (first, second)]
     finally:
         functions.close()
 
@@ -176,7 +177,7 @@ def test_the_service_stopping_ends_an_isolated_invocation_at_once(runtime: Path,
     stop = threading.Event()
     threading.Timer(1.0, stop.set).start()
     try:
-        result = functions.invoke(orjson.dumps({"seconds": 30}), abort=stop)
+        result = functions.invoke(Invocation(orjson.dumps({"seconds": 30}), abort=stop))
     finally:
         functions.close()
     assert result.error is not None and result.error["errorType"] == "Local.ServiceStopped"

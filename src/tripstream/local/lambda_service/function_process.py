@@ -90,6 +90,17 @@ def lambda_environment(
     return environment
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """One event for a function: its deadline (the function's timeout when None), `abort` (the local service
+    stopping) and `on_line` (each line the function prints while it runs; all of them are in the result too)."""
+
+    event: bytes
+    timeout_seconds: float | None = None
+    abort: threading.Event | None = None
+    on_line: Callable[[str], None] | None = None
+
+
 @dataclass
 class InvocationResult:
     payload: bytes | None
@@ -155,22 +166,17 @@ class FunctionProcess:
     def alive(self) -> bool:
         return self._process.poll() is None and self._killed_for is None
 
-    def invoke(
-        self,
-        event: bytes,
-        timeout_seconds: float | None = None,
-        abort: threading.Event | None = None,
-        on_line: Callable[[str], None] | None = None,
-    ) -> InvocationResult:
-        """One invocation; killed at its deadline, or when `abort` is set (the local service stopping). `on_line`
-        gets each line the function prints while it runs (all of them are in the result too)."""
-        timeout = self.spec.timeout_seconds if timeout_seconds is None else timeout_seconds
+    def invoke(self, invocation: Invocation) -> InvocationResult:
+        """One invocation; killed at its deadline, or when its `abort` is set."""
+        timeout = self.spec.timeout_seconds if invocation.timeout_seconds is None else invocation.timeout_seconds
         cold = self.invocations == 0
         self.invocations += 1
         started = time.monotonic()
         with self._output_lock:
-            self._lines, self._on_line = [], on_line
-        outcome = self._api.invoke(event, timeout_seconds=timeout, function_arn=self.spec.arn, abort=abort)
+            self._lines, self._on_line = [], invocation.on_line
+        outcome = self._api.invoke(
+            invocation.event, timeout_seconds=timeout, function_arn=self.spec.arn, abort=invocation.abort
+        )
         if outcome is None:
             self.kill(timed_out_error(timeout))
             outcome = Outcome(error=self._killed_for)
@@ -294,18 +300,12 @@ class FunctionPool:
         self._slots = threading.BoundedSemaphore(limit) if limit is not None and limit > 0 else None
         self.stats = ProcessStats()
 
-    def invoke(
-        self,
-        event: bytes,
-        timeout_seconds: float | None = None,
-        abort: threading.Event | None = None,
-        on_line: Callable[[str], None] | None = None,
-    ) -> InvocationResult:
+    def invoke(self, invocation: Invocation) -> InvocationResult:
         if self._slots is not None:
             self._slots.acquire()
         try:
             process = self._take()
-            result = process.invoke(event, timeout_seconds, abort, on_line)
+            result = process.invoke(invocation)
             self.stats.record(result, process.peak_rss_mb)
             self._give_back(process)
             return result

@@ -48,7 +48,12 @@ from tripstream.local.emulator.server import identify
 from tripstream.local.lambda_service.async_invocation import Handler, ProducerRun, invoke_producer
 from tripstream.local.lambda_service.checkpoints import CheckpointStore
 from tripstream.local.lambda_service.event_source_mapping import EventSourceMapping, StreamInfo
-from tripstream.local.lambda_service.function_process import FunctionPool, FunctionSpec, lambda_environment
+from tripstream.local.lambda_service.function_process import (
+    FunctionPool,
+    FunctionSpec,
+    Invocation,
+    lambda_environment,
+)
 from tripstream.local.lambda_service.invocation_queue import InvocationQueue
 from tripstream.local.lambda_service.runtime_environment import (
     base_dir,
@@ -326,7 +331,8 @@ class LocalFunctions:
             timeout = remaining() / 1000 if remaining is not None else None
             # The service stopping (`up`'s Ctrl-C) ends an isolated invocation at once: its process cannot be told
             # that no time remains, as an in-process handler is; its event is retried next time.
-            result = pool.invoke(orjson.dumps(event), timeout, abort=getattr(context, "stopped", None), on_line=on_line)
+            invocation = Invocation(orjson.dumps(event), timeout, getattr(context, "stopped", None), on_line)
+            result = pool.invoke(invocation)
             logged = structured_logs(result.logs)
             if on_logs is not None:
                 on_logs(logged)
