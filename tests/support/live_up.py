@@ -19,7 +19,8 @@ import boto3
 import orjson
 from botocore.config import Config
 
-from expected import expected_for  # tests/expected.py, the independent reference
+from expected import expected_aggregates, expected_for  # tests/expected.py, the independent reference
+from support.faults import ENVIRONMENT_VARIABLE as FAULTS_VARIABLE
 
 TESTS = Path(__file__).resolve().parents[1]
 TABLES = ("high_value_trips", "trip_duration_analysis", "distance_to_fare_ratio")
@@ -38,8 +39,10 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> 
 class Up:
     """A real `python -m tripstream.cli up` process on a free port."""
 
-    def __init__(self, folder: Path, state_dir: Path | None = None, *options: str) -> None:
-        self.folder, self.state_dir, self.options = folder, state_dir, list(options)
+    def __init__(self, folder: Path, state_dir: Path | None = None, *options: str, faults: str | None = None) -> None:
+        """`faults`: a fault plan (support.faults, as JSON) for the handlers' clients (with --in-process: the
+        consumer's, in `up`'s process)."""
+        self.folder, self.state_dir, self.options, self.faults = folder, state_dir, list(options), faults
         self.log = folder / "up.log"
         self.env_file = folder / "up.env"
         self.process: subprocess.Popen[bytes] | None = None
@@ -47,11 +50,15 @@ class Up:
 
     def start(self) -> Up:
         self.env_file.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "tripstream.cli", "up", "--port", "0", "--env-file", str(self.env_file)]
+        cli = "support.cli_with_faults" if self.faults else "tripstream.cli"
+        command = [sys.executable, "-m", cli, "up", "--port", "0", "--env-file", str(self.env_file)]
         command += ["--status-seconds", "1"] + (["--state-dir", str(self.state_dir)] if self.state_dir else [])
         command += self.options
         environment = {n: v for n, v in os.environ.items() if not n.startswith("AWS_")}
         environment["PYTHONPATH"] = os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)])
+        environment.pop(FAULTS_VARIABLE, None)
+        if self.faults:
+            environment[FAULTS_VARIABLE] = self.faults
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
         before = self.output().count("live: S3 events")  # a restart appends to the same log
@@ -142,6 +149,16 @@ def assert_tables_hold(up: Up, path: Path) -> None:
             for name, value in expected.items():
                 actual = items[trip_id][name]
                 assert (Decimal(str(actual)) if isinstance(value, Decimal) else actual) == value, (table, name)
+
+
+def assert_reference_holds(up: Up, *paths: Path) -> None:
+    """The three tables hold exactly the reference's items of `paths`, and zone_hourly_stats its cells."""
+    references = [expected_for(path).tables for path in paths]
+    for table in TABLES:
+        assert set(up.items(table)) == {trip_id for ref in references for trip_id in ref[table]}, table
+    for path in paths:
+        assert_tables_hold(up, path)
+    assert up.cells() == expected_aggregates(*paths)
 
 
 def tables_hold(up: Up, path: Path) -> bool:
