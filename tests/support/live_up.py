@@ -76,10 +76,14 @@ class Up:
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def endpoint(self, service: str) -> str:
+        """Where `up` said `service` is (DynamoDB Local's own with --backend dynamodb-local)."""
+        return self.env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or self.env["AWS_ENDPOINT_URL"]
+
     def client(self, service: str) -> Any:
         return boto3.client(
             service,
-            endpoint_url=self.env["AWS_ENDPOINT_URL"],
+            endpoint_url=self.endpoint(service),
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
@@ -108,7 +112,7 @@ class Up:
     def items(self, table: str) -> dict[str, dict[str, Any]]:
         dynamodb = boto3.resource(
             "dynamodb",
-            endpoint_url=self.env["AWS_ENDPOINT_URL"],
+            endpoint_url=self.endpoint("dynamodb"),
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
