@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tripstream.local.emulator.server import Emulator
+from tripstream.local.emulator.server import Emulator, EmulatorError
 
 pytestmark = pytest.mark.integration
 
@@ -139,3 +139,15 @@ def test_without_a_state_folder_nothing_is_kept(tmp_path: Path) -> None:
                 TableName=TABLE, Item={"trip_id": {"S": "t"}, "fare": {"N": "1"}}
             )
             _client("kinesis", emulator.endpoint_url).put_record(StreamName=STREAM, Data=b"x", PartitionKey="k")
+
+
+def test_one_emulator_at_a_time_on_a_state_folder(tmp_path: Path) -> None:
+    """Two emulators on one kept store would number their records over each other: the second is refused."""
+    second = Emulator(log_path=tmp_path / "two.log", state_dir=tmp_path / "state")
+    with (
+        Emulator(log_path=tmp_path / "one.log", state_dir=tmp_path / "state"),
+        pytest.raises(EmulatorError, match="in use by another emulator"),
+    ):
+        second.start()
+    with Emulator(log_path=tmp_path / "three.log", state_dir=tmp_path / "state") as again:  # free once stopped
+        _create(again.endpoint_url)

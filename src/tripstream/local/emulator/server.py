@@ -86,6 +86,12 @@ class Emulator(LocalServer):
         if (running := self._running_endpoint()) is not None:
             return running
         port_file = self._new_work_dir("tripstream-emulator-", "emulator.log") / "port"
+        if self._state_dir is not None:  # two emulators on one kept store would number records over each other
+            in_use = EmulatorError(
+                f"{self._state_dir} is in use by another emulator started by tripstream (another `tripstream up "
+                "--state-dir` on the same folder?); stop it first or use another --state-dir"
+            )
+            self._lock_state_dir(self._state_dir, ".tripstream-emulator.lock", in_use)
         assert self._log_path is not None
         command = [
             sys.executable,
