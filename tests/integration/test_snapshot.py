@@ -4,6 +4,7 @@ their ETags, and a version 1 snapshot (tables saved beside the objects) is still
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,6 +28,21 @@ def _bucket(clients: AwsClients, name: str) -> Any:
     return SimpleNamespace(bucket=name, tables={}, aggregate_tables={})
 
 
+def _table(clients: AwsClients, name: str, items: int) -> str:
+    """A table (created if need be) holding `items` items."""
+    with contextlib.suppress(clients.dynamodb.exceptions.ResourceInUseException):
+        clients.dynamodb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "trip_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "trip_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    for start in range(0, items, 25):
+        requests = [{"PutRequest": {"Item": {"trip_id": {"S": f"t{n}"}}}} for n in range(start, min(items, start + 25))]
+        clients.dynamodb.batch_write_item(RequestItems={name: requests})
+    return name
+
+
 def _files(state: Path) -> dict[str, tuple[int, int]]:
     """The snapshot's object files: name -> (inode, mtime in ns): a file written again changes."""
     return {path.name: (path.stat().st_ino, path.stat().st_mtime_ns) for path in (state / "snapshot/objects").iterdir()}
@@ -40,6 +56,8 @@ def _etags(clients: AwsClients, bucket: str) -> dict[str, str]:
 def test_a_save_copies_only_the_objects_it_does_not_hold(emulator_endpoint: str, tmp_path: Path) -> None:
     clients, state = _clients(emulator_endpoint), tmp_path / "state"
     stack = _bucket(clients, "snapshot-incremental")
+    # The stack's tables hold items (they live in the emulator's store): no save copies them.
+    stack.tables = {"trips": _table(clients, "snapshot-incremental-trips", 200)}
     for key in ("a.csv", "b.csv"):
         clients.s3.put_object(Bucket=stack.bucket, Key=key, Body=key.encode() * 1000)
     first = save_snapshot(clients, stack, state)  # type: ignore[arg-type]
@@ -48,6 +66,7 @@ def test_a_save_copies_only_the_objects_it_does_not_hold(emulator_endpoint: str,
 
     # An arrival: one more object. Only it is copied; the copies held are not written again.
     clients.s3.put_object(Bucket=stack.bucket, Key="c.csv", Body=b"c")
+    _table(clients, "snapshot-incremental-trips", 400)  # and more items held
     second = save_snapshot(clients, stack, state)  # type: ignore[arg-type]
     assert (second.objects, second.downloaded, second.downloaded_bytes) == (3, 1, 1)
     after = _files(state)
@@ -73,14 +92,8 @@ def test_a_save_copies_only_the_objects_it_does_not_hold(emulator_endpoint: str,
 
 def test_a_version_1_snapshot_is_restored_and_then_saved_as_version_2(emulator_endpoint: str, tmp_path: Path) -> None:
     clients, state = _clients(emulator_endpoint), tmp_path / "state"
-    clients.dynamodb.create_table(
-        TableName="snapshot-v1-trips",
-        KeySchema=[{"AttributeName": "trip_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "trip_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
     stack = _bucket(clients, "snapshot-v1")
-    stack.tables = {"trips": "snapshot-v1-trips"}
+    stack.tables = {"trips": _table(clients, "snapshot-v1-trips", 0)}
     # What the previous tripstream wrote: every item as DynamoDB JSON, objects named by their key's hash.
     folder = state / SNAPSHOT_FOLDER
     (folder / "tables").mkdir(parents=True)

@@ -263,7 +263,7 @@ def _init_shards(original: Callable[..., Any]) -> Callable[..., Any]:
         original(self, shard_count)
         backing = store()
         name = _stream_name(self)
-        with _records_creation_lock, backing.transaction():
+        with backing.transaction():  # new shards: no other thread has them yet
             for shard_id, shard in self.shards.items():
                 shard.records = DiskRecords(backing, f"{name}/{shard_id}")
             if backing.persistent:
