@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tripstream.local.emulator.moto_patches.storage import FILE_NAME
 from tripstream.local.emulator.server import Emulator, EmulatorError
 
 pytestmark = pytest.mark.integration
@@ -151,3 +153,11 @@ def test_one_emulator_at_a_time_on_a_state_folder(tmp_path: Path) -> None:
         second.start()
     with Emulator(log_path=tmp_path / "three.log", state_dir=tmp_path / "state") as again:  # free once stopped
         _create(again.endpoint_url)
+
+
+def test_a_kept_store_of_another_layout_is_refused_at_start(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    with sqlite3.connect(tmp_path / "state" / FILE_NAME) as connection:
+        connection.execute("PRAGMA user_version=99")
+    with pytest.raises(EmulatorError, match="emulator store version 99; this tripstream reads version 1"):
+        Emulator(log_path=tmp_path / "emulator.log", state_dir=tmp_path / "state").start()

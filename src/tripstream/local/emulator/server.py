@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     from werkzeug.serving import make_server
 
     from tripstream.local.emulator import diagnostics, moto_patches
-    from tripstream.local.emulator.moto_patches import kinesis, stream_mode
+    from tripstream.local.emulator.moto_patches import kinesis, storage, stream_mode
 
     diagnostics.install()
 
@@ -250,6 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.unpatched:
         moto_patches.apply()
         kinesis.start_retention_sweeper()
+        if os.environ.get(STATE_DIR_VARIABLE):
+            storage.store()  # a kept store that cannot be read stops the start here, its reason in the log
     if not args.log_requests:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
 

@@ -418,12 +418,12 @@ def _check_moto_shape(shard_class: Any, record_class: Any) -> None:
         problems.append("Stream.init_shards does not take (self, shard_count)")
     if parameter_names(backend_class.delete_stream) != ("self", "stream_arn", "stream_name"):
         problems.append("KinesisBackend.delete_stream does not take (self, stream_arn, stream_name)")
-    try:
-        stream_init = inspect.getsource(stream_class.__init__)
-    except (OSError, TypeError):
-        stream_init = "self.creation_datetime self.init_shards("
     # init_shards (patched) reads the stream's name, account, region and creation time: set before it is called.
     set_before = ("self.stream_name", "self.creation_datetime", "self.account_id", "self.region")
+    try:
+        stream_init = inspect.getsource(stream_class.__init__)
+    except (OSError, TypeError):  # no source shipped: checked on first use instead
+        stream_init = " ".join(set_before) + " self.init_shards("
     if "self.init_shards(" not in stream_init or any(
         stream_init.find(name) < 0 or stream_init.find(name) > stream_init.find("self.init_shards(")
         for name in set_before

@@ -39,7 +39,7 @@ from typing import Final
 #: The emulator's data directory, set by :class:`tripstream.local.emulator.server.Emulator` for its child.
 from tripstream.local.emulator.environment import STATE_DIR_VARIABLE, STORE_DIR_VARIABLE
 
-_FILE_NAME: Final = "emulator.sqlite3"
+FILE_NAME: Final = "emulator.sqlite3"
 # The layout of the file (``PRAGMA user_version``): a kept file of another layout is refused, not misread.
 STORE_VERSION: Final = 1
 _CACHE_KIB: Final = 16 * 1024  # SQLite's page cache: the only part of the data that is held in memory
@@ -158,5 +158,5 @@ def store() -> Store:
                     directory = tempfile.mkdtemp(prefix="tripstream-store-")
                     atexit.register(shutil.rmtree, directory, True)
                 Path(directory).mkdir(parents=True, exist_ok=True)
-                _stores.append(Store(Path(directory) / _FILE_NAME, persistent=bool(kept)))
+                _stores.append(Store(Path(directory) / FILE_NAME, persistent=bool(kept)))
     return _stores[0]
