@@ -75,7 +75,7 @@ class Emulator(LocalServer):
         super().__init__(log_path)
         self._requested_port = port
         self._patched = patched
-        self._state_dir = state_dir
+        self._state_dir = state_dir.absolute() if state_dir is not None else None  # the child may run elsewhere
 
     @property
     def patched(self) -> bool:
