@@ -65,7 +65,8 @@ class SnapshotInfo:
         objects = f"{items}{self.objects:,} objects ({self.object_bytes:,} bytes) in the bucket"
         if self.downloaded:
             objects += f" ({self.downloaded:,} new: {self.downloaded_bytes:,} bytes)"
-        return f"{objects}, saved {self.saved_at}; tables and stream in {self.path.parent / EMULATOR_FOLDER}"
+        # The tables and the stream: in the emulator's store there (or DynamoDB Local's folder), as written.
+        return f"{objects}, saved {self.saved_at}; tables and stream kept in {self.path.parent}"
 
 
 def emulator_state_dir(state_dir: Path) -> Path:
