@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 import pytest
 
-from expected import expected_aggregates, expected_for
+from expected import expected_for
 from support.lab_producer import LabRow, is_lossy, lab_rows, write_as_sent
-from support.live_up import TABLES, Up, assert_tables_hold, running_up, wait_for
+from support.live_up import TABLES, Up, assert_reference_holds, running_up, wait_for
 from support.trips import trips_file
 
 pytestmark = [pytest.mark.e2e]
@@ -49,16 +49,6 @@ def put_and_drain(up: Up, rows: list[LabRow], marker_file: Path) -> None:
     tables = expected_for(marker_file).tables
     assert tables["distance_to_fare_ratio"] or tables["trip_duration_analysis"]
     wait_for(lambda: all(set(tables[name]) <= set(up.items(name)) for name in TABLES), "the markers", 120)
-
-
-def assert_reference_holds(up: Up, *paths: Path) -> None:
-    """The three tables hold exactly the reference's items of `paths`, and zone_hourly_stats its cells."""
-    references = [expected_for(path).tables for path in paths]
-    for table in TABLES:
-        assert set(up.items(table)) == {trip_id for ref in references for trip_id in ref[table]}, table
-    for path in paths:
-        assert_tables_hold(up, path)
-    assert up.cells() == expected_aggregates(*paths)
 
 
 def test_the_labs_producer_is_stored_and_counted_once(up: Up, tmp_path: Path) -> None:

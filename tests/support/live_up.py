@@ -19,7 +19,8 @@ import boto3
 import orjson
 from botocore.config import Config
 
-from expected import expected_for  # tests/expected.py, the independent reference
+from expected import expected_aggregates, expected_for  # tests/expected.py, the independent reference
+from support.faults import ENVIRONMENT_VARIABLE as FAULTS_VARIABLE
 
 TESTS = Path(__file__).resolve().parents[1]
 TABLES = ("high_value_trips", "trip_duration_analysis", "distance_to_fare_ratio")
@@ -39,10 +40,18 @@ class Up:
     """A real `python -m tripstream.cli up` process on a free port."""
 
     def __init__(
-        self, folder: Path, state_dir: Path | None = None, *options: str, env: dict[str, str] | None = None
+        self,
+        folder: Path,
+        state_dir: Path | None = None,
+        *options: str,
+        env: dict[str, str] | None = None,
+        faults: str | None = None,
     ) -> None:
-        """`env`: added to the process's environment (e.g. TRIPSTREAM_IN_PROCESS=0 for isolated functions)."""
-        self.folder, self.state_dir, self.options, self.extra_env = folder, state_dir, list(options), env or {}
+        """`env`: added to the process's environment (e.g. TRIPSTREAM_IN_PROCESS=0 for isolated functions); `faults`:
+        a fault plan (support.faults, as JSON) for the handlers' clients (with --in-process: the consumer's, in `up`'s
+        process)."""
+        self.folder, self.state_dir, self.options = folder, state_dir, list(options)
+        self.extra_env, self.faults = env or {}, faults
         self.log = folder / "up.log"
         self.env_file = folder / "up.env"
         self.process: subprocess.Popen[bytes] | None = None
@@ -50,11 +59,15 @@ class Up:
 
     def start(self) -> Up:
         self.env_file.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "tripstream.cli", "up", "--port", "0", "--env-file", str(self.env_file)]
+        cli = "support.cli_with_faults" if self.faults else "tripstream.cli"
+        command = [sys.executable, "-m", cli, "up", "--port", "0", "--env-file", str(self.env_file)]
         command += ["--status-seconds", "1"] + (["--state-dir", str(self.state_dir)] if self.state_dir else [])
         command += self.options
         environment = {n: v for n, v in os.environ.items() if not n.startswith("AWS_")}
         environment["PYTHONPATH"] = os.pathsep.join([str(TESTS.parent / "src"), str(TESTS)])
+        environment.pop(FAULTS_VARIABLE, None)
+        if self.faults:
+            environment[FAULTS_VARIABLE] = self.faults
         environment.update(self.extra_env)
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
@@ -73,10 +86,14 @@ class Up:
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def endpoint(self, service: str) -> str:
+        """Where `up` said `service` is (DynamoDB Local's own with --backend dynamodb-local)."""
+        return self.env.get(f"AWS_ENDPOINT_URL_{service.upper()}") or self.env["AWS_ENDPOINT_URL"]
+
     def client(self, service: str) -> Any:
         return boto3.client(
             service,
-            endpoint_url=self.env["AWS_ENDPOINT_URL"],
+            endpoint_url=self.endpoint(service),
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
@@ -105,7 +122,7 @@ class Up:
     def items(self, table: str) -> dict[str, dict[str, Any]]:
         dynamodb = boto3.resource(
             "dynamodb",
-            endpoint_url=self.env["AWS_ENDPOINT_URL"],
+            endpoint_url=self.endpoint("dynamodb"),
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
@@ -146,6 +163,16 @@ def assert_tables_hold(up: Up, path: Path) -> None:
             for name, value in expected.items():
                 actual = items[trip_id][name]
                 assert (Decimal(str(actual)) if isinstance(value, Decimal) else actual) == value, (table, name)
+
+
+def assert_reference_holds(up: Up, *paths: Path) -> None:
+    """The three tables hold exactly the reference's items of `paths`, and zone_hourly_stats its cells."""
+    references = [expected_for(path).tables for path in paths]
+    for table in TABLES:
+        assert set(up.items(table)) == {trip_id for ref in references for trip_id in ref[table]}, table
+    for path in paths:
+        assert_tables_hold(up, path)
+    assert up.cells() == expected_aggregates(*paths)
 
 
 def tables_hold(up: Up, path: Path) -> bool:

@@ -46,6 +46,7 @@ def test_a_path_outside_the_snapshot_is_refused_before_anything_is_uploaded(tmp_
     with pytest.raises(SnapshotError, match="does not name a file in"):
         restore(tmp_path, [{"key": "ok", "file": "objects/good"}, entry], s3=s3)
     s3.upload_file.assert_not_called()  # not even the good one before it
+    s3.put_object.assert_not_called()
 
 
 def test_a_table_file_outside_the_snapshot_is_refused(tmp_path: Path) -> None:
@@ -60,3 +61,13 @@ def test_the_snapshots_own_files_are_uploaded(tmp_path: Path) -> None:
         "b",
         "taxi_trips.csv",
     )
+
+
+@pytest.mark.parametrize("version", [0, 3, "2", None])
+def test_a_snapshot_of_another_version_is_refused_with_its_version(tmp_path: Path, version: Any) -> None:
+    folder = tmp_path / SNAPSHOT_FOLDER
+    folder.mkdir()
+    (folder / MANIFEST).write_bytes(orjson.dumps({"version": version, "objects": []}))
+    clients = SimpleNamespace(s3=MagicMock(), dynamodb=MagicMock())
+    with pytest.raises(SnapshotError, match=rf"snapshot version {version!r} is not supported .*reads versions 1, 2"):
+        load_snapshot(clients, SimpleNamespace(bucket="b", tables={}), tmp_path)  # type: ignore[arg-type]

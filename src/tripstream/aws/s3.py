@@ -160,6 +160,12 @@ def upload_file(s3: S3Client, path: str, bucket: str, key: str) -> None:
     s3.upload_file(path, bucket, key)
 
 
+def put_file(s3: S3Client, path: Path, bucket: str, key: str) -> None:
+    """A local file as one PutObject (its ETag the content's MD5, whatever its size up to 5 GB)."""
+    with path.open("rb") as body:
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+
 def download_file(s3: S3Client, bucket: str, key: str, path: str) -> None:
     s3.download_file(bucket, key, path)
 

@@ -51,8 +51,8 @@ def _display() -> Iterator[tuple[Echo, Echo | None]]:
     endpoint_help="Attach to a stack deployed for the local runtime at this endpoint (a moto server, LocalStack) "
     "instead of starting the embedded emulator; `up` deploys it there if needed.",
     state_dir_help="Keep the data across restarts here: the shard checkpoints and the processed objects; with the "
-    "embedded emulator also the tables' items and the bucket's objects, saved as they change and written back at "
-    "start.",
+    "embedded emulator also the tables and the stream's records (its store, on disk as they are written) and the "
+    "bucket's objects (copied as they arrive, written back at start).",
 )
 @click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path), help="Also write the exports here.")
 @click.option("--status-seconds", type=click.FloatRange(0.1), default=5.0, show_default=True, hidden=True)

@@ -123,6 +123,7 @@ def open_endpoint(
     dynamodb_local_log: Path | None = None,
     emulator_port: int = 0,
     use_environment: bool = True,
+    emulator_state_dir: Path | None = None,
 ) -> Iterator[Endpoint]:
     """`--endpoint-url`, else the AWS_ENDPOINT_URL* variables, else a new embedded emulator (stopped on exit).
 
@@ -132,6 +133,8 @@ def open_endpoint(
     ``backend="dynamodb-local"`` starts DynamoDB Local (in memory; with ``state_dir``, its tables
     are kept in ``state_dir/dynamodb-local``) and points the DynamoDB clients at it, unless
     ``AWS_ENDPOINT_URL_DYNAMODB`` names a DynamoDB endpoint already. Both are stopped on exit.
+
+    ``emulator_state_dir``: an embedded emulator keeps its tables and stream there (`up --state-dir`).
     """
     checked_backend = check_backend(backend)
     region = region_from_env(region)
@@ -171,7 +174,7 @@ def open_endpoint(
             credentials = credentials_for(endpoint_url or configured_endpoint())
             description = endpoint_url or routing or configured_endpoint() or ""
         else:
-            emulator = stack.enter_context(Emulator(emulator_port, log_path=emulator_log))
+            emulator = stack.enter_context(Emulator(emulator_port, log_path=emulator_log, state_dir=emulator_state_dir))
             base_url, embedded, credentials = emulator.endpoint_url, True, EMULATOR_CREDENTIALS
             description = f"embedded emulator at {base_url}"
         if dynamodb_local_started is not None:

@@ -7,6 +7,9 @@
 - What each object gave is written to `tripstream-live/results/...` once the consumer caught up with it, for
   `tripstream run` against a live `up`, and appended to a ledger (key, ETag) in the state folder: at start,
   objects of the bucket missing from the ledger (arrived while `up` was down, or killed mid-file) are processed.
+  Once the producer has sent an object's every record, the ledger says so too (with the stream's creation time):
+  the stream is kept (`up --state-dir`, or the endpoint's own), so an `up` killed before the consumer caught up
+  only waits for it at the next start, without reading and sending the object again.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import orjson
 
 from tripstream.aws.clients import AwsClients, Credentials
+from tripstream.aws.kinesis import describe_stream_summary
 from tripstream.aws.s3 import list_object_entries, put_json
 from tripstream.aws.sqs import delete_message, queue_depth, receive_messages
 from tripstream.infra.stack import DeployedStack
@@ -88,19 +92,24 @@ class LiveStatus:
 
 
 class Ledger:
-    """The objects (key, ETag) the live runtime finished: a JSON-lines file in the state folder (or memory)."""
+    """The objects (key, ETag) the live runtime finished, and those whose records were all sent (with what the
+    producer answered and the stream they went to): a JSON-lines file in the state folder (or memory)."""
 
     def __init__(self, path: Path | None) -> None:
         self._path = path
         self._lock = threading.Lock()
         self._done: set[tuple[str, str]] = set()
+        self._sent: dict[tuple[str, str], dict[str, Any]] = {}
         if path is not None and path.exists():
             for line in path.read_bytes().splitlines():
                 try:
                     entry = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     continue  # a line torn by a kill: that object is simply processed again
-                self._done.add((entry["key"], entry["etag"]))
+                if isinstance(entry.get("sent"), dict):
+                    self._sent[(entry["key"], entry["etag"])] = entry["sent"]
+                else:
+                    self._done.add((entry["key"], entry["etag"]))
 
     def __contains__(self, item: tuple[str, str]) -> bool:
         with self._lock:
@@ -109,10 +118,25 @@ class Ledger:
     def add(self, key: str, etag: str) -> None:
         with self._lock:
             self._done.add((key, etag))
-            if self._path is not None:
-                self._path.parent.mkdir(parents=True, exist_ok=True)
-                with self._path.open("ab") as out:
-                    out.write(orjson.dumps({"key": key, "etag": etag}) + b"\n")
+            self._append({"key": key, "etag": etag})
+
+    def sent(self, key: str, etag: str, stream: str) -> dict[str, Any] | None:
+        """What the producer answered for the object, if it sent all its records to this very `stream` and the
+        object is not done (an object uploaded again once done is read and sent again, as the first time)."""
+        with self._lock:
+            produced = None if (key, etag) in self._done else self._sent.get((key, etag))
+        return produced if produced is not None and produced.get("stream") == stream else None
+
+    def add_sent(self, key: str, etag: str, produced: dict[str, Any]) -> None:
+        with self._lock:
+            self._sent[(key, etag)] = produced
+            self._append({"key": key, "etag": etag, "sent": produced})
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        if self._path is not None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            with self._path.open("ab") as out:
+                out.write(orjson.dumps(entry) + b"\n")
 
 
 class LiveRuntime:
@@ -155,6 +179,9 @@ class LiveRuntime:
             idle_poll_interval=1.0,  # as Lambda, which polls an idle shard about once a second
         )
         self._queue_url = ""
+        # The stream the records go to, as the ledger names it (a stream created again is another one).
+        summary = describe_stream_summary(clients.kinesis, stack.stream_name)
+        self._stream_id = f"{stack.stream_name}@{summary.created.isoformat()}"
 
     def _consumed(self, result: ConsumerResult) -> None:
         with self._lock:
@@ -296,28 +323,41 @@ class LiveRuntime:
             with self._lock:
                 self._busy.discard(over)
 
+    def _produce(self, item: ObjectEvent) -> dict[str, Any]:
+        """The producer invoked for the object; or, when an earlier `up` saw it send every record to this stream,
+        what it answered then (the records are in the stream, consumed from the checkpoints)."""
+        produced = self._ledger.sent(item.key, item.etag, self._stream_id)
+        if produced is not None:
+            log.info("%s: sent before the restart; its records are consumed from the stream", item.key)
+            return produced
+        run = self._functions.invoke_producer(item.event, stop=self._stop)
+        produced = {
+            "results": run.results,
+            "invocations": run.invocations,
+            "errors": run.errors,
+            "gave_up": run.gave_up,
+            "dead_letter_message_id": run.dead_letter_message_id,
+            "stream": self._stream_id,
+        }
+        if not self._stop.is_set() and not run.gave_up:  # every record sent: never sent again
+            self._ledger.add_sent(item.key, item.etag, produced)
+        return produced
+
     def _process_object(self, item: ObjectEvent) -> None:
         started = time.monotonic()
         outcome = ObjectOutcome(key=item.key, etag=item.etag)
         document: dict[str, Any] = {"key": item.key, "etag": item.etag}
         try:
-            run = self._functions.invoke_producer(item.event, stop=self._stop)
+            document |= self._produce(item)
             sent = time.monotonic()
             outcome.drained = self.mapping.wait_caught_up(sent, DRAIN_TIMEOUT_SECONDS)
-            for result in run.results:
+            for result in document["results"]:
                 outcome.rows_read += result.get("rows_read", 0)
                 outcome.records_sent += result.get("records_sent", 0)
                 outcome.rows_rejected += sum(result.get("rows_rejected", {}).values())
                 if result.get("refused"):
                     outcome.refused = str(result["refused"].get("detail"))
-            outcome.gave_up, outcome.errors = run.gave_up, run.errors
-            document |= {
-                "results": run.results,
-                "invocations": run.invocations,
-                "errors": run.errors,
-                "gave_up": run.gave_up,
-                "dead_letter_message_id": run.dead_letter_message_id,
-            }
+            outcome.gave_up, outcome.errors = document["gave_up"], document["errors"]
         except Exception as error:
             log.exception("processing %s failed", item.key)
             outcome.gave_up, outcome.errors = True, [f"{type(error).__name__}: {error}"]

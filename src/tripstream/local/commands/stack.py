@@ -39,12 +39,14 @@ def open_stack(
     emulator_port: int = 0,
     use_environment: bool = True,
     endpoint_state_dir: Path | None = ENDPOINT_STATE_DIR,
+    emulator_state_dir: Path | None = None,
 ) -> Iterator[LocalStack]:
     """Open the endpoint and deploy the stack (stopped on exit); say whether a live `up` serves it.
 
     `join_live_up`: a stack a live `up` serves is read, not deployed again. `use_environment=False` ignores the
     AWS_ENDPOINT_URL* variables (`up` starts its own emulator unless given an endpoint). Without
-    `options.state_dir`, an endpoint of one's own keeps the checkpoints in `endpoint_state_dir`."""
+    `options.state_dir`, an endpoint of one's own keeps the checkpoints in `endpoint_state_dir`. An embedded emulator
+    keeps its tables and stream in `emulator_state_dir` (`up --state-dir`)."""
     with open_endpoint(
         options.endpoint_url,
         region=options.region,
@@ -54,6 +56,7 @@ def open_stack(
         dynamodb_local_log=scratch / "dynamodb-local.log",
         emulator_port=emulator_port,
         use_environment=use_environment,
+        emulator_state_dir=emulator_state_dir,
     ) as endpoint:
         on_endpoint(endpoint.description)
         note(f"endpoint: {endpoint.description}")

@@ -1,7 +1,8 @@
 """`tripstream up`: the stack deployed for the local runtime, and the live runtime serving it until stopped.
 
-By default on a new embedded emulator (its data snapshotted into `--state-dir`); with an endpoint URL, on a stack
-at that endpoint (a moto server, LocalStack), whose data is that endpoint's own to keep.
+By default on a new embedded emulator (its tables and stream kept in `--state-dir`, its bucket snapshotted there);
+with an endpoint URL, on a stack at that endpoint (a moto server, LocalStack), whose data is that endpoint's own to
+keep.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from tripstream.aws.clients import EMULATOR_CREDENTIALS
 from tripstream.infra.stack import DeployedStack
 from tripstream.local.commands.live import serve_live
 from tripstream.local.commands.options import StackOptions
-from tripstream.local.commands.snapshot import load_snapshot
+from tripstream.local.commands.snapshot import emulator_state_dir, load_snapshot
 from tripstream.local.commands.stack import open_stack
 from tripstream.local.endpoint import Endpoint, region_from_env
 
@@ -83,10 +84,13 @@ def run_up(
             emulator_port=options.port,
             use_environment=False,
             endpoint_state_dir=None,
+            # An embedded emulator keeps its tables and stream there: the next one re-attaches to them.
+            emulator_state_dir=emulator_state_dir(options.stack.state_dir) if options.stack.state_dir else None,
         ) as local,
     ):
         endpoint, stack = local.endpoint, local.stack
-        # An embedded emulator dies with `up`: its data lives in the state dir's snapshot.
+        # An embedded emulator dies with `up`: its bucket lives in the state dir's snapshot (its tables and stream in
+        # its store there).
         snapshots = options.stack.state_dir if endpoint.embedded else None
         if snapshots is not None:
             restored = load_snapshot(endpoint.clients, stack, snapshots)

@@ -30,7 +30,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Final
+from typing import Final
 
 from tripstream.local.emulator.dynamodb_local_install import (
     DynamoDBLocalError,
@@ -94,7 +94,6 @@ class DynamoDBLocal(LocalServer):
         self._state_dir = state_dir
         self._install_dir = install_dir
         self._java_options = tuple(java_options)
-        self._state_lock: IO[bytes] | None = None
         self._installation: Installation | None = None
 
     @property
@@ -126,7 +125,11 @@ class DynamoDBLocal(LocalServer):
         self._new_work_dir("tripstream-dynamodb-local-", "dynamodb-local.log")
         try:
             if self._state_dir is not None:
-                self._lock_state_dir(self._state_dir)
+                in_use = DynamoDBLocalError(
+                    f"{self._state_dir} is in use by another DynamoDB Local started by tripstream; "
+                    "stop it first or use another --state-dir"
+                )
+                self._lock_state_dir(self._state_dir, ".tripstream-dynamodb-local.lock", in_use)
             deadline = time.monotonic() + timeout
             for attempt in range(1, _PORT_ATTEMPTS + 1):
                 port = free_port()
@@ -188,29 +191,6 @@ class DynamoDBLocal(LocalServer):
                 f"its log ({self._log_path}) ends with:\n{error.log_tail}"
             ) from None
         return True
-
-    def _lock_state_dir(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        handle = (state_dir / ".tripstream-dynamodb-local.lock").open("a+b")
-        try:
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # pragma: no cover - not POSIX
-            pass
-        except OSError:
-            handle.close()
-            raise DynamoDBLocalError(
-                f"{state_dir} is in use by another DynamoDB Local started by tripstream; "
-                "stop it first or use another --state-dir"
-            ) from None
-        self._state_lock = handle
-
-    def _stop(self, *, keep_log: bool) -> None:
-        super()._stop(keep_log=keep_log)
-        if self._state_lock is not None:
-            self._state_lock.close()  # closing releases the flock
-            self._state_lock = None
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from typing import Final
 
 #: Where the child keeps tables' items and stream records (:mod:`.moto_patches.storage`).
 STORE_DIR_VARIABLE: Final = "TRIPSTREAM_EMULATOR_STORE_DIR"
+#: Where the child keeps them across its own life (`up --state-dir`): tables and streams re-attached by name.
+STATE_DIR_VARIABLE: Final = "TRIPSTREAM_EMULATOR_STATE_DIR"
 #: ``1``: trace allocations; SIGUSR1 writes the largest to the log (:mod:`.diagnostics`).
 TRACEMALLOC_VARIABLE: Final = "TRIPSTREAM_EMULATOR_TRACEMALLOC"
 #: A type name: with the tracemalloc switch, SIGUSR1 also prints who holds objects of that type.

@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import ClassVar, Final, Self
+from typing import IO, ClassVar, Final, Self
 
 STOP_GRACE_SECONDS: Final = 5.0
 _POLL_SECONDS: Final = 0.05
@@ -185,6 +185,7 @@ class LocalServer(ABC):
         self._log_path: Path | None = None
         self._work_dir: tempfile.TemporaryDirectory[str] | None = None
         self._endpoint_url: str | None = None
+        self._state_lock: IO[bytes] | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -219,6 +220,22 @@ class LocalServer(ABC):
         self._log_path = self._requested_log_path or work_dir / log_name
         return work_dir
 
+    def _lock_state_dir(self, state_dir: Path, lock_name: str, in_use: Exception) -> None:
+        """Hold an advisory lock on `state_dir` until stopped (or this process dies: a `kill -9` releases it); raise
+        `in_use` when another process holds it. A no-op where there is no fcntl."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        handle = (state_dir / lock_name).open("a+b")
+        try:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - not POSIX
+            pass
+        except OSError:
+            handle.close()
+            raise in_use from None
+        self._state_lock = handle
+
     def _stop(self, *, keep_log: bool) -> None:
         child, self._child = self._child, None
         self._endpoint_url = None
@@ -227,6 +244,9 @@ class LocalServer(ABC):
         if self._work_dir is not None and not (keep_log and self._requested_log_path is None):
             self._work_dir.cleanup()
             self._work_dir = None
+        if self._state_lock is not None:
+            self._state_lock.close()  # closing releases the flock
+            self._state_lock = None
 
     def __enter__(self) -> Self:
         self.start()

@@ -34,7 +34,7 @@ from types import FrameType
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from tripstream.local.emulator.environment import STORE_DIR_VARIABLE
+from tripstream.local.emulator.environment import STATE_DIR_VARIABLE, STORE_DIR_VARIABLE
 from tripstream.local.emulator.launcher import (
     ChildProcess,
     LaunchError,
@@ -61,17 +61,21 @@ class Emulator(LocalServer):
     ``port=0`` picks a free port. The child's output goes to ``log_path`` (by default a temporary
     file, removed by :meth:`stop`), never to the terminal. ``patched=False`` serves moto without
     :mod:`tripstream.local.emulator.moto_patches`; it exists only for the tests and the benchmark that show
-    what the patches fix.
+    what the patches fix. ``state_dir``: the tables' items and the stream's records are kept there, and a later
+    emulator given the same folder re-attaches to them (:mod:`tripstream.local.emulator.moto_patches.storage`).
     """
 
     _not_running = (EmulatorError, "the emulator is not running")
 
-    def __init__(self, port: int = 0, *, log_path: Path | None = None, patched: bool = True) -> None:
+    def __init__(
+        self, port: int = 0, *, log_path: Path | None = None, patched: bool = True, state_dir: Path | None = None
+    ) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, not {port}")
         super().__init__(log_path)
         self._requested_port = port
         self._patched = patched
+        self._state_dir = state_dir.absolute() if state_dir is not None else None  # the child may run elsewhere
 
     @property
     def patched(self) -> bool:
@@ -82,6 +86,12 @@ class Emulator(LocalServer):
         if (running := self._running_endpoint()) is not None:
             return running
         port_file = self._new_work_dir("tripstream-emulator-", "emulator.log") / "port"
+        if self._state_dir is not None:  # two emulators on one kept store would number records over each other
+            in_use = EmulatorError(
+                f"{self._state_dir} is in use by another emulator started by tripstream (another `tripstream up "
+                "--state-dir` on the same folder?); stop it first or use another --state-dir"
+            )
+            self._lock_state_dir(self._state_dir, ".tripstream-emulator.lock", in_use)
         assert self._log_path is not None
         command = [
             sys.executable,
@@ -107,10 +117,12 @@ class Emulator(LocalServer):
                 {
                     "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
                     "PYTHONUNBUFFERED": "1",
-                    # tables' items and stream records: on disk, in the scratch folder (moto_patches.storage)
+                    # tables' items and stream records: on disk, in the scratch folder (moto_patches.storage)...
                     STORE_DIR_VARIABLE: str(port_file.parent / "store"),
-                },
-                drop=["MOTO_PORT"],
+                }
+                # ... or kept in the state folder, for the next emulator to re-attach to
+                | ({STATE_DIR_VARIABLE: str(self._state_dir)} if self._state_dir is not None else {}),
+                drop=["MOTO_PORT", STATE_DIR_VARIABLE],
             ),
         )
         try:
@@ -230,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     from werkzeug.serving import make_server
 
     from tripstream.local.emulator import diagnostics, moto_patches
-    from tripstream.local.emulator.moto_patches import kinesis, stream_mode
+    from tripstream.local.emulator.moto_patches import kinesis, storage, stream_mode
 
     diagnostics.install()
 
@@ -238,6 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.unpatched:
         moto_patches.apply()
         kinesis.start_retention_sweeper()
+        if os.environ.get(STATE_DIR_VARIABLE):
+            storage.store()  # a kept store that cannot be read stops the start here, its reason in the log
     if not args.log_requests:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
 

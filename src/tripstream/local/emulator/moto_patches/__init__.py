@@ -6,7 +6,8 @@
 - :mod:`.dynamodb`: an item's size summed in O(n); the two write actions' bodies read with orjson; Scan/Query
   answers written straight as DynamoDB's JSON.
 - :mod:`.dynamodb_storage` + :mod:`.storage`: tables' items (and, via :mod:`.kinesis`, stream records) in SQLite on
-  disk, so the emulator's memory does not grow with the data.
+  disk, so the emulator's memory does not grow with the data; kept by name for the next emulator with
+  ``up --state-dir``.
 - :mod:`.instances`: DynamoDB items and Kinesis records not kept alive by moto's dashboard registry.
 - :mod:`.dispatch`: the list of moto's service folders read once, not on every request.
 - :mod:`.transactions`: TransactWriteItems atomic and isolated, without whole-table copies.

@@ -10,6 +10,10 @@ back. ``Scan`` reads its page from SQLite in key order (the order moto sorts in)
 instead of building and sorting every item on every page; ``len(table)`` is a ``COUNT``.
 
 Tables keyed by binary values keep moto's own dict (their ordering is not SQLite's).
+
+In a kept store (:mod:`.storage`, ``up --state-dir``) a table's rows are found by its account, region, name and key
+schema: a table created again under the same name by the next emulator holds the items it held; DeleteTable drops
+them.
 """
 
 from __future__ import annotations
@@ -225,12 +229,21 @@ def _disk_items(table: Any) -> DiskItems | None:
     return items if isinstance(items, DiskItems) else None
 
 
+def _owner_name(table: Any) -> str:
+    """A table's rows in a kept store: by account, region, name and key schema (a table created again with other
+    keys does not read the old rows)."""
+    keys = f"{table.hash_key_attr}:{table.hash_key_type}"
+    if table.range_key_attr is not None:
+        keys += f"/{table.range_key_attr}:{table.range_key_type}"
+    return f"dynamodb/{table.account_id}/{table.region_name}/{table.name}/{keys}"
+
+
 def _table_init(original: Any) -> Any:
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         key_types = {self.hash_key_type} | ({self.range_key_type} if self.range_key_attr is not None else set())
         if key_types <= _KEY_TYPES and not self.items:
-            self.items = DiskItems(store().owner_id(None), self.range_key_attr is not None, store())
+            self.items = DiskItems(store().owner_for(_owner_name(self)), self.range_key_attr is not None, store())
 
     return init
 

@@ -26,6 +26,12 @@ serialiser.
 
 moto itself replaces a shard's dict wholesale (``shard.records = OrderedDict()`` in ``split_shard``) and writes
 records into it; a shard whose ``records`` is not the store's mapping has them moved to the store on next use.
+
+A stream's shards get their rows by name (``Stream.init_shards``: account, region, stream, shard id). In a kept store
+(``up --state-dir``) the next emulator that creates the same stream re-attaches to them: the records not yet
+consumed are there, keep their sequence numbers, and new ones continue past the highest; the stream keeps its first
+creation time, so the local event source mapping's checkpoints (named by it) still apply. DeleteStream drops the
+rows. Shards made by a split or a merge are not re-attached (tripstream never reshards).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from __future__ import annotations
 import base64
 import binascii
 import inspect
+import json
 import threading
 import time
 import warnings
@@ -63,8 +70,7 @@ _EXPECTED_SIGNATURES: Final[Mapping[str, tuple[str, ...]]] = {
 _RECORD_SIGNATURE: Final = ("self", "partition_key", "data", "sequence_number", "explicit_hash_key")
 
 _MARKER: Final = "_tripstream_original_methods"  # set on the Shard class while patched
-_BACKEND_MARKER: Final = "_tripstream_original_put_records"  # set on KinesisBackend while patched
-_ANSWERS_MARKER: Final = "_tripstream_original_answers"  # set on KinesisResponse while patched
+_BACKEND_MARKER: Final = "_tripstream_original_wrapped"  # set on KinesisBackend while patched: the wrapped methods
 _PLAIN_ANSWERS: Final = ("put_records", "get_records")
 _CONTENT_TYPE: Final = "application/x-amz-json-1.1"
 
@@ -123,10 +129,12 @@ def _payload(data: Any) -> bytes:
 class DiskRecords(MutableMapping[int, Any]):
     """A shard's records in the store, shaped as moto's ``Shard.records`` (sequence number -> record)."""
 
-    def __init__(self, backing: Store) -> None:
+    def __init__(self, backing: Store, name: str | None = None) -> None:
         self.store = backing
-        self.owner = backing.owner_id(None)
-        self.last = 0  # the highest sequence number present (0: none)
+        self.owner = backing.owner_id(None) if name is None else backing.owner_for(name)
+        with backing.lock:  # the highest sequence number present (0: none); a re-attached shard goes on from it
+            row = backing.connection.execute("SELECT MAX(n) FROM records WHERE s = ?", (self.owner,)).fetchone()
+        self.last = int(row[0] or 0)
 
     def append(self, partition_key: str, data: Any, explicit_hash_key: str | None) -> int:
         with self.store.lock:
@@ -227,6 +235,11 @@ class DiskRecords(MutableMapping[int, Any]):
                 self.store.connection.execute("SELECT COUNT(*) FROM records WHERE s = ?", (self.owner,)).fetchone()[0]
             )
 
+    def clear(self) -> None:
+        with self.store.lock:
+            self.store.connection.execute("DELETE FROM records WHERE s = ?", (self.owner,))
+            self.last = 0
+
 
 def _records_of(shard: Any) -> DiskRecords:
     """The shard's records in the store; moto's own dict (a new shard, or one moto replaced) is moved there once."""
@@ -243,6 +256,48 @@ def _records_of(shard: Any) -> DiskRecords:
                 disk[number] = record
         shard.records = disk
         return disk
+
+
+def _stream_name(stream: Any) -> str:
+    return f"kinesis/{stream.account_id}/{stream.region}/{stream.stream_name}"
+
+
+def _init_shards(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A stream's new shards on their named rows; in a kept store, a stream created again is the one kept: its
+    records and its first creation time."""
+
+    def init_shards(self: Any, shard_count: int) -> None:
+        original(self, shard_count)
+        backing = store()
+        name = _stream_name(self)
+        with backing.transaction():  # new shards: no other thread has them yet
+            for shard_id, shard in self.shards.items():
+                shard.records = DiskRecords(backing, f"{name}/{shard_id}")
+            if backing.persistent:
+                kept = backing.meta(name)
+                if kept is None:
+                    backing.set_meta(name, json.dumps({"created": self.creation_datetime.isoformat()}))
+                else:
+                    self.creation_datetime = datetime.fromisoformat(json.loads(kept)["created"])
+
+    init_shards.__wrapped__ = original  # type: ignore[attr-defined]
+    return init_shards
+
+
+def _delete_stream(original: Callable[..., Any]) -> Callable[..., Any]:
+    """A deleted stream's records dropped (and, in a kept store, its creation time: created again, it is new)."""
+
+    def delete_stream(self: Any, *args: Any, **kwargs: Any) -> Any:
+        stream = original(self, *args, **kwargs)
+        backing = store()
+        with backing.transaction():
+            for shard in stream.shards.values():
+                _records_of(shard).clear()
+            backing.set_meta(_stream_name(stream), None)
+        return stream
+
+    delete_stream.__wrapped__ = original  # type: ignore[attr-defined]
+    return delete_stream
 
 
 def _put_record(self: Any, partition_key: str, data: str, explicit_hash_key: str) -> str:
@@ -340,6 +395,18 @@ _REPLACEMENTS: Final[Mapping[str, Callable[..., Any]]] = {
 }
 
 
+# Methods of moto's stream and backend wrapped (the original still runs): (class, name, wrapper).
+_WRAPPERS: Final = (
+    (kinesis_models.KinesisBackend, "put_records", _put_records_in_one_commit),
+    (kinesis_models.KinesisBackend, "delete_stream", _delete_stream),
+    (kinesis_models.Stream, "init_shards", _init_shards),
+    *(
+        (kinesis_responses.KinesisResponse, name, lambda method: plain_json(method, _CONTENT_TYPE))
+        for name in _PLAIN_ANSWERS
+    ),
+)
+
+
 def _check_moto_shape(shard_class: Any, record_class: Any) -> None:
     """Raise :class:`MotoVersionError` unless moto's classes look like moto 5.2.1's."""
     problems: list[str] = []
@@ -361,6 +428,22 @@ def _check_moto_shape(shard_class: Any, record_class: Any) -> None:
             problems.append(f"KinesisResponse.{name} is not a handler method taking only self")
     if record_class is None or parameter_names(record_class.__init__) != _RECORD_SIGNATURE:
         problems.append(f"Record.__init__ does not take {_RECORD_SIGNATURE}")
+    stream_class, backend_class = kinesis_models.Stream, kinesis_models.KinesisBackend
+    if parameter_names(stream_class.init_shards) != ("self", "shard_count"):
+        problems.append("Stream.init_shards does not take (self, shard_count)")
+    if parameter_names(backend_class.delete_stream) != ("self", "stream_arn", "stream_name"):
+        problems.append("KinesisBackend.delete_stream does not take (self, stream_arn, stream_name)")
+    # init_shards (patched) reads the stream's name, account, region and creation time: set before it is called.
+    set_before = ("self.stream_name", "self.creation_datetime", "self.account_id", "self.region")
+    try:
+        stream_init = inspect.getsource(stream_class.__init__)
+    except (OSError, TypeError):  # no source shipped: checked on first use instead
+        stream_init = " ".join(set_before) + " self.init_shards("
+    if "self.init_shards(" not in stream_init or any(
+        stream_init.find(name) < 0 or stream_init.find(name) > stream_init.find("self.init_shards(")
+        for name in set_before
+    ):
+        problems.append(f"Stream.__init__ no longer sets {', '.join(set_before)} before self.init_shards(...)")
     if problems:
         raise shape_error("Kinesis Shard", problems)
 
@@ -382,14 +465,11 @@ def apply() -> None:
     for name, replacement in _REPLACEMENTS.items():
         setattr(shard_class, name, replacement)
     setattr(shard_class, _MARKER, originals)
-    backend_class = kinesis_models.KinesisBackend
-    setattr(backend_class, _BACKEND_MARKER, backend_class.put_records)
-    backend_class.put_records = _put_records_in_one_commit(backend_class.put_records)  # type: ignore[method-assign]
-    response_class = kinesis_responses.KinesisResponse
-    answers = {name: getattr(response_class, name) for name in _PLAIN_ANSWERS}
-    for name, original in answers.items():
-        setattr(response_class, name, plain_json(original, _CONTENT_TYPE))
-    setattr(response_class, _ANSWERS_MARKER, answers)
+    wrapped = {}
+    for target, name, wrapper in _WRAPPERS:
+        wrapped[(target, name)] = vars(target)[name]
+        setattr(target, name, wrapper(vars(target)[name]))
+    setattr(kinesis_models.KinesisBackend, _BACKEND_MARKER, wrapped)
 
 
 def revert() -> None:
@@ -401,12 +481,9 @@ def revert() -> None:
         setattr(shard_class, name, original)
     delattr(shard_class, _MARKER)
     backend_class = kinesis_models.KinesisBackend
-    backend_class.put_records = vars(backend_class)[_BACKEND_MARKER]  # type: ignore[method-assign]
+    for (target, name), original in vars(backend_class)[_BACKEND_MARKER].items():
+        setattr(target, name, original)
     delattr(backend_class, _BACKEND_MARKER)
-    response_class = kinesis_responses.KinesisResponse
-    for name, original in vars(response_class)[_ANSWERS_MARKER].items():
-        setattr(response_class, name, original)
-    delattr(response_class, _ANSWERS_MARKER)
 
 
 def is_applied() -> bool:

@@ -9,6 +9,18 @@ One connection, one lock: moto's server is threaded, SQLite calls are short and 
 The file is written in WAL mode with ``synchronous=OFF``: a commit is written to the OS, not synced to the disk (a
 checkpoint with fsync was most of a commit's cost); a killed emulator (``kill -9``) loses nothing committed, a
 power cut may lose the last seconds.
+
+Two lives for the file:
+
+- scratch (``$TRIPSTREAM_EMULATOR_STORE_DIR``, or a temporary folder): thrown away with the emulator. Every table and
+  shard gets a number never given before (:meth:`Store.owner_for`), so a table created again (after moto's reset,
+  say) starts empty, as in moto.
+- kept (``$TRIPSTREAM_EMULATOR_STATE_DIR``: ``tripstream up --state-dir``): the file outlives the emulator and IS
+  the persistence of the tables and the stream. Tables and shards are named (account, region, table or stream and
+  shard, key schema), so the next emulator that creates the same table or stream (``up`` deploys the same stack
+  again) re-attaches to its rows: items, stream records with their sequence numbers, and the stream's creation
+  time (:meth:`Store.meta`: the local event source mapping's checkpoints are named by it). Nothing has to be saved
+  again when ``up`` stops or an object arrives: what is committed is on disk.
 """
 
 from __future__ import annotations
@@ -25,9 +37,11 @@ from pathlib import Path
 from typing import Final
 
 #: The emulator's data directory, set by :class:`tripstream.local.emulator.server.Emulator` for its child.
-from tripstream.local.emulator.environment import STORE_DIR_VARIABLE
+from tripstream.local.emulator.environment import STATE_DIR_VARIABLE, STORE_DIR_VARIABLE
 
-_FILE_NAME: Final = "emulator.sqlite3"
+FILE_NAME: Final = "emulator.sqlite3"
+# The layout of the file (``PRAGMA user_version``): a kept file of another layout is refused, not misread.
+STORE_VERSION: Final = 1
 _CACHE_KIB: Final = 16 * 1024  # SQLite's page cache: the only part of the data that is held in memory
 
 _SCHEMA: Final = (
@@ -36,14 +50,20 @@ _SCHEMA: Final = (
     "CREATE TABLE IF NOT EXISTS records (s INTEGER NOT NULL, n INTEGER NOT NULL, k TEXT NOT NULL, x TEXT,"
     " d BLOB NOT NULL, c REAL NOT NULL, PRIMARY KEY (s, n)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS owners (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
 )
+
+
+class StoreError(RuntimeError):
+    """A kept store that this version of tripstream cannot read (the message names the file)."""
 
 
 class Store:
     """The SQLite database behind the patched tables and shards of one emulator process."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, persistent: bool = False) -> None:
         self.path = path
+        self.persistent = persistent
         self.lock = threading.RLock()
         self.connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         for pragma in (
@@ -54,8 +74,13 @@ class Store:
             "PRAGMA temp_store=FILE",
         ):
             self.connection.execute(pragma)
+        version = int(self.connection.execute("PRAGMA user_version").fetchone()[0])
+        if version not in (0, STORE_VERSION):
+            self.connection.close()
+            raise StoreError(f"{path}: emulator store version {version}; this tripstream reads version {STORE_VERSION}")
         for statement in _SCHEMA:
             self.connection.execute(statement)
+        self.connection.execute(f"PRAGMA user_version={STORE_VERSION}")
         self._depth = 0
 
     def owner_id(self, name: str | None) -> int:
@@ -67,6 +92,25 @@ class Store:
             self.connection.execute("INSERT OR IGNORE INTO owners (name) VALUES (?)", (name,))
             row = self.connection.execute("SELECT id FROM owners WHERE name = ?", (name,)).fetchone()
             return int(row[0])
+
+    def owner_for(self, name: str) -> int:
+        """The number of a named table or shard: kept by name in a kept store (a later emulator re-attaches to its
+        rows), never given before in a scratch one."""
+        return self.owner_id(name if self.persistent else None)
+
+    def meta(self, name: str) -> str | None:
+        """A value kept beside the rows (a stream's creation time), None when there is none."""
+        with self.lock:
+            row = self.connection.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, name: str, value: str | None) -> None:
+        """Keep ``value`` under ``name`` (None: forget it)."""
+        with self.lock:
+            if value is None:
+                self.connection.execute("DELETE FROM meta WHERE name = ?", (name,))
+            else:
+                self.connection.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -101,16 +145,18 @@ _store_lock = threading.Lock()
 
 
 def store() -> Store:
-    """This process's store: in ``$TRIPSTREAM_EMULATOR_STORE_DIR`` if set, else in a scratch folder removed at exit."""
+    """This process's store: kept in ``$TRIPSTREAM_EMULATOR_STATE_DIR`` if set; else scratch, in
+    ``$TRIPSTREAM_EMULATOR_STORE_DIR`` if set, else in a temporary folder removed at exit."""
     if not _stores:
         with _store_lock:
             if not _stores:
-                directory = os.environ.get(STORE_DIR_VARIABLE)
+                kept = os.environ.get(STATE_DIR_VARIABLE)
+                directory = kept or os.environ.get(STORE_DIR_VARIABLE)
                 if not directory:
                     import atexit
 
                     directory = tempfile.mkdtemp(prefix="tripstream-store-")
                     atexit.register(shutil.rmtree, directory, True)
                 Path(directory).mkdir(parents=True, exist_ok=True)
-                _stores.append(Store(Path(directory) / _FILE_NAME))
+                _stores.append(Store(Path(directory) / FILE_NAME, persistent=bool(kept)))
     return _stores[0]

@@ -1,0 +1,163 @@
+"""An emulator given a state folder (`up --state-dir`) keeps its tables and its stream there: a second emulator that
+creates the same table and stream, after the first was killed with SIGKILL, finds the items and the records (with
+their sequence numbers and the stream's creation time), and numbers new records past them. Without one, or after a
+delete, a table or stream created again is empty, as in moto."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tripstream.local.emulator.moto_patches.storage import FILE_NAME
+from tripstream.local.emulator.server import Emulator, EmulatorError
+
+pytestmark = pytest.mark.integration
+
+TABLE, STREAM = "kept-items", "kept-stream"
+
+
+def _client(service: str, endpoint_url: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def _create(endpoint_url: str) -> None:
+    """The table and the stream, as a stack deployed again creates them."""
+    _client("dynamodb", endpoint_url).create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "trip_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "trip_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    kinesis = _client("kinesis", endpoint_url)
+    kinesis.create_stream(StreamName=STREAM, ShardCount=2)
+    kinesis.get_waiter("stream_exists").wait(StreamName=STREAM, WaiterConfig={"Delay": 0.1})
+
+
+def _records(endpoint_url: str) -> dict[str, list[tuple[int, bytes]]]:
+    """Every record of every shard, from TRIM_HORIZON: shard -> [(sequence number, data)]."""
+    kinesis = _client("kinesis", endpoint_url)
+    found: dict[str, list[tuple[int, bytes]]] = {}
+    for shard in kinesis.list_shards(StreamName=STREAM)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=STREAM, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        answer = kinesis.get_records(ShardIterator=iterator, Limit=10000)
+        found[shard["ShardId"]] = [(int(r["SequenceNumber"]), r["Data"]) for r in answer["Records"]]
+    return found
+
+
+def _items(endpoint_url: str) -> dict[str, str]:
+    pages = _client("dynamodb", endpoint_url).get_paginator("scan").paginate(TableName=TABLE)
+    return {item["trip_id"]["S"]: item["fare"]["N"] for page in pages for item in page["Items"]}
+
+
+def _created(endpoint_url: str) -> Any:
+    return _client("kinesis", endpoint_url).describe_stream_summary(StreamName=STREAM)["StreamDescriptionSummary"][
+        "StreamCreationTimestamp"
+    ]
+
+
+def _kill_9(emulator: Emulator) -> None:
+    """SIGKILL the emulator's process (its pid from its log's first line): nothing closes the store. (stop() then
+    reaps it.)"""
+    assert emulator.log_path is not None
+    pid = int(re.findall(r"\(pid (\d+)\)", emulator.log_path.read_text())[-1])
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def first(tmp_path: Path) -> Iterator[tuple[Path, dict[str, list[tuple[int, bytes]]], dict[str, str], Any]]:
+    """A first emulator on `tmp_path/state`: 40 items and 60 records written, then SIGKILLed."""
+    state = tmp_path / "state"
+    emulator = Emulator(log_path=tmp_path / "first.log", state_dir=state)
+    url = emulator.start()
+    try:
+        _create(url)
+        dynamodb = _client("dynamodb", url)
+        for number in range(40):
+            dynamodb.put_item(TableName=TABLE, Item={"trip_id": {"S": f"t{number}"}, "fare": {"N": str(number)}})
+        entries = [{"Data": f"record {n}".encode(), "PartitionKey": f"k{n}"} for n in range(60)]
+        _client("kinesis", url).put_records(StreamName=STREAM, Records=entries)
+        records, items, created = _records(url), _items(url), _created(url)
+        _kill_9(emulator)
+    finally:
+        emulator.stop()
+    yield state, records, items, created
+
+
+def test_a_second_emulator_finds_the_items_and_the_records_a_killed_one_kept(
+    tmp_path: Path, first: tuple[Path, dict[str, list[tuple[int, bytes]]], dict[str, str], Any]
+) -> None:
+    state, records, items, created = first
+    assert sum(map(len, records.values())) == 60 and len(items) == 40
+    with Emulator(log_path=tmp_path / "second.log", state_dir=state) as second:
+        _create(second.endpoint_url)
+        assert _items(second.endpoint_url) == items
+        assert _records(second.endpoint_url) == records  # the same data under the same sequence numbers
+        assert _created(second.endpoint_url) == created  # the checkpoints, named by it, still apply
+        # A new record is numbered past the kept ones of its shard (an iterator after them sees it).
+        answer = _client("kinesis", second.endpoint_url).put_record(StreamName=STREAM, Data=b"new", PartitionKey="k0")
+        kept = [number for number, _ in records[answer["ShardId"]]]
+        assert int(answer["SequenceNumber"]) == max(kept, default=0) + 1
+
+
+def test_a_deleted_table_or_stream_is_created_again_empty(
+    tmp_path: Path, first: tuple[Path, dict[str, list[tuple[int, bytes]]], dict[str, str], Any]
+) -> None:
+    state, _, _, created = first
+    with Emulator(log_path=tmp_path / "second.log", state_dir=state) as second:
+        url = second.endpoint_url
+        _create(url)
+        _client("dynamodb", url).delete_table(TableName=TABLE)
+        _client("kinesis", url).delete_stream(StreamName=STREAM)
+        _client("kinesis", url).get_waiter("stream_not_exists").wait(StreamName=STREAM, WaiterConfig={"Delay": 0.1})
+        _create(url)
+        assert _items(url) == {}
+        assert all(not found for found in _records(url).values())
+        assert _created(url) != created
+
+
+def test_without_a_state_folder_nothing_is_kept(tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        with Emulator(log_path=tmp_path / f"{name}.log") as emulator:
+            _create(emulator.endpoint_url)
+            assert _items(emulator.endpoint_url) == {}
+            assert all(not found for found in _records(emulator.endpoint_url).values())
+            _client("dynamodb", emulator.endpoint_url).put_item(
+                TableName=TABLE, Item={"trip_id": {"S": "t"}, "fare": {"N": "1"}}
+            )
+            _client("kinesis", emulator.endpoint_url).put_record(StreamName=STREAM, Data=b"x", PartitionKey="k")
+
+
+def test_one_emulator_at_a_time_on_a_state_folder(tmp_path: Path) -> None:
+    """Two emulators on one kept store would number their records over each other: the second is refused."""
+    second = Emulator(log_path=tmp_path / "two.log", state_dir=tmp_path / "state")
+    with (
+        Emulator(log_path=tmp_path / "one.log", state_dir=tmp_path / "state"),
+        pytest.raises(EmulatorError, match="in use by another emulator"),
+    ):
+        second.start()
+    with Emulator(log_path=tmp_path / "three.log", state_dir=tmp_path / "state") as again:  # free once stopped
+        _create(again.endpoint_url)
+
+
+def test_a_kept_store_of_another_layout_is_refused_at_start(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    with sqlite3.connect(tmp_path / "state" / FILE_NAME) as connection:
+        connection.execute("PRAGMA user_version=99")
+    with pytest.raises(EmulatorError, match="emulator store version 99; this tripstream reads version 1"):
+        Emulator(log_path=tmp_path / "emulator.log", state_dir=tmp_path / "state").start()
