@@ -369,16 +369,17 @@ class LiveRuntime:
             log.warning("%s: stopped before it was fully consumed; it is processed again at the next start", item.key)
             return
         document |= {"drained": outcome.drained, "seconds": outcome.seconds}
+        # The object's line first: whoever sees its result document (a client polling the bucket) sees the line too.
+        with self._lock:
+            self._objects += 1
+        if self._on_object is not None:
+            self._on_object(outcome)
         try:
             put_json(self._clients.s3, self._stack.bucket, result_key(item.key, item.etag), document)
             self._save()
             self._ledger.add(item.key, item.etag)
         except Exception as error:
             log.warning("recording the result of %s failed: %s", item.key, error)
-        with self._lock:
-            self._objects += 1
-        if self._on_object is not None:
-            self._on_object(outcome)
 
 
 def serve_live(
