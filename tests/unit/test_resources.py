@@ -30,6 +30,20 @@ def test_children_and_grandchildren_are_counted() -> None:
     assert sampler.peak_total_bytes >= biggest.peak_rss_bytes
 
 
+def test_a_process_seen_before_its_exec_is_named_by_what_it_runs_after() -> None:
+    """Fork then exec: sampled in between, a process carries its parent's command line (the 3M run's producer was
+    counted as a `tripstream` process)."""
+    code = (
+        "import os, sys, time; time.sleep(0.6); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'timeit', '-n', '1', 'import time; time.sleep(0.6)'])"
+    )
+    with ProcessTreeSampler(interval=0.1) as sampler:
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
+        child.wait()
+    (usage,) = [usage for usage in sampler.usage() if usage.pid == child.pid]
+    assert usage.name == "timeit"
+
+
 def test_the_summary_shows_trips_per_second_and_peak_memory() -> None:
     summary = RunSummary(file="f.csv", bucket="b", key="f.csv", records_sent=1000, records_consumed=1000, seconds=2.0)
     with ProcessTreeSampler() as sampler:

@@ -65,16 +65,21 @@ def _children_by_scan() -> Callable[[int], list[int]]:
     return lambda pid: parents.get(pid, [])
 
 
-def _name(pid: int) -> str:
-    """A short name: the module or script a Python process runs, else its command (a process that has exited and
-    left no command line: the kernel's name for it)."""
+def _command_line_name(pid: int) -> str | None:
+    """The module or script a Python process runs, else its command; None without a command line (exited)."""
     try:
         argv = (_PROC / str(pid) / "cmdline").read_bytes().split(b"\0")
     except OSError:
-        argv = []
+        return None
     words = [word.decode(errors="replace") for word in argv if word]
-    if words:
-        return command_name(words)
+    return command_name(words) if words else None
+
+
+def _name(pid: int) -> str:
+    """A short name: :func:`_command_line_name`, else (a process that has exited and left no command line) the
+    kernel's name for it."""
+    if (name := _command_line_name(pid)) is not None:
+        return name
     try:
         return (_PROC / str(pid) / "comm").read_text().strip() or "?"
     except OSError:
@@ -137,6 +142,8 @@ class ProcessTreeSampler:
                 usage = self.processes.get(pid)
                 if usage is None:
                     usage = self.processes[pid] = ProcessUsage(pid, _name(pid))
+                elif (name := _command_line_name(pid)) is not None:
+                    usage.name = name  # a process first seen between its fork and its exec had its parent's
                 usage.peak_rss_bytes = max(usage.peak_rss_bytes, rss)
                 usage.cpu_seconds = cpu
                 total += rss
