@@ -618,3 +618,48 @@ def test_patched_put_and_get_records_answer_what_moto_answers(
     assert patched == unpatched
     assert len(patched["got"]["Records"]) == 25 and len(patched["rest"]["Records"]) == 15
     assert patched["got"]["Records"][3]["Data"] == bytes([3, 0, 255]) + "é3".encode()
+
+
+def _write_answers(endpoint: str) -> list[dict[str, Any]]:
+    dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
+    table = "write-answers"
+    dynamodb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "trip_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "trip_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    answers = []
+    for capacity in ("NONE", "TOTAL", "INDEXES"):
+        batch = [{"PutRequest": {"Item": item}} for item in _READ_ITEMS[:25]]
+        answers.append(
+            dynamodb.batch_write_item(RequestItems={table: batch}, ReturnConsumedCapacity=capacity)  # type: ignore[arg-type]
+        )
+        answers.append(
+            dynamodb.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": table, "Item": {"trip_id": {"S": f"tx-{capacity}"}}}},
+                    {
+                        "Update": {
+                            "TableName": table,
+                            "Key": {"trip_id": {"S": "cell"}},
+                            "UpdateExpression": "ADD #n :one",
+                            "ExpressionAttributeNames": {"#n": "trips"},
+                            "ExpressionAttributeValues": {":one": {"N": "1"}},
+                        }
+                    },
+                ],
+                ReturnConsumedCapacity=capacity,  # type: ignore[arg-type]
+            )
+        )
+    for answer in answers:
+        answer.pop("ResponseMetadata")
+    return answers
+
+
+def test_patched_write_answers_are_what_moto_answers(
+    patched_endpoint: str, unpatched_endpoint: str, aws_env: None
+) -> None:
+    """BatchWriteItem answers are written as plain JSON, TransactWriteItems' by tripstream's own handler: both parse
+    to what moto's own answers parse to, with and without consumed capacity."""
+    assert _write_answers(patched_endpoint) == _write_answers(unpatched_endpoint)

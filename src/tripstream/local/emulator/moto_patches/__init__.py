@@ -3,8 +3,8 @@
 - :mod:`.kinesis`: a shard safe for concurrent writers, its records in SQLite, O(log n) reads, records trimmed
   past retention; PutRecords/GetRecords answered as plain JSON (:mod:`.json_answers`).
 - :mod:`.stream_mode`: a CloudFormation ON_DEMAND stream is one (applied even to an unpatched emulator).
-- :mod:`.dynamodb`: an item's size summed in O(n); the two write actions' bodies read with orjson; Scan/Query
-  answers written straight as DynamoDB's JSON.
+- :mod:`.dynamodb`: an item's size summed in O(n); the two write actions' bodies read with orjson; Scan, Query
+  and BatchWriteItem answers written straight as DynamoDB's JSON.
 - :mod:`.dynamodb_storage` + :mod:`.storage`: tables' items (and, via :mod:`.kinesis`, stream records) in SQLite on
   disk, so the emulator's memory does not grow with the data; kept by name for the next emulator with
   ``up --state-dir``.

@@ -28,7 +28,6 @@ import threading
 from decimal import Context, Decimal
 from typing import Any, Final
 
-from moto.core.responses import ActionResult
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
@@ -40,6 +39,8 @@ from moto.dynamodb.exceptions import (
 )
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.responses import DynamoHandler
+
+from tripstream.local.emulator.moto_patches.json_answers import PlainJsonResult
 
 _LOCK: Final = threading.RLock()
 _MARKER: Final = "_tripstream_original_transact_write_items"
@@ -210,7 +211,7 @@ def _handler_transact_write_items(original: Any) -> Any:
         if not all(_checked_directly(item) for item in transact_items):
             return original(self)
         self.dynamodb_backend.transact_write_items(transact_items)
-        return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+        return PlainJsonResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}}, "application/x-amz-json-1.0")
 
     handler.__name__ = original.__name__
     handler.__wrapped__ = original  # type: ignore[attr-defined]
