@@ -18,6 +18,7 @@ from support.processes import assert_exact, cli, clients_of
 from support.trips import trips_file
 from tripstream.local.commands.resources import ProcessTreeSampler
 from tripstream.local.emulator.server import set_iam_enforcement
+from tripstream.local.lambda_service.events import s3_object_created_event
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -36,7 +37,7 @@ def printed_exports(output: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines)
 
 
-def test_up_serves_a_plain_boto3_upload_with_isolated_functions(tmp_path: Path) -> None:
+def test_up_serves_a_plain_boto3_upload_and_asynchronous_invocation_with_isolated_functions(tmp_path: Path) -> None:
     up = Up(tmp_path, env=ISOLATED).start()
     try:
         exports = printed_exports(up.output())
@@ -57,6 +58,37 @@ def test_up_serves_a_plain_boto3_upload_with_isolated_functions(tmp_path: Path) 
         sampler = ProcessTreeSampler(up.process.pid)
         sampler.sample()
         assert function_processes(sampler) >= 2  # the producer's and the consumer's, kept warm
+
+        # Lambda runs every asynchronous invocation: the user's own of the producer, on the same object's event.
+        keys = {
+            "endpoint_url": exports["AWS_ENDPOINT_URL"],
+            "region_name": exports["AWS_DEFAULT_REGION"],
+            "aws_access_key_id": exports["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": exports["AWS_SECRET_ACCESS_KEY"],
+        }
+        lambda_ = boto3.client("lambda", **keys)
+        (producer,) = [
+            f["FunctionName"] for f in lambda_.list_functions()["Functions"] if "producer" in f["FunctionName"]
+        ]
+        head = s3.head_object(Bucket=exports["TRIPSTREAM_BUCKET"], Key="taxi_trips.csv")
+        event = s3_object_created_event(
+            bucket=exports["TRIPSTREAM_BUCKET"],
+            key="taxi_trips.csv",
+            size=head["ContentLength"],
+            etag=head["ETag"].strip('"'),
+            region=exports["AWS_DEFAULT_REGION"],
+            account_id="123456789012",
+            sequencer="1",
+        )
+        answer = lambda_.invoke(FunctionName=producer, InvocationType="Event", Payload=json.dumps(event).encode())
+        assert answer["StatusCode"] == 202
+
+        def invoked_line() -> str | None:
+            return next((line for line in up.output().splitlines() if "asynchronous invocation of" in line), None)
+
+        line = wait_for(invoked_line, "the asynchronous invocation's line", 90)
+        assert f"asynchronous invocation of {producer}: {ROWS} rows read, {ROWS} sent, 0 rejected" in line
+        assert_exact(clients_of(exports["AWS_ENDPOINT_URL"]), path)  # sent again: the same items, counted once
     finally:
         up.stop()
     output = up.output()

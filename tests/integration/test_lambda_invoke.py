@@ -76,6 +76,20 @@ def test_the_service_takes_each_invocation_by_its_payload_whoever_received_it(cl
     assert queue.take(FUNCTION, {"take": 2}, timeout=1) is None  # each one once
 
 
+def test_an_invocation_nobody_takes_is_unclaimed_after_its_window_and_can_be_queued_again(
+    clients: AwsClients,
+) -> None:
+    queue = InvocationQueue(clients.sqs)
+    invoke_async(clients.lambda_, FUNCTION, orjson.dumps({"user": 1}))
+    assert queue.take_unclaimed(claim_after=60) is None  # received and held: a taker may still ask for it
+    polls = (queue.take_unclaimed(claim_after=0) for _ in range(5))  # each call polls once, up to a second
+    unclaimed = next((invocation for invocation in polls if invocation is not None), None)
+    assert unclaimed is not None and (unclaimed.function_name, unclaimed.payload) == (FUNCTION, {"user": 1})
+    assert queue.take(FUNCTION, {"user": 1}, timeout=1) is None  # taken: gone from the queue
+    queue.put_back(unclaimed)  # the service stopped before it ran to its end
+    assert queue.take(FUNCTION, {"user": 1}, timeout=5) == {"user": 1}
+
+
 def test_a_synchronous_invoke_is_refused_at_once(clients: AwsClients) -> None:
     with pytest.raises(ClientError) as refused:
         invoke_sync(clients.lambda_, FUNCTION, b"{}")

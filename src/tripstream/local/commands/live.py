@@ -34,6 +34,7 @@ from tripstream.local.commands.snapshot import SnapshotInfo, save_snapshot
 from tripstream.local.lambda_service.event_source_mapping import STOP_TIMEOUT_SECONDS
 from tripstream.local.lambda_service.events import s3_object_created_event
 from tripstream.local.lambda_service.functions import LocalFunctions
+from tripstream.local.lambda_service.invocation_queue import InvocationQueue
 from tripstream.local.lambda_service.s3_notifications import (
     HEARTBEAT_SECONDS,
     RESULTS_PREFIX,
@@ -64,6 +65,15 @@ class ObjectOutcome:
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     drained: bool = False
+
+    def add_results(self, results: list[dict[str, Any]]) -> None:
+        """What the producer's invocations answered for the object."""
+        for result in results:
+            self.rows_read += result.get("rows_read", 0)
+            self.records_sent += result.get("records_sent", 0)
+            self.rows_rejected += sum(result.get("rows_rejected", {}).values())
+            if result.get("refused"):
+                self.refused = str(result["refused"].get("detail"))
 
     def line(self) -> str:
         if self.refused:
@@ -207,6 +217,42 @@ class LiveRuntime:
         for index in range(self._workers):
             self._spawn(f"live-s3-events-{index}", self._serve)
         self._spawn("live-heartbeat", self._heartbeat)
+        if (invocations := self._functions.asynchronous_invocations()) is not None:
+            self._spawn("live-async-invocations", lambda: self._run_unclaimed(invocations))
+
+    def _run_unclaimed(self, invocations: InvocationQueue) -> None:
+        """Lambda runs every asynchronous invocation: what nobody here asked for (a user's own `aws lambda invoke
+        --invocation-type Event` of the producer; a continuation whose taker is gone) is run too, with the
+        producer's retries and dead-letter queue, and gets its line."""
+        while not self._stop.is_set():
+            try:
+                invocation = invocations.take_unclaimed()
+            except Exception as error:  # the emulator stopping, or a broken queue: said, then tried again
+                log.warning("reading the asynchronous invocations failed: %s", error)
+                self._stop.wait(1.0)
+                continue
+            if invocation is None:
+                continue
+            if invocation.function_name != self._stack.producer.name:
+                log.warning(
+                    "an asynchronous invocation of %s was dropped: locally only the producer's are run",
+                    invocation.function_name,
+                )
+                continue
+            started = time.monotonic()
+            run = self._functions.invoke_producer(invocation.payload, stop=self._stop)
+            if run.stopped:  # not run to its end: queued again, as a stopped service leaves an invocation
+                try:
+                    invocations.put_back(invocation)
+                except Exception as error:
+                    log.warning("an unfinished asynchronous invocation could not be queued again: %s", error)
+                return
+            outcome = ObjectOutcome(key=f"asynchronous invocation of {invocation.function_name}", etag="")
+            outcome.add_results(run.results)
+            outcome.gave_up, outcome.errors = run.gave_up, run.errors
+            outcome.seconds = time.monotonic() - started
+            if self._on_object is not None:
+                self._on_object(outcome)
 
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """The producer in flight ends at its next budget check (no time remains), the mapping's pollers after
@@ -351,12 +397,7 @@ class LiveRuntime:
             document |= self._produce(item)
             sent = time.monotonic()
             outcome.drained = self.mapping.wait_caught_up(sent, DRAIN_TIMEOUT_SECONDS)
-            for result in document["results"]:
-                outcome.rows_read += result.get("rows_read", 0)
-                outcome.records_sent += result.get("records_sent", 0)
-                outcome.rows_rejected += sum(result.get("rows_rejected", {}).values())
-                if result.get("refused"):
-                    outcome.refused = str(result["refused"].get("detail"))
+            outcome.add_results(document["results"])
             outcome.gave_up, outcome.errors = document["gave_up"], document["errors"]
         except Exception as error:
             log.exception("processing %s failed", item.key)

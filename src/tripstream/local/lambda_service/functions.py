@@ -316,6 +316,13 @@ class LocalFunctions:
                 self._invocations = InvocationQueue(self.clients.sqs)
         return "invoke"
 
+    def asynchronous_invocations(self) -> InvocationQueue | None:
+        """Lambda's queue of asynchronous invocations where this service runs them (functions isolated, at an
+        endpoint that queues them: tripstream's emulator); else None."""
+        if self.in_process or self._continuation_mode(self.stack.producer) != "invoke":
+            return None
+        return self._invocations
+
     def _isolated_handler(
         self,
         function: FunctionInfo,

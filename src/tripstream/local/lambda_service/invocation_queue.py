@@ -6,7 +6,9 @@ ARN) and queues it (`moto_patches.awslambda`: one SQS message `{"FunctionName", 
 producer continues a large file that way; the service takes the continuation the producer says it invoked (the one
 in its response) from here, and runs what the queue holds, with its retries and dead-letter queue
 (`async_invocation.invoke_producer`). Several takers may wait at once (`up`'s workers): a message one of them
-received for another is held here until its taker asks.
+received for another is held here until its taker asks. What no taker asks for within its wait (an invocation a
+user's own client queued, `aws lambda invoke --invocation-type Event`; a continuation whose taker is gone) is
+unclaimed: `up` runs those too (`take_unclaimed`), as Lambda runs every asynchronous invocation.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from tripstream.aws.sqs import Message, delete_message, ensure_queue, receive_messages
+from tripstream.aws.sqs import Message, delete_message, ensure_queue, receive_messages, send_message
 from tripstream.local.emulator.environment import ASYNC_INVOCATIONS_QUEUE
 
 if TYPE_CHECKING:
@@ -29,12 +31,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # A message held for another taker stays invisible this long, then is received again (a taker that died).
 _HOLD_SECONDS: Final = 300
+#: How long a taker waits for the invocation it expects.
+TAKE_TIMEOUT_SECONDS: Final = 30.0
+#: An invocation nobody took this long after its arrival is unclaimed. A continuation's taker asks for it as soon as
+#: the producer's invocation returns (the message is queued before that), so well within this.
+UNCLAIMED_AFTER_SECONDS: Final = 10.0
 
 
 @dataclass(frozen=True)
 class QueuedInvocation:
     function_name: str
     payload: dict[str, Any]
+    body: str = field(default="", compare=False)  # the queue message, as the emulator wrote it (to queue it again)
 
 
 def parse_invocation(body: str) -> QueuedInvocation | None:
@@ -46,7 +54,7 @@ def parse_invocation(body: str) -> QueuedInvocation | None:
         return None
     if not isinstance(payload, dict) or not isinstance(message.get("FunctionName"), str):
         return None
-    return QueuedInvocation(message["FunctionName"], payload)
+    return QueuedInvocation(message["FunctionName"], payload, body)
 
 
 class InvocationQueue:
@@ -55,7 +63,8 @@ class InvocationQueue:
     def __init__(self, sqs: SQSClient) -> None:
         self._sqs = sqs
         self._url, _ = ensure_queue(sqs, ASYNC_INVOCATIONS_QUEUE, visibility_timeout=30)
-        self._held: dict[str, tuple[Message, QueuedInvocation]] = {}  # by message id
+        # By message id: the message, its invocation and when it was first received (monotonic seconds).
+        self._held: dict[str, tuple[Message, QueuedInvocation, float]] = {}
         self._lock = threading.Lock()
 
     def take(
@@ -63,7 +72,7 @@ class InvocationQueue:
         function_name: str,
         payload: Mapping[str, Any],
         *,
-        timeout: float = 30.0,
+        timeout: float = TAKE_TIMEOUT_SECONDS,
         stop: threading.Event | None = None,
     ) -> dict[str, Any] | None:
         """The payload of the queued invocation of `function_name` equal to `payload`, removed from the queue; None
@@ -71,19 +80,39 @@ class InvocationQueue:
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
-                for message_id, (message, invocation) in self._held.items():
+                for message_id, (_, invocation, _) in self._held.items():
                     if invocation.function_name == function_name and invocation.payload == payload:
-                        del self._held[message_id]
-                        delete_message(self._sqs, self._url, message.receipt_handle)
-                        return invocation.payload
+                        return self._remove(message_id).payload
                 if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
                     return None
-                received = receive_messages(
-                    self._sqs, self._url, wait_seconds=1, limit=10, visibility_timeout=_HOLD_SECONDS
-                )
-                for message in received:
-                    if (queued := parse_invocation(message.body)) is None:
-                        log.warning("not an invocation, deleted from %s: %.200s", ASYNC_INVOCATIONS_QUEUE, message.body)
-                        delete_message(self._sqs, self._url, message.receipt_handle)
-                        continue
-                    self._held[message.message_id] = (message, queued)
+                self._receive()
+
+    def take_unclaimed(self, claim_after: float = UNCLAIMED_AFTER_SECONDS) -> QueuedInvocation | None:
+        """An invocation nobody took within `claim_after` seconds of its arrival (one a user's own client queued,
+        or a continuation whose taker is gone), removed from the queue; None after one poll without any."""
+        with self._lock:
+            now = time.monotonic()
+            for message_id, (_, _, received) in self._held.items():
+                if now - received >= claim_after:
+                    return self._remove(message_id)
+            self._receive()
+        return None
+
+    def put_back(self, invocation: QueuedInvocation) -> None:
+        """Queue a taken invocation again (the service stopped before it ran to its end)."""
+        send_message(self._sqs, self._url, invocation.body)
+
+    def _remove(self, message_id: str) -> QueuedInvocation:
+        message, invocation, _ = self._held.pop(message_id)
+        delete_message(self._sqs, self._url, message.receipt_handle)
+        return invocation
+
+    def _receive(self) -> None:
+        """One poll of the queue (up to a second): what arrives is held for its taker."""
+        received = receive_messages(self._sqs, self._url, wait_seconds=1, limit=10, visibility_timeout=_HOLD_SECONDS)
+        for message in received:
+            if (queued := parse_invocation(message.body)) is None:
+                log.warning("not an invocation, deleted from %s: %.200s", ASYNC_INVOCATIONS_QUEUE, message.body)
+                delete_message(self._sqs, self._url, message.receipt_handle)
+                continue
+            self._held.setdefault(message.message_id, (message, queued, time.monotonic()))
