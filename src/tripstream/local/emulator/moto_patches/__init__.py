@@ -10,7 +10,9 @@
   ``up --state-dir``.
 - :mod:`.instances`: DynamoDB items and Kinesis records not kept alive by moto's dashboard registry.
 - :mod:`.dispatch`: the list of moto's service folders read once, not on every request.
-- :mod:`.transactions`: TransactWriteItems atomic and isolated, without whole-table copies.
+- :mod:`.transactions`: TransactWriteItems atomic and isolated, without whole-table copies; the consumer's two
+  shapes of action checked and applied on the store's rows.
+- :mod:`.plain_items`: BatchWriteItem's plain puts written straight to the store's rows, without moto's item model.
 - :mod:`.iam`: IAM enforcement (once switched on) against real resource ARNs, per-item transaction actions,
   `lambda:InvokeFunction`, a role's `ManagedPolicyArns`, service principals; the emulator's key an administrator;
   a permitted (key, action, resource) judged once until IAM or CloudFormation changes.
@@ -33,6 +35,7 @@ from tripstream.local.emulator.moto_patches import (
     iam,
     instances,
     kinesis,
+    plain_items,
     stream_mode,
     transactions,
 )
@@ -50,6 +53,7 @@ def apply() -> None:
         dynamodb.apply()
         transactions.apply()  # before dynamodb_storage, whose one-commit wrapper goes around its handler
         dynamodb_storage.apply()
+        plain_items.apply()  # after dynamodb_storage: around its one-commit wrapper, into its rows
         instances.apply()
         dispatch.apply()
         stream_mode.apply()
@@ -64,6 +68,7 @@ def revert() -> None:
         dynamodb.revert()
         dispatch.revert()
         instances.revert()
+        plain_items.revert()
         dynamodb_storage.revert()
         transactions.revert()
         iam.revert()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import marshal
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping, Sequence
 from typing import Any, Final
 
 from moto.dynamodb.models import DynamoDBBackend
@@ -33,7 +33,7 @@ from tripstream.local.emulator.moto_patches.version import parameter_names, shap
 
 _MARKER: Final = "_tripstream_original_table_methods"
 _KEY_TYPES: Final = frozenset({"S", "N"})
-_NO_RANGE: Final = ""
+NO_RANGE: Final = ""
 _SCAN_SIGNATURE: Final = (
     "self",
     "filters",
@@ -121,7 +121,7 @@ class DiskItems(MutableMapping[Any, Any]):
             )
 
     def item(self, hash_text: str, range_text: str, value: bytes) -> Item:
-        range_key = None if range_text == _NO_RANGE else _key_value(range_text)
+        range_key = None if range_text == NO_RANGE else _key_value(range_text)
         return Item(_key_value(hash_text), range_key, marshal.loads(value))
 
     def clear(self) -> None:
@@ -132,7 +132,7 @@ class DiskItems(MutableMapping[Any, Any]):
     def __getitem__(self, hash_key: DynamoType) -> Any:
         if self.has_range:
             return _RangeItems(self, _key_text(hash_key))  # moto's defaultdict(dict): never a KeyError
-        value = self.get_row(_key_text(hash_key), _NO_RANGE)
+        value = self.get_row(_key_text(hash_key), NO_RANGE)
         if value is None:
             raise KeyError(hash_key)
         return Item(hash_key, None, marshal.loads(value))
@@ -140,7 +140,7 @@ class DiskItems(MutableMapping[Any, Any]):
     def __setitem__(self, hash_key: DynamoType, item: Any) -> None:
         if self.has_range:
             raise TypeError("a table with a sort key stores items per range key: items[hash][range] = item")
-        self.put_row(_key_text(hash_key), _NO_RANGE, item)
+        self.put_row(_key_text(hash_key), NO_RANGE, item)
 
     def __delitem__(self, hash_key: DynamoType) -> None:
         if self.has_range:
@@ -148,7 +148,7 @@ class DiskItems(MutableMapping[Any, Any]):
                 self.store.connection.execute(
                     "DELETE FROM items WHERE t = ? AND h = ?", (self.owner, _key_text(hash_key))
                 )
-        elif not self.delete_row(_key_text(hash_key), _NO_RANGE):
+        elif not self.delete_row(_key_text(hash_key), NO_RANGE):
             raise KeyError(hash_key)
 
     def __contains__(self, hash_key: object) -> bool:
@@ -224,9 +224,22 @@ class _RangeItems(MutableMapping[Any, Any]):
         return (self._table.item(h, r, v) for h, r, v in self._table.rows(hash_text=self._hash_text))
 
 
-def _disk_items(table: Any) -> DiskItems | None:
+def disk_items(table: Any) -> DiskItems | None:
+    """A table's items in the store; None for a table that keeps moto's own dict."""
     items = table.__dict__.get("items")
     return items if isinstance(items, DiskItems) else None
+
+
+def put_rows(rows: Sequence[tuple[DiskItems, str, str, bytes]]) -> None:
+    """Rows of any tables, (table, hash text, range text, encoded item), written in one statement."""
+    if not rows:
+        return
+    backing = rows[0][0].store
+    with backing.lock:
+        backing.connection.executemany(
+            "INSERT OR REPLACE INTO items (t, h, r, v) VALUES (?, ?, ?, ?)",
+            [(items.owner, hash_text, range_text, value) for items, hash_text, range_text, value in rows],
+        )
 
 
 def _owner_name(table: Any) -> str:
@@ -254,10 +267,10 @@ def _table_get_item(original: Any) -> Any:
     def get_item(
         self: Any, hash_key: DynamoType, range_key: DynamoType | None = None, projection_expression: Any = None
     ) -> Item | None:
-        items = _disk_items(self)
+        items = disk_items(self)
         if items is None or (self.range_key_attr is not None and not range_key):
             return original(self, hash_key, range_key, projection_expression)  # type: ignore[no-any-return]
-        range_text = _key_text(range_key) if range_key else _NO_RANGE
+        range_text = _key_text(range_key) if range_key else NO_RANGE
         value = items.get_row(_key_text(hash_key), range_text)
         if value is None:
             return None
@@ -269,7 +282,7 @@ def _table_get_item(original: Any) -> Any:
 
 def _table_len(original: Any) -> Any:
     def length(self: Any) -> int:
-        items = _disk_items(self)
+        items = disk_items(self)
         return original(self) if items is None else items.count()
 
     return length
@@ -277,7 +290,7 @@ def _table_len(original: Any) -> Any:
 
 def _table_all_items(original: Any) -> Any:
     def all_items(self: Any) -> list[Item]:
-        items = _disk_items(self)
+        items = disk_items(self)
         if items is None:
             return list(original(self))
         return [items.item(h, r, v) for h, r, v in items.rows()]  # already in key order
@@ -290,7 +303,7 @@ def _start_after(table: Any, exclusive_start_key: dict[str, Any] | None) -> tupl
         return None
     hash_text = _key_text(DynamoType(exclusive_start_key[table.hash_key_attr]))
     if table.range_key_attr is None:
-        return hash_text, _NO_RANGE
+        return hash_text, NO_RANGE
     return hash_text, _key_text(DynamoType(exclusive_start_key[table.range_key_attr]))
 
 
@@ -306,7 +319,7 @@ def _table_scan(original: Any) -> Any:
         projection_expression: list[list[str]] | None = None,
         segments: tuple[None, None] | tuple[int, int] = (None, None),
     ) -> tuple[list[Item], int, dict[str, Any] | None]:
-        items = _disk_items(self)
+        items = disk_items(self)
         string_keys = self.hash_key_type == "S" and (self.range_key_attr is None or self.range_key_type == "S")
         if items is None or index_name or not string_keys:  # N keys: SQLite's text order is not moto's
             return original(  # type: ignore[no-any-return]
@@ -359,9 +372,9 @@ def _backend_update_item(original: Any) -> Any:
     def update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         item = original(self, table_name, key, *args, **kwargs)
         table = self.get_table(table_name)
-        items = _disk_items(table)
+        items = disk_items(table)
         if items is not None and item is not None:  # moto changed a copy read from the store: write it back
-            range_text = _NO_RANGE if item.range_key is None else _key_text(item.range_key)
+            range_text = NO_RANGE if item.range_key is None else _key_text(item.range_key)
             items.put_row(_key_text(item.hash_key), range_text, item)
         return item
 
@@ -371,7 +384,7 @@ def _backend_update_item(original: Any) -> Any:
 def _backend_delete_table(original: Any) -> Any:
     def delete_table(self: Any, name: str) -> Any:
         table = original(self, name)
-        items = _disk_items(table)
+        items = disk_items(table)
         if items is not None:
             items.clear()
         return table

@@ -23,10 +23,11 @@ transactions, and `aggregates rebuild` runs while no consumer does).
 
 from __future__ import annotations
 
+import marshal
 import re
 import threading
 from decimal import Context, Decimal
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
@@ -40,7 +41,18 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.responses import DynamoHandler
 
+from tripstream.local.emulator.moto_patches.dynamodb_storage import put_rows
 from tripstream.local.emulator.moto_patches.json_answers import PlainJsonResult
+from tripstream.local.emulator.moto_patches.plain_items import (
+    PlainTable,
+    encode,
+    key_texts,
+    plain_key,
+    plain_number,
+    plain_table,
+    plain_value,
+)
+from tripstream.local.emulator.moto_patches.storage import store
 
 _LOCK: Final = threading.RLock()
 _MARKER: Final = "_tripstream_original_transact_write_items"
@@ -58,13 +70,14 @@ def _not_exists_holds(condition: str, key: dict[str, Any], current: Any) -> bool
     return current is None
 
 
-def _added(op: dict[str, Any], key: dict[str, Any], current: Any) -> dict[str, Any] | None:
-    """The item after an `ADD #a :a, ...` of numbers, or None when the update is of another shape."""
+def _added(op: dict[str, Any], key: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The item (DynamoDB JSON) after an `ADD #a :a, ...` of numbers to `current` (None: no item yet), or None when
+    the update is of another shape."""
     match = _ADD.match(op["UpdateExpression"])
     if match is None or op.get("ConditionExpression") is not None:
         return None
     names, values = op.get("ExpressionAttributeNames") or {}, op.get("ExpressionAttributeValues") or {}
-    attributes = dict(current.to_json()["Attributes"]) if current is not None else dict(key)
+    attributes = dict(current) if current is not None else dict(key)
     for pair in match.group(1).split(","):
         name_ref, value_ref = pair.split()
         name, value = names.get(name_ref), values.get(value_ref)
@@ -140,7 +153,7 @@ def _apply(backend: Any, items: list[dict[str, Any]]) -> None:
                 backend.put_item(table_name, op["Item"])
             elif op_type == "Delete":
                 backend.delete_item(table_name, key)
-            elif (attributes := _added(op, key, current)) is not None:
+            elif (attributes := _added(op, key, saved[-1][2])) is not None:
                 backend.put_item(table_name, attributes)
             else:
                 backend.update_item(
@@ -158,6 +171,98 @@ def _apply(backend: Any, items: list[dict[str, Any]]) -> None:
             else:
                 backend.put_item(table_name, attributes)
         raise
+
+
+class _PlainAction(NamedTuple):
+    """A Put of a plain item (under `attribute_not_exists(<key attribute>)` or no condition) or an `ADD` of plain
+    numbers, into a plain table (:mod:`.plain_items`)."""
+
+    table: PlainTable
+    row: tuple[str, str]
+    key: dict[str, Any]
+    put: dict[str, Any] | None  # the item of a Put; None for an Update
+    must_not_exist: bool
+    update: dict[str, Any] | None  # the Update's parameters; None for a Put
+
+
+_PUT_PARAMETERS: Final = frozenset({"TableName", "Item", "ConditionExpression"})
+_UPDATE_PARAMETERS: Final = frozenset(
+    {"TableName", "Key", "UpdateExpression", "ExpressionAttributeNames", "ExpressionAttributeValues"}
+)
+_CONDITION_FAILED: Final = ConditionalCheckFailed()
+
+
+def _plain_action(backend: Any, action: dict[str, Any]) -> _PlainAction | None:
+    if len(action) != 1:
+        return None
+    ((op_type, op),) = action.items()
+    if type(op) is not dict:
+        return None
+    table = plain_table(backend, op.get("TableName"))
+    if table is None:
+        return None
+    key_names = {table.hash_attribute} | ({table.range_attribute} if table.range_attribute else set())
+    if op_type == "Put" and set(op) <= _PUT_PARAMETERS:
+        item = op.get("Item")
+        row = plain_key(table, item)
+        condition = op.get("ConditionExpression")
+        match = _NOT_EXISTS.match(condition) if type(condition) is str else None
+        unconditioned = condition is None
+        if row is None or item is None or not (unconditioned or (match is not None and match.group(1) in key_names)):
+            return None
+        return _PlainAction(table, row, {name: item[name] for name in key_names}, item, not unconditioned, None)
+    if op_type == "Update" and set(op) <= _UPDATE_PARAMETERS:
+        update_key, expression = op.get("Key"), op.get("UpdateExpression")
+        if type(update_key) is not dict or set(update_key) != key_names or type(expression) is not str:
+            return None
+        row = key_texts(table, update_key)
+        match = _ADD.match(expression)
+        if row is None or match is None:
+            return None
+        pairs = [pair.split() for pair in match.group(1).split(",")]
+        names, values = op.get("ExpressionAttributeNames") or {}, op.get("ExpressionAttributeValues") or {}
+        targets = [names.get(name_ref) for name_ref, _ in pairs]
+        if len(set(targets)) != len(targets) or any(not plain_number(values.get(ref)) for _, ref in pairs):
+            return None
+        return _PlainAction(table, row, update_key, None, False, op)
+    return None
+
+
+def _write_plainly(backend: Any, transact_items: list[dict[str, Any]]) -> bool:
+    """A transaction of plain actions only, checked and applied on the store's rows (no moto ``Item`` built, one
+    read per action, one statement for every write). False, with nothing done, when it is not of that shape (moto's
+    path then does it, or says what is wrong)."""
+    if not 0 < len(transact_items) <= 100:
+        return False
+    plan: list[_PlainAction] = []
+    rows_seen: set[tuple[int, str, str]] = set()
+    for action in transact_items:
+        plain = _plain_action(backend, action)
+        if plain is None or (plain.table.items.owner, *plain.row) in rows_seen:
+            return False
+        rows_seen.add((plain.table.items.owner, *plain.row))
+        plan.append(plain)
+    with _LOCK, store().transaction():
+        currents = [plain.table.items.get_row(*plain.row) for plain in plan]
+        errors = [
+            ("ConditionalCheckFailed", _CONDITION_FAILED.message, None)
+            if plain.must_not_exist and current is not None
+            else (None, None, None)
+            for plain, current in zip(plan, currents, strict=True)
+        ]
+        if any(code is not None for code, _, _ in errors):
+            raise TransactionCanceledException(errors)
+        rows: list[tuple[Any, str, str, bytes]] = []
+        for plain, current in zip(plan, currents, strict=True):
+            attributes = plain.put
+            if plain.update is not None:
+                attributes = _added(plain.update, plain.key, None if current is None else marshal.loads(current))
+                if attributes is None or not all(plain_value(value) for value in attributes.values()):
+                    return False  # nothing written yet
+            assert attributes is not None
+            rows.append((plain.table.items, *plain.row, encode(attributes)))
+        put_rows(rows)
+    return True
 
 
 def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
@@ -210,7 +315,8 @@ def _handler_transact_write_items(original: Any) -> Any:
         transact_items = self.body["TransactItems"]
         if not all(_checked_directly(item) for item in transact_items):
             return original(self)
-        self.dynamodb_backend.transact_write_items(transact_items)
+        if not _write_plainly(self.dynamodb_backend, transact_items):
+            self.dynamodb_backend.transact_write_items(transact_items)
         return PlainJsonResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}}, "application/x-amz-json-1.0")
 
     handler.__name__ = original.__name__
