@@ -16,7 +16,8 @@ from typing import Any
 import boto3
 import pytest
 
-from tripstream.local.emulator.moto_patches.storage import FILE_NAME
+from tripstream.local.emulator.moto_patches.dynamodb_storage import DiskItems
+from tripstream.local.emulator.moto_patches.storage import FILE_NAME, STORE_VERSION, Store
 from tripstream.local.emulator.server import Emulator, EmulatorError
 
 pytestmark = pytest.mark.integration
@@ -159,5 +160,42 @@ def test_a_kept_store_of_another_layout_is_refused_at_start(tmp_path: Path) -> N
     (tmp_path / "state").mkdir()
     with sqlite3.connect(tmp_path / "state" / FILE_NAME) as connection:
         connection.execute("PRAGMA user_version=99")
-    with pytest.raises(EmulatorError, match="emulator store version 99; this tripstream reads version 1"):
+    with pytest.raises(EmulatorError, match="emulator store version 99; this tripstream reads version 1 or 2"):
         Emulator(log_path=tmp_path / "emulator.log", state_dir=tmp_path / "state").start()
+
+
+def _layout(path: Path) -> tuple[int, list[str]]:
+    with sqlite3.connect(path) as connection:
+        version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+        indexes = [row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
+    return version, sorted(name for name in indexes if not name.startswith("sqlite_autoindex"))
+
+
+def test_a_new_store_keeps_items_in_rowid_order_with_a_key_index(tmp_path: Path) -> None:
+    store = Store(tmp_path / FILE_NAME, persistent=True)
+    items = DiskItems(store.owner_for("dynamodb/t"), False, store)
+    store.connection.execute("INSERT INTO items (t, h, r, v) VALUES (?, 'Sa', '', x'00')", (items.owner,))
+    assert items.get_row("Sa", "") == b"\x00"
+    store.close()
+    assert _layout(tmp_path / FILE_NAME) == (STORE_VERSION, ["items_key"])
+
+
+def test_a_version_1_store_is_read_and_written_as_it_is(tmp_path: Path) -> None:
+    """Version 1 kept the items WITHOUT ROWID, keyed (t, h, r): the same statements serve it; nothing is added."""
+    path = tmp_path / FILE_NAME
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "CREATE TABLE items (t INTEGER NOT NULL, h TEXT NOT NULL, r TEXT NOT NULL, v BLOB NOT NULL,"
+            " PRIMARY KEY (t, h, r)) WITHOUT ROWID"
+        )
+        connection.execute("CREATE TABLE owners (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)")
+        connection.execute("INSERT INTO owners (name) VALUES ('dynamodb/t')")
+        connection.execute("INSERT INTO items VALUES (1, 'Sold', '', x'01')")
+        connection.execute("PRAGMA user_version=1")
+    store = Store(path, persistent=True)
+    items = DiskItems(store.owner_for("dynamodb/t"), False, store)
+    assert items.owner == 1 and items.get_row("Sold", "") == b"\x01"
+    store.connection.execute("INSERT OR REPLACE INTO items (t, h, r, v) VALUES (1, 'Sold', '', x'02')")
+    assert items.get_row("Sold", "") == b"\x02" and items.count() == 1
+    store.close()
+    assert _layout(path) == (1, [])
