@@ -22,6 +22,7 @@ from botocore.config import Config
 from moto.kinesis import models as kinesis_models
 
 from tripstream.local.emulator import moto_patches
+from tripstream.local.emulator.moto_patches import dispatch as dispatch_patches
 from tripstream.local.emulator.moto_patches import kinesis as kinesis_patches
 from tripstream.local.emulator.server import Emulator
 
@@ -663,3 +664,49 @@ def test_patched_write_answers_are_what_moto_answers(
     """BatchWriteItem answers are written as plain JSON, TransactWriteItems' by tripstream's own handler: both parse
     to what moto's own answers parse to, with and without consumed capacity."""
     assert _write_answers(patched_endpoint) == _write_answers(unpatched_endpoint)
+
+
+# ---------------------------------------------------------------- per-request dispatch helpers
+
+
+def test_handler_method_names_are_moto_s_and_listed_once(
+    moto_methods: dict[str, ShardMethod], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.core import responses, utils
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.kinesis.responses import KinesisResponse
+
+    listings: list[object] = []
+    dispatch_patches.revert()
+    expected = {handler: responses.method_names_from_class(handler) for handler in (DynamoHandler, KinesisResponse)}
+    dispatch_patches.apply()
+    monkeypatch.setattr(utils.inspect, "getmembers", _counting(utils.inspect.getmembers, listings))
+    for _ in range(3):
+        for handler, names in expected.items():
+            assert responses.method_names_from_class(handler) == names
+    assert listings == [DynamoHandler, KinesisResponse]  # once per class, not once per request
+
+
+def _counting(function: Callable[..., Any], calls: list[object]) -> Callable[..., Any]:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[0])
+        return function(*args, **kwargs)
+
+    return counted
+
+
+def test_request_ids_are_52_letters_and_digits_from_moto_s_generator(moto_methods: dict[str, ShardMethod]) -> None:
+    from moto.core import responses
+    from moto.moto_api._internal import mock_random
+
+    headers: dict[str, Any] = {}
+    request_id = responses.gen_amzn_requestid_long(headers)
+    assert headers == {"x-amzn-requestid": request_id}
+    assert len(request_id) == 52 and request_id.isascii() and request_id.isalnum()
+    mock_random.seed(7)
+    first = responses.gen_amzn_requestid_long()
+    mock_random.seed(7)
+    assert responses.gen_amzn_requestid_long() == first  # moto's seed still decides them
+    dispatch_patches.revert()
+    assert responses.gen_amzn_requestid_long.__module__ == "moto.utilities.aws_headers"
+    dispatch_patches.apply()
