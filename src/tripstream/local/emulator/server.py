@@ -3,8 +3,9 @@
 :class:`Emulator` (used by the CLI and the tests) starts ``python -m tripstream.local.emulator.server``
 as a child process and waits until it answers HTTP. The child (:func:`main`) applies
 :mod:`tripstream.local.emulator.moto_patches`, binds 127.0.0.1 and serves moto's own WSGI application
-(``DomainDispatcherApplication(create_backend_app)``, exactly what ``moto_server`` serves) with
-werkzeug's threaded server.
+(``DomainDispatcherApplication(create_backend_app)``, exactly what ``moto_server`` serves) over HTTP/1.1 with
+keep-alive (:mod:`.http_server`; moto's own werkzeug server closes the connection after every answer, which was a
+third of the emulator's fixed cost per request).
 
 Every response path but one is moto's: ``GET /moto-api/tripstream-emulator`` answers what serves it (JSON:
 the moto version, patched or not), so a client given an endpoint URL can tell tripstream's patched emulator from
@@ -239,9 +240,9 @@ def main(argv: list[str] | None = None) -> None:
         DomainDispatcherApplication,
         create_backend_app,
     )
-    from werkzeug.serving import make_server
 
-    from tripstream.local.emulator import diagnostics, moto_patches
+    from tripstream.local.emulator import diagnostics, http_server, moto_patches
+    from tripstream.local.emulator.http_server import KeepAliveServer
     from tripstream.local.emulator.moto_patches import kinesis, storage, stream_mode
 
     diagnostics.install()
@@ -252,8 +253,10 @@ def main(argv: list[str] | None = None) -> None:
         kinesis.start_retention_sweeper()
         if os.environ.get(STATE_DIR_VARIABLE):
             storage.store()  # a kept store that cannot be read stops the start here, its reason in the log
-    if not args.log_requests:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    if args.log_requests:
+        request_log = logging.getLogger(http_server.__name__)
+        request_log.setLevel(logging.INFO)
+        request_log.addHandler(logging.StreamHandler())
 
     # What moto.server.main / ThreadedMotoServer do, minus two things: ThreadedMotoServer binds
     # in a thread and waits forever if binding fails, and moto.server.main cannot report the port
@@ -263,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
         DomainDispatcherApplication(create_backend_app),
         {"server": "tripstream emulator", "moto": moto.__version__, "patched": moto_patches.is_applied()},
     )
-    server = make_server(args.host, args.port, app, threaded=True)
+    server = KeepAliveServer((args.host, args.port), app)
     port: int = server.server_port
     os.environ["MOTO_PORT"] = str(port)
 

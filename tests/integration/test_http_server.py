@@ -1,0 +1,137 @@
+"""The emulator's keep-alive WSGI server (tripstream.local.emulator.http_server), over real sockets."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pytest
+
+from tripstream.local.emulator.http_server import KeepAliveServer
+
+pytestmark = pytest.mark.integration
+
+
+def _echo(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """Answers what it was asked: the request as the WSGI application saw it."""
+    body = environ["wsgi.input"].read()
+    seen = {
+        key: environ[key]
+        for key in ("REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "RAW_URI", "CONTENT_TYPE", "CONTENT_LENGTH")
+    }
+    seen["headers"] = {key: value for key, value in environ.items() if key.startswith("HTTP_")}
+    seen["body"] = body.decode("latin-1")
+    seen["client_port"] = environ["REMOTE_PORT"]
+    if environ["PATH_INFO"] == "/stream":  # no Content-Length: the server counts it
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return iter([b"part one, ", b"part two"])
+    if environ["PATH_INFO"] == "/fail":
+        raise RuntimeError("the application failed")
+    answer = json.dumps(seen).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(answer)))])
+    return [answer]
+
+
+@pytest.fixture(scope="module")
+def address() -> Iterator[tuple[str, int]]:
+    server = KeepAliveServer(("127.0.0.1", 0), _echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "127.0.0.1", int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+def _json(response: http.client.HTTPResponse) -> dict[str, Any]:
+    assert response.status == 200
+    return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+def test_one_connection_serves_request_after_request(address: tuple[str, int]) -> None:
+    connection = http.client.HTTPConnection(*address)
+    ports = set()
+    for number in range(5):
+        connection.request("POST", f"/t?n={number}", body=b"x" * (1000 * number), headers={"X-Amz-Target": "T"})
+        response = connection.getresponse()
+        assert response.getheader("Connection") is None
+        seen = _json(response)
+        assert (seen["QUERY_STRING"], len(seen["body"]), seen["headers"]["HTTP_X_AMZ_TARGET"]) == (
+            f"n={number}",
+            1000 * number,
+            "T",
+        )
+        ports.add(seen["client_port"])
+    assert len(ports) == 1  # the same TCP connection all along
+    connection.close()
+
+
+def test_a_client_that_asks_to_close_is_closed(address: tuple[str, int]) -> None:
+    connection = http.client.HTTPConnection(*address)
+    connection.request("GET", "/t", headers={"Connection": "close"})
+    response = connection.getresponse()
+    assert response.getheader("Connection") == "close"
+    _json(response)
+
+
+def test_raw_and_decoded_paths_as_werkzeug_gives_them(address: tuple[str, int]) -> None:
+    connection = http.client.HTTPConnection(*address)
+    connection.request("PUT", "/bucket/a%20key%2Fwith%C3%A9?x=1%202", body=b"data", headers={"Content-Type": "a/b"})
+    seen = _json(connection.getresponse())
+    assert seen["RAW_URI"] == "/bucket/a%20key%2Fwith%C3%A9?x=1%202"
+    assert seen["PATH_INFO"] == "/bucket/a key/withé".encode().decode("latin-1")
+    assert (seen["QUERY_STRING"], seen["CONTENT_TYPE"], seen["CONTENT_LENGTH"]) == ("x=1%202", "a/b", "4")
+
+
+def test_a_chunked_body_is_read_whole_and_the_connection_stays_usable(address: tuple[str, int]) -> None:
+    connection = http.client.HTTPConnection(*address)
+    connection.request("POST", "/t", body=iter([b"first ", b"second ", b"third"]), encode_chunked=True)
+    assert _json(connection.getresponse())["body"] == "first second third"
+    connection.request("GET", "/t?after")
+    assert _json(connection.getresponse())["QUERY_STRING"] == "after"
+
+
+def test_expect_100_continue_is_answered_before_the_body(address: tuple[str, int]) -> None:
+    with socket.create_connection(address) as raw:
+        raw.sendall(b"PUT /t HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        assert raw.recv(100).startswith(b"HTTP/1.1 100")
+        raw.sendall(b"hello")
+        answer = b""
+        while b'"body": "hello"' not in answer:
+            chunk = raw.recv(65536)
+            assert chunk
+            answer += chunk
+
+
+def test_an_answer_without_length_is_counted_and_head_has_no_body(address: tuple[str, int]) -> None:
+    connection = http.client.HTTPConnection(*address)
+    connection.request("GET", "/stream")
+    response = connection.getresponse()
+    assert (response.getheader("Content-Length"), response.read()) == ("18", b"part one, part two")
+    connection.request("HEAD", "/stream")
+    response = connection.getresponse()
+    assert response.read() == b""  # as werkzeug: no body, and no length counted for it
+    connection.request("GET", "/t?after-head")  # the connection still reads from the right place
+    assert _json(connection.getresponse())["QUERY_STRING"] == "after-head"
+
+
+def test_a_failing_application_answers_500_and_the_server_goes_on(address: tuple[str, int]) -> None:
+    connection = http.client.HTTPConnection(*address)
+    connection.request("GET", "/fail")
+    response = connection.getresponse()
+    assert (response.status, response.read()) == (500, b"Internal Server Error")
+    connection.request("GET", "/t")
+    _json(connection.getresponse())
+
+
+def test_a_bad_content_length_is_a_400_and_a_closed_connection(address: tuple[str, int]) -> None:
+    with socket.create_connection(address) as raw:
+        raw.sendall(b"POST /t HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n")
+        answer = raw.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 400")
+        raw.settimeout(5)
+        while answer:
+            answer = raw.recv(65536)  # then the server closes it
