@@ -24,7 +24,6 @@ from moto.kinesis import models as kinesis_models
 from tripstream.local.emulator import moto_patches
 from tripstream.local.emulator.moto_patches import dispatch as dispatch_patches
 from tripstream.local.emulator.moto_patches import kinesis as kinesis_patches
-from tripstream.local.emulator.server import Emulator
 
 pytestmark = pytest.mark.integration
 
@@ -32,19 +31,6 @@ SHARD_ID = "shardId-000000000000"
 BATCH_SIZE = 500  # the PutRecords maximum
 
 # -- over HTTP ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def patched_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with Emulator(log_path=tmp_path_factory.mktemp("patched") / "emulator.log") as emulator:
-        yield emulator.endpoint_url
-
-
-@pytest.fixture(scope="module")
-def unpatched_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log_path = tmp_path_factory.mktemp("unpatched") / "emulator.log"
-    with Emulator(log_path=log_path, patched=False) as emulator:
-        yield emulator.endpoint_url
 
 
 def _kinesis(endpoint_url: str) -> Any:

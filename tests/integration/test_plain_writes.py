@@ -18,26 +18,11 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tripstream.local.emulator.server import Emulator
-
 pytestmark = pytest.mark.integration
 
 Client = Any
 Outcome = dict[str, Any]
 Scenario = Callable[[Client, "Tables"], list[Outcome]]
-
-
-@pytest.fixture(scope="module")
-def patched_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with Emulator(log_path=tmp_path_factory.mktemp("plain-patched") / "emulator.log") as emulator:
-        yield emulator.endpoint_url
-
-
-@pytest.fixture(scope="module")
-def unpatched_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log_path = tmp_path_factory.mktemp("plain-unpatched") / "emulator.log"
-    with Emulator(log_path=log_path, patched=False) as emulator:
-        yield emulator.endpoint_url
 
 
 def _client(endpoint_url: str) -> Client:
