@@ -631,3 +631,16 @@ def test_fast_paths_are_taken_for_plain_requests_only(
         }
         assert {item["trip_id"]["S"] for item in stored[tables.markers]} == {"t1", "t2", "t3"}
         assert len(stored[tables.cells]) == 2 and stored[tables.range] == [_cell(1, 1, "3")]
+
+
+def test_the_plain_path_refuses_a_moto_whose_table_is_shaped_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tripstream.local.emulator.moto_patches import plain_items
+    from tripstream.local.emulator.moto_patches.version import MotoVersionError
+
+    plain_items._check_shape()  # the installed moto: as expected
+    source = plain_items.inspect.getsource(plain_items.inspect.getmodule(plain_items.Table))  # type: ignore[arg-type]
+    monkeypatch.setattr(
+        plain_items.inspect, "getsource", lambda _module: source.replace("self.stream_shard", "self.stream")
+    )
+    with pytest.raises(MotoVersionError, match="no longer sets stream_shard"):
+        plain_items._check_shape()

@@ -17,17 +17,20 @@ answers is moto's answer too (the same fields, :func:`_batch_answer`).
 
 from __future__ import annotations
 
+import inspect
 import marshal
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NamedTuple
 
 from moto.core.responses import ActionResult
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 
 from tripstream.local.emulator.moto_patches.dynamodb_storage import NO_RANGE, DiskItems, disk_items, put_rows
 from tripstream.local.emulator.moto_patches.json_answers import PlainJsonResult
 from tripstream.local.emulator.moto_patches.storage import store
+from tripstream.local.emulator.moto_patches.version import shape_error
 
 _MARKER: Final = "_tripstream_original_batch_write_item"
 _CONTENT_TYPE: Final = "application/x-amz-json-1.0"
@@ -174,11 +177,27 @@ def _batch_write_item(original: Callable[[Any], ActionResult]) -> Callable[[Any]
     return batch_write_item
 
 
+_TABLE_ATTRIBUTES: Final = ("global_indexes", "indexes", "stream_shard", "hash_key_attr", "range_key_attr")
+
+
+def _check_shape() -> None:
+    """What :func:`plain_table` reads of a moto ``Table`` is set in moto's table module (its ``__init__`` is wrapped by
+    :mod:`.dynamodb_storage` by now: the module's source is read)."""
+    try:
+        source = inspect.getsource(inspect.getmodule(Table))  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return  # no source to read (a frozen install): nothing to check against
+    missing = [name for name in _TABLE_ATTRIBUTES if f"self.{name} =" not in source and f"self.{name}:" not in source]
+    if missing:
+        raise shape_error("DynamoDB Table", [f"moto's Table no longer sets {', '.join(missing)}"])
+
+
 def apply() -> None:
     """Write plain BatchWriteItem puts straight to the store. Idempotent; the caller holds the patches' lock; after
     :mod:`.dynamodb_storage` (whose tables this writes into)."""
     if _MARKER in vars(DynamoHandler):
         return
+    _check_shape()
     original = vars(DynamoHandler)["batch_write_item"]
     setattr(DynamoHandler, _MARKER, original)
     DynamoHandler.batch_write_item = _batch_write_item(original)  # type: ignore[method-assign,assignment]

@@ -14,6 +14,10 @@ numbers, are done directly here; anything else goes through moto's own code.
 moto's handler also parses every condition and update expression of a request once more, only to check which
 names it uses: for those two shapes the check is done on the text (:func:`_checked_directly`).
 
+A transaction made only of those two shapes, on plain items and tables (:mod:`.plain_items`), is checked and
+applied on the store's rows directly (:func:`_write_plainly`: one read per action, one statement for the writes, no
+moto ``Item``); any other goes the way below.
+
 The replacement holds one lock for the whole transaction, checks every condition first and applies nothing when
 any fails (the same CancellationReasons, index by index), and undoes an error while applying item by item from
 the items it saved. BatchWriteItem/PutItem/UpdateItem do not take this lock: on this emulator they are not
