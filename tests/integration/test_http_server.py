@@ -86,6 +86,14 @@ def test_raw_and_decoded_paths_as_werkzeug_gives_them(address: tuple[str, int]) 
     assert (seen["QUERY_STRING"], seen["CONTENT_TYPE"], seen["CONTENT_LENGTH"]) == ("x=1%202", "a/b", "4")
 
 
+def test_an_empty_body_keeps_its_length_and_no_body_has_none(address: tuple[str, int]) -> None:
+    connection = http.client.HTTPConnection(*address)
+    connection.request("PUT", "/empty", body=b"")  # http.client sends Content-Length: 0
+    assert _json(connection.getresponse())["CONTENT_LENGTH"] == "0"
+    connection.request("GET", "/nothing")
+    assert _json(connection.getresponse())["CONTENT_LENGTH"] == ""
+
+
 def test_a_chunked_body_is_read_whole_and_the_connection_stays_usable(address: tuple[str, int]) -> None:
     connection = http.client.HTTPConnection(*address)
     connection.request("POST", "/t", body=iter([b"first ", b"second ", b"third"]), encode_chunked=True)

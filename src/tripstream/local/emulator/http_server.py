@@ -125,7 +125,8 @@ class _WsgiHandler(BaseHTTPRequestHandler):
             "SERVER_PROTOCOL": self.request_version,
             "REMOTE_ADDR": self.client_address[0],
             "REMOTE_PORT": str(self.client_address[1]),
-            "CONTENT_LENGTH": str(len(body)) if body else "",
+            # As werkzeug: the length when the request gave one (a dechunked body's own), else nothing.
+            "CONTENT_LENGTH": str(len(body)) if body or self.headers.get("Content-Length") is not None else "",
             "CONTENT_TYPE": self.headers.get("Content-Type", ""),
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
