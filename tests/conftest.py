@@ -32,6 +32,20 @@ def emulator_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         yield emulator.endpoint_url
 
 
+@pytest.fixture(scope="module")
+def patched_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A patched emulator of the module's own, for tests that compare it with moto as released."""
+    with Emulator(log_path=tmp_path_factory.mktemp("patched") / "emulator.log") as emulator:
+        yield emulator.endpoint_url
+
+
+@pytest.fixture(scope="module")
+def unpatched_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto as released, served the same way, one per test module."""
+    with Emulator(log_path=tmp_path_factory.mktemp("unpatched") / "emulator.log", patched=False) as emulator:
+        yield emulator.endpoint_url
+
+
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dummy credentials and region; no endpoint, profile or session token from the caller's shell."""
