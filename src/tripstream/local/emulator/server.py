@@ -242,7 +242,6 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     from tripstream.local.emulator import diagnostics, http_server, moto_patches
-    from tripstream.local.emulator.http_server import KeepAliveServer
     from tripstream.local.emulator.moto_patches import kinesis, storage, stream_mode
 
     diagnostics.install()
@@ -266,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
         DomainDispatcherApplication(create_backend_app),
         {"server": "tripstream emulator", "moto": moto.__version__, "patched": moto_patches.is_applied()},
     )
-    server = KeepAliveServer((args.host, args.port), app)
+    server = http_server.KeepAliveServer((args.host, args.port), app)
     port: int = server.server_port
     os.environ["MOTO_PORT"] = str(port)
 

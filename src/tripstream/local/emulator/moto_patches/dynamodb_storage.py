@@ -56,8 +56,16 @@ def _key_value(text: str) -> DynamoType:
     return DynamoType({text[0]: text[1:]})
 
 
+_PUT_ROW: Final = "INSERT OR REPLACE INTO items (t, h, r, v) VALUES (?, ?, ?, ?)"
+
+
+def encode_attributes(attributes: dict[str, Any]) -> bytes:
+    """A row's value: an item's DynamoDB JSON (attribute name -> {type: value}), ``marshal``-ed."""
+    return marshal.dumps(attributes)
+
+
 def _encode(item: Item) -> bytes:
-    return marshal.dumps(item.to_json()["Attributes"])
+    return encode_attributes(item.to_json()["Attributes"])
 
 
 class DiskItems(MutableMapping[Any, Any]):
@@ -78,10 +86,7 @@ class DiskItems(MutableMapping[Any, Any]):
 
     def put_row(self, hash_text: str, range_text: str, item: Item) -> None:
         with self.store.lock:
-            self.store.connection.execute(
-                "INSERT OR REPLACE INTO items (t, h, r, v) VALUES (?, ?, ?, ?)",
-                (self.owner, hash_text, range_text, _encode(item)),
-            )
+            self.store.connection.execute(_PUT_ROW, (self.owner, hash_text, range_text, _encode(item)))
 
     def delete_row(self, hash_text: str, range_text: str) -> bool:
         with self.store.lock:
@@ -237,8 +242,7 @@ def put_rows(rows: Sequence[tuple[DiskItems, str, str, bytes]]) -> None:
     backing = rows[0][0].store
     with backing.lock:
         backing.connection.executemany(
-            "INSERT OR REPLACE INTO items (t, h, r, v) VALUES (?, ?, ?, ?)",
-            [(items.owner, hash_text, range_text, value) for items, hash_text, range_text, value in rows],
+            _PUT_ROW, [(items.owner, hash_text, range_text, value) for items, hash_text, range_text, value in rows]
         )
 
 

@@ -18,7 +18,6 @@ answers is moto's answer too (the same fields, :func:`_batch_answer`).
 from __future__ import annotations
 
 import inspect
-import marshal
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, NamedTuple
@@ -27,7 +26,13 @@ from moto.core.responses import ActionResult
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 
-from tripstream.local.emulator.moto_patches.dynamodb_storage import NO_RANGE, DiskItems, disk_items, put_rows
+from tripstream.local.emulator.moto_patches.dynamodb_storage import (
+    NO_RANGE,
+    DiskItems,
+    disk_items,
+    encode_attributes,
+    put_rows,
+)
 from tripstream.local.emulator.moto_patches.json_answers import PlainJsonResult
 from tripstream.local.emulator.moto_patches.storage import store
 from tripstream.local.emulator.moto_patches.version import shape_error
@@ -118,11 +123,6 @@ def plain_key(table: PlainTable, item: Any) -> tuple[str, str] | None:
     return key_texts(table, item)
 
 
-def encode(attributes: Mapping[str, Any]) -> bytes:
-    """A row's value: the item's DynamoDB JSON, as :mod:`.dynamodb_storage` keeps every item."""
-    return marshal.dumps(dict(attributes))
-
-
 def _plain_puts(backend: Any, request_items: Any) -> list[tuple[DiskItems, str, str, bytes]] | None:
     """The rows of a BatchWriteItem made only of plain puts into plain tables, each key once; else None."""
     if type(request_items) is not dict:
@@ -144,7 +144,7 @@ def _plain_puts(backend: Any, request_items: Any) -> list[tuple[DiskItems, str, 
             if key is None or (table.items.owner, *key) in seen:
                 return None
             seen.add((table.items.owner, *key))
-            rows.append((table.items, *key, encode(item)))
+            rows.append((table.items, *key, encode_attributes(item)))
     if not rows or len(rows) > _MAX_BATCH_REQUESTS:
         return None
     return rows

@@ -45,11 +45,10 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.responses import DynamoHandler
 
-from tripstream.local.emulator.moto_patches.dynamodb_storage import put_rows
+from tripstream.local.emulator.moto_patches.dynamodb_storage import encode_attributes, put_rows
 from tripstream.local.emulator.moto_patches.json_answers import PlainJsonResult
 from tripstream.local.emulator.moto_patches.plain_items import (
     PlainTable,
-    encode,
     key_texts,
     plain_key,
     plain_number,
@@ -264,7 +263,7 @@ def _write_plainly(backend: Any, transact_items: list[dict[str, Any]]) -> bool:
                 if attributes is None or not all(plain_value(value) for value in attributes.values()):
                     return False  # nothing written yet
             assert attributes is not None
-            rows.append((plain.table.items, *plain.row, encode(attributes)))
+            rows.append((plain.table.items, *plain.row, encode_attributes(attributes)))
         put_rows(rows)
     return True
 
