@@ -696,3 +696,55 @@ def test_request_ids_are_52_letters_and_digits_from_moto_s_generator(moto_method
     dispatch_patches.revert()
     assert responses.gen_amzn_requestid_long.__module__ == "moto.utilities.aws_headers"
     dispatch_patches.apply()
+
+
+_XML_ANSWER = (
+    "<CreateStreamResponse><ResponseMetadata><RequestId>old</RequestId></ResponseMetadata></CreateStreamResponse>"
+)
+
+
+def test_answers_are_enriched_as_moto_enriches_them(moto_methods: dict[str, ShardMethod]) -> None:
+    """The status is text and the request id is in the headers for every answer; an XML answer's <RequestId> is that
+    id; a JSON answer, scanned by moto for nothing, is returned as it came."""
+    from moto.core.responses import BaseResponse
+
+    json_answer = '{"Records":[],"note":"RequestId"}'
+    headers, body = BaseResponse._enrich_response({"status": 200}, json_answer)  # type: ignore[arg-type]
+    assert headers["status"] == "200" and len(headers["x-amzn-requestid"]) == 52
+    assert body is json_answer
+    headers, body = BaseResponse._enrich_response({}, _XML_ANSWER)
+    assert body == _XML_ANSWER.replace(">old<", f">{headers['x-amzn-requestid']}<")
+    assert BaseResponse._enrich_response({}, b"\x00bytes")[1] == b"\x00bytes"
+    dispatch_patches.revert()
+    unpatched = BaseResponse._enrich_response({}, _XML_ANSWER)
+    assert unpatched[1] == _XML_ANSWER.replace(">old<", f">{unpatched[0]['x-amzn-requestid']}<")
+    assert BaseResponse._enrich_response.__module__ == "moto.core.responses"
+    dispatch_patches.apply()
+
+
+def test_json_answers_are_what_json_dumps_writes() -> None:
+    """orjson's text parses to what json.dumps's does: blobs as base64, naive and aware timestamps as epoch seconds,
+    text past ASCII; where orjson cannot write a value (an integer past 64 bits, a key that is not text) json.dumps
+    writes it; a value JSON has no type for is refused as before."""
+    import json
+
+    from tripstream.local.emulator.moto_patches.json_answers import json_default, json_text
+
+    answers: list[Any] = [
+        {"Data": b"\x00\xff", "At": datetime(2024, 11, 3, 1, 30, 5, 250000), "Text": "é—東", "N": [1.5, 10**16, None]},
+        {"At": datetime.fromisoformat("2024-11-03T01:30:00-04:00"), "Deep": {"L": [{"M": {"B": bytearray(b"x")}}]}},
+        {"Big": 10**40},
+        {1: "key is a number"},
+    ]
+    for answer in answers:
+        assert json.loads(json_text(answer)) == json.loads(json.dumps(answer, default=json_default))
+    assert (
+        json.loads(json_text(answers[0]))["At"]
+        == datetime(2024, 11, 3, 1, 30, 5, 250000)
+        .replace(
+            tzinfo=datetime.now().astimezone().tzinfo.utc  # type: ignore[union-attr]
+        )
+        .timestamp()
+    )
+    with pytest.raises(TypeError, match="cannot write set"):
+        json_text({"Set": {1, 2}})

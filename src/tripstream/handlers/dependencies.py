@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tripstream import gc_policy
 from tripstream.aws.clients import AwsClients
 from tripstream.settings import Settings
 
@@ -28,7 +29,8 @@ class Dependencies:
 
 def lazy_lambda_dependencies() -> Callable[[], Dependencies]:
     """Dependencies built from the environment on the first invocation, then reused by the execution
-    environment's later invocations (clients are expensive to build; they are thread-safe to share)."""
+    environment's later invocations (clients are expensive to build; they are thread-safe to share). What the
+    environment holds once they are built lives as long as it does: it is frozen out of the collector's scans."""
     built: list[Dependencies] = []
     lock = threading.Lock()
 
@@ -37,6 +39,7 @@ def lazy_lambda_dependencies() -> Callable[[], Dependencies]:
             with lock:
                 if not built:
                     built.append(Dependencies.from_environment())
+                    gc_policy.collect_rarely()
         return built[0]
 
     return get

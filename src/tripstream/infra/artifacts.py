@@ -39,7 +39,7 @@ _EXCLUDED_DIRECTORIES: Final = frozenset({"__pycache__"})
 
 # What Lambda runs, and nothing else: the settings, the trip domain, the use cases, the AWS layer and the handlers.
 # The CLI, the local runtime, the read side and the infrastructure code stay out of the zip.
-LAMBDA_MODULES: Final = frozenset({"__init__.py", "py.typed", "settings.py", "retry.py", "counters.py"})
+LAMBDA_MODULES: Final = frozenset({"__init__.py", "py.typed", "settings.py", "retry.py", "counters.py", "gc_policy.py"})
 LAMBDA_PACKAGES: Final = frozenset({"trips", "pipeline", "aws", "handlers"})
 _NOT_FOR_LAMBDA: Final = frozenset({"trips/generate.py"})  # the CLI's sample generator
 

@@ -241,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         create_backend_app,
     )
 
+    from tripstream import gc_policy
     from tripstream.local.emulator import diagnostics, http_server, moto_patches
     from tripstream.local.emulator.moto_patches import kinesis, storage, stream_mode
 
@@ -285,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.port_file is not None:
         _write_atomically(args.port_file, str(port))
+    gc_policy.collect_rarely()
     try:
         server.serve_forever()
     finally:

@@ -3,8 +3,9 @@
 moto builds most answers with its generic serialiser, which walks the botocore output shape value by value: about
 0.5 ms an item for a DynamoDB Scan, and a twentieth of the emulator's CPU for the Kinesis PutRecords and GetRecords
 answers under the pipeline (py-spy). For answers whose values are JSON already (strings, numbers, lists, maps),
-bytes (base64 text, as the JSON protocols send blobs) or timestamps (epoch seconds), ``json.dumps`` writes the same
-answer; :func:`plain_json` wraps a handler method so that it does.
+bytes (base64 text, as the JSON protocols send blobs) or timestamps (epoch seconds), ``orjson.dumps`` writes the same
+answer (``json.dumps`` when orjson cannot: integers past 64 bits, keys that are not strings);
+:func:`plain_json` wraps a handler method so that it does.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from moto.core.responses import ActionResult
 
 
 class PlainJsonResult(ActionResult):
-    """An action's result written with ``json.dumps`` (the content is moto's; only the way to the bytes differs)."""
+    """An action's result written as plain JSON (the content is moto's; only the way to the bytes differs)."""
 
     def __init__(self, result: Any, content_type: str) -> None:
         super().__init__(result)
@@ -27,8 +29,17 @@ class PlainJsonResult(ActionResult):
 
     def execute_result(self, context: Any) -> Any:
         del context
-        body = json.dumps(self.result, default=json_default, separators=(",", ":"))
-        return 200, {"Content-Type": self.content_type}, body
+        return 200, {"Content-Type": self.content_type}, json_text(self.result)
+
+
+def json_text(result: Any) -> str:
+    """`result` as compact JSON; orjson takes half the time of json.dumps on a GetRecords answer of 500 records (whose
+    json.dumps was 2.8 % of the emulator's time under the pipeline, py-spy)."""
+    try:
+        # Timestamps passed through to json_default: orjson would write them as ISO text, AWS's JSON writes numbers.
+        return orjson.dumps(result, default=json_default, option=orjson.OPT_PASSTHROUGH_DATETIME).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(result, default=json_default, separators=(",", ":"))
 
 
 def json_default(value: Any) -> Any:
