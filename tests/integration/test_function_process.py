@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,30 @@ def test_a_function_runs_in_its_own_process_with_lambdas_environment_and_nothing
     assert not any(part.endswith("/src") for part in first["path"])  # the source tree is not importable
     assert any('"message": "seen"' in line for line in cold.logs)  # its output, as CloudWatch Logs gets it
     assert functions.stats.started == 1
+
+
+def test_environments_started_ahead_serve_the_first_invocations(runtime: Path, tmp_path: Path) -> None:
+    """As provisioned concurrency: started before any event (never past the reserved concurrency), initialising while
+    the caller goes on; the first invocations run in them, none is started then; a closed pool starts none."""
+    functions = FunctionPool(replace(pool(runtime, tmp_path, "echo").spec, reserved_concurrency=2))
+    try:
+        assert functions.start_idle(3) == 2 and functions.start_idle(2) == 0
+        ahead = {process.pid for process in functions._all}
+        results: list[InvocationResult] = []
+        invokers = [
+            threading.Thread(target=lambda n=n: results.append(functions.invoke(Invocation(orjson.dumps({"n": n})))))
+            for n in range(2)
+        ]
+        for invoker in invokers:
+            invoker.start()
+        for invoker in invokers:
+            invoker.join(60)
+        assert {orjson.loads(result.payload or b"")["pid"] for result in results} <= ahead
+        assert all(result.error is None for result in results) and len(results) == 2
+        assert functions.stats.started == 2
+    finally:
+        functions.close()
+    assert functions.start_idle(1) == 0
 
 
 def test_an_exception_comes_back_as_lambdas_error_and_the_environment_stays_warm(runtime: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from botocore.exceptions import EndpointConnectionError, ParamValidationError
 from botocore.parsers import ResponseParserError
 from botocore.stub import ANY, Stubber
 
-from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients, client_config
+from tripstream.aws.clients import EMULATOR_CREDENTIALS, AwsClients, Credentials, client_config
 from tripstream.aws.cloudformation import DeployError, describe_error
 from tripstream.aws.stack_deploy import deploy_stack
 from tripstream.infra.artifacts import artifact_key, build_source_zip
@@ -82,6 +82,23 @@ def test_clients_follow_the_standard_endpoint_variables(monkeypatch: pytest.Monk
     assert clients.kinesis.meta.endpoint_url == "http://127.0.0.1:4567"
     assert clients.s3.meta.config.s3 == {"addressing_style": "path"}
     assert clients.sqs.meta.config.retries == {"mode": "standard", "total_max_attempts": 1}
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_clients_share_the_service_models_but_not_their_credentials() -> None:
+    """A second AwsClients reads no model file again (the models loaded once are the same objects), and each keeps
+    its own session's credentials and region; the shared loader's paths do not grow with the sessions."""
+    mine = AwsClients.create(endpoint_url="http://127.0.0.1:1", region="eu-west-1", credentials=EMULATOR_CREDENTIALS)
+    other = Credentials("AKIAOTHER", "other-secret")
+    theirs = AwsClients.create(endpoint_url="http://127.0.0.1:1", region="us-east-2", credentials=other)
+    assert mine.dynamodb._loader is theirs.dynamodb._loader  # type: ignore[attr-defined]
+    model = mine.dynamodb._loader.load_service_model("dynamodb", "service-2")  # type: ignore[attr-defined]
+    assert model is theirs.kinesis._loader.load_service_model("dynamodb", "service-2")  # type: ignore[attr-defined]
+    paths = mine.s3._loader.search_paths  # type: ignore[attr-defined]
+    assert len(paths) == len(set(paths))
+    assert mine.sts._request_signer._credentials.access_key == EMULATOR_CREDENTIALS.access_key_id  # type: ignore[attr-defined]
+    assert theirs.sts._request_signer._credentials.access_key == "AKIAOTHER"  # type: ignore[attr-defined]
+    assert (mine.sqs.meta.region_name, theirs.sqs.meta.region_name) == ("eu-west-1", "us-east-2")
 
 
 @pytest.mark.usefixtures("aws_env")

@@ -143,6 +143,7 @@ def run_file(
     totals = ConsumerTotals()
     on_items = progress.items_written
     try:
+        functions.start_environments()
         mapping = functions.event_source_mapping(
             state_dir=state_dir,
             totals=totals,

@@ -10,7 +10,8 @@ the invocation's outcome. An invocation not answered by its deadline is killed a
 
 `FunctionPool` holds a function's environments: an idle one is reused (warm), else one is started (cold), at most
 `reserved_concurrency` at a time (an invocation over it waits for one to be free, where Lambda would throttle it and
-retry an asynchronous or stream invocation itself).
+retry an asynchronous or stream invocation itself). `start_idle` starts environments before any event, as Lambda's
+provisioned concurrency does: their init (the runtime and the handler's imports) runs while the caller goes on.
 """
 
 from __future__ import annotations
@@ -312,6 +313,23 @@ class FunctionPool:
         finally:
             if self._slots is not None:
                 self._slots.release()
+
+    def start_idle(self, count: int) -> int:
+        """Start environments until the pool holds `count` (never more than its reserved concurrency); they wait idle,
+        initialising, for the first invocations. Returns how many were started."""
+        limit = self.spec.reserved_concurrency
+        wanted = count if limit is None else min(count, limit)
+        with self._lock:
+            if self._closed:
+                return 0
+            started = 0
+            while len(self._all) < wanted:
+                process = FunctionProcess(self.spec, self._on_log)
+                self._all.append(process)
+                self._idle.append(process)
+                started += 1
+            self.stats.add(started=started)
+            return started
 
     def _take(self) -> FunctionProcess:
         with self._lock:

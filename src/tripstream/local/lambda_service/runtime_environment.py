@@ -13,6 +13,7 @@ The base folder is `$TRIPSTREAM_LAMBDA_DIR`, else `.tripstream` in the current d
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -54,6 +55,7 @@ class RuntimePython:
     is_runtimes: bool  # False: the local interpreter stands in for the runtime's
 
 
+@functools.cache  # one interpreter, one version: asked once per process, not once per function
 def _version_of(python: Path) -> str:
     completed = subprocess.run(
         [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
