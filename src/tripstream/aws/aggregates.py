@@ -14,13 +14,14 @@ and created again: the markers, not the token, decide across invocations).
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from tripstream.aws.errors import error_code, is_transient
 from tripstream.counters import Counters
@@ -130,8 +131,9 @@ def _actions(tables: AggregateTables, parts: Sequence[_Part], expires_at: int) -
 def request_token(actions: Sequence[Mapping[str, Any]], scope: str = "") -> str:
     """36 hex characters (the API's maximum) fixed by the contents and the scope: the same transaction sent again
     in the same scope, the same token."""
-    text = scope + json.dumps(actions, sort_keys=True, separators=(",", ":"))
-    return hashlib.blake2b(text.encode(), digest_size=18).hexdigest()
+    # orjson: json.dumps of a 100-action transaction was 5 % of the consumer's CPU.
+    text = scope.encode() + orjson.dumps(actions, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(text, digest_size=18).hexdigest()
 
 
 @dataclass(frozen=True)

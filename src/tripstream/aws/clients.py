@@ -17,6 +17,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.loaders import Loader, create_loader
 
+from tripstream.aws.endpoint_params import resolve_write_tables_directly
 from tripstream.aws.json_bodies import write_bodies_with_orjson
 
 if TYPE_CHECKING:
@@ -176,6 +177,7 @@ class AwsClients:
         )
         dynamodb = session.client("dynamodb", endpoint_url=url("dynamodb"), config=data_plane)
         write_bodies_with_orjson(dynamodb)  # the consumer's writes: another fifth of its CPU
+        resolve_write_tables_directly(dynamodb)  # and their endpoint parameters without JMESPath
         return cls(
             region=region,
             endpoint_url=endpoint_url,
