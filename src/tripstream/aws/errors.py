@@ -83,6 +83,11 @@ def error_code(error: BaseException) -> str:
     return ""
 
 
+def is_client_error(error: BaseException) -> bool:
+    """An error answer of a service (botocore's ``ClientError``), as opposed to a failure to get one."""
+    return isinstance(error, ClientError)
+
+
 def error_message(error: BaseException) -> str:
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Message", "")) or str(error)

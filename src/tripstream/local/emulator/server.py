@@ -243,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from tripstream import gc_policy
     from tripstream.local.emulator import diagnostics, http_server, moto_patches
+    from tripstream.local.emulator.json_lane import json_lane
     from tripstream.local.emulator.moto_patches import kinesis, storage, stream_mode
 
     diagnostics.install()
@@ -262,8 +263,9 @@ def main(argv: list[str] | None = None) -> None:
     # in a thread and waits forever if binding fails, and moto.server.main cannot report the port
     # it bound when asked for port 0 (and then advertises MOTO_PORT=0 to the services that build
     # URLs from it).
+    moto_app: http_server.WsgiApp = DomainDispatcherApplication(create_backend_app)
     app = _identified(
-        DomainDispatcherApplication(create_backend_app),
+        json_lane(moto_app) if moto_patches.is_applied() else moto_app,
         {"server": "tripstream emulator", "moto": moto.__version__, "patched": moto_patches.is_applied()},
     )
     server = http_server.KeepAliveServer((args.host, args.port), app)
