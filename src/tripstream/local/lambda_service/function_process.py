@@ -315,15 +315,15 @@ class FunctionPool:
                 self._slots.release()
 
     def start_idle(self, count: int) -> int:
-        """Start environments until the pool holds `count` (never more than its reserved concurrency); they wait idle,
-        initialising, for the first invocations. Returns how many were started."""
+        """Start environments until the pool holds `count` live ones (never more than its reserved concurrency); they
+        wait idle, initialising, for the first invocations. Returns how many were started."""
         limit = self.spec.reserved_concurrency
         wanted = count if limit is None else min(count, limit)
         with self._lock:
             if self._closed:
                 return 0
             started = 0
-            while len(self._all) < wanted:
+            while sum(process.alive for process in self._all) < wanted:
                 process = FunctionProcess(self.spec, self._on_log)
                 self._all.append(process)
                 self._idle.append(process)
