@@ -13,6 +13,8 @@ The base folder is `$TRIPSTREAM_LAMBDA_DIR`, else `.tripstream` in the current d
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import logging
 import os
@@ -22,7 +24,7 @@ import sys
 import tempfile
 import threading
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -83,13 +85,26 @@ def find_runtime_python(runtime: str, note: Callable[[str], None] | None = None)
     return RuntimePython(Path(sys.executable), local, local == wanted)
 
 
+@contextlib.contextmanager
+def _preparing(root: Path) -> Iterator[None]:
+    """One preparer of `root`'s runtime and packages at a time: this process's threads, and other processes on the same
+    folder (two test workers, or `run` beside `up`, on a fresh clone would otherwise build one venv over the other)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with _lock, open(root / ".preparing.lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
 def runtime_venv(python: RuntimePython, root: Path, log_line: Callable[[str], None] | None = None) -> Path:
     """The venv's interpreter: `awslambdaric` and the runtime's boto3, installed on first use."""
     venv = root / "lambda-runtime" / f"python{python.version}"
     interpreter = venv / "bin" / "python"
     marker = venv / _READY_MARKER
     wanted = "\n".join(RUNTIME_PACKAGES)
-    with _lock:
+    with _preparing(root):
         if marker.is_file() and marker.read_text() == wanted and interpreter.exists():
             return interpreter
         if log_line is not None:
@@ -112,7 +127,7 @@ def function_code(
     root: Path, *, runtime: str, architecture: str, log_line: Callable[[str], None] | None = None
 ) -> Path:
     """The deployment package for `runtime`/`architecture`, unpacked once per content hash (the task root)."""
-    with _lock:
+    with _preparing(root):
         package = build_lambda_package(
             root / "packages", target=LambdaTarget.from_runtime(runtime, architecture), log=log_line
         )
