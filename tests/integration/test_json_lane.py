@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 MOTO_REGION, LANE_REGION = "eu-west-1", "eu-west-2"
 _VOLATILE = ("CreationDateTime", "StreamCreationTimestamp", "ApproximateArrivalTimestamp", "LastUpdateToPayPerRequest")
 
+_MARKER_PUT = {"Put": {"TableName": "t", "Item": {"k": {"S": "m1"}}, "ConditionExpression": "attribute_not_exists(k)"}}
 _DYNAMODB = [
     (
         "CreateTable",
@@ -41,13 +42,7 @@ _DYNAMODB = [
         "TransactWriteItems",
         {
             "TransactItems": [
-                {
-                    "Put": {
-                        "TableName": "t",
-                        "Item": {"k": {"S": "m1"}},
-                        "ConditionExpression": "attribute_not_exists(k)",
-                    }
-                },
+                _MARKER_PUT,
                 {
                     "Update": {
                         "TableName": "t",
@@ -62,17 +57,7 @@ _DYNAMODB = [
     ),
     (  # the marker exists now: cancelled, with its reasons
         "TransactWriteItems",
-        {
-            "TransactItems": [
-                {
-                    "Put": {
-                        "TableName": "t",
-                        "Item": {"k": {"S": "m1"}},
-                        "ConditionExpression": "attribute_not_exists(k)",
-                    }
-                }
-            ]
-        },
+        {"TransactItems": [_MARKER_PUT]},
     ),
     ("GetItem", {"TableName": "t", "Key": {"k": {"S": "cell"}}}),
     ("Scan", {"TableName": "t", "Limit": 3}),

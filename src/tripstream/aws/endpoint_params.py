@@ -13,16 +13,15 @@ sample requests; otherwise the client is left as it is.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import jmespath  # type: ignore[import-untyped]  # botocore's own dependency
 
+from tripstream.aws.shortcuts import install_where_botocore_agrees
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-log = logging.getLogger(__name__)
 
 PARAMETER: Final = "ResourceArnList"
 EXPRESSIONS: Final = {
@@ -118,11 +117,8 @@ def resolve_write_tables_directly(client: DynamoDBClient) -> bool:
         return False
     if hasattr(original, "__wrapped__"):
         return True
-    try:
-        usable = _botocore_agrees(client)
-    except Exception as error:  # a botocore of another shape
-        log.debug("DynamoDB endpoint parameters stay botocore's: %s", error)
-        return False
-    if usable:
+
+    def install() -> None:
         resolver._resolve_param_as_operation_context_param = _resolving_directly(original)  # type: ignore[union-attr]
-    return usable
+
+    return install_where_botocore_agrees("DynamoDB endpoint parameters", lambda: _botocore_agrees(client), install)

@@ -16,15 +16,14 @@ clients do not (the service validates every request).
 from __future__ import annotations
 
 import json
-import logging
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from tripstream.aws.shortcuts import install_where_botocore_agrees
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-log = logging.getLogger(__name__)
 
 WRITE_OPERATIONS: Final = frozenset({"BatchWriteItem", "TransactWriteItems"})
 _SAMPLES: Final = {
@@ -90,11 +89,10 @@ def write_bodies_with_orjson(client: DynamoDBClient) -> bool:
     serializer = getattr(client, "_serializer", None)
     if isinstance(serializer, _OrjsonWrites):
         return True
-    try:
-        usable = serializer is not None and _same_request(serializer, client)
-    except Exception as error:  # a botocore of another shape
-        log.debug("DynamoDB write bodies stay botocore's: %s", error)
+    if serializer is None:
         return False
-    if usable:
+
+    def install() -> None:
         client._serializer = _OrjsonWrites(serializer)  # type: ignore[attr-defined]
-    return usable
+
+    return install_where_botocore_agrees("DynamoDB write bodies", lambda: _same_request(serializer, client), install)
