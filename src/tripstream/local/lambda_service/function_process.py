@@ -324,11 +324,8 @@ class FunctionPool:
                 return 0
             started = 0
             while sum(process.alive for process in self._all) < wanted:
-                process = FunctionProcess(self.spec, self._on_log)
-                self._all.append(process)
-                self._idle.append(process)
+                self._idle.append(self._start())
                 started += 1
-            self.stats.add(started=started)
             return started
 
     def _take(self) -> FunctionProcess:
@@ -340,10 +337,14 @@ class FunctionPool:
                 if process.alive:
                     return process
                 process.stop()
-            process = FunctionProcess(self.spec, self._on_log)
-            self._all.append(process)
-            self.stats.add(started=1)
-            return process
+            return self._start()
+
+    def _start(self) -> FunctionProcess:
+        """A new environment of the pool (the caller holds the lock)."""
+        process = FunctionProcess(self.spec, self._on_log)
+        self._all.append(process)
+        self.stats.add(started=1)
+        return process
 
     def _give_back(self, process: FunctionProcess) -> None:
         with self._lock:
