@@ -393,3 +393,31 @@ def test_the_checkpoint_is_durable_and_a_new_mapping_continues_from_it(consumer:
     consumer.drain(second)
     assert second.stats.records_delivered == second.stats.records_done == 50
     assert consumer.tables() == as_lists(consumer.expected(trips))
+
+
+def test_the_next_batch_is_read_while_one_is_delivered_and_each_record_delivered_once(consumer: Consumer) -> None:
+    trips = sample_trips("green_2014-01_sample.csv", 400)
+    consumer.put(trips)
+    reads: list[float] = []
+    consumer.clients.kinesis.meta.events.register(
+        "after-call.kinesis.GetRecords", lambda **_: reads.append(time.monotonic())
+    )
+    deps = Dependencies(consumer.handler_clients, consumer.settings)
+    handle = consumer_handler.make_handler(lambda: deps, consumer.results.append)
+    invocations: list[tuple[float, float]] = []
+
+    def slow_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        started = time.monotonic()
+        time.sleep(0.3)  # long enough for a read of the next batch to be seen during it
+        response = handle(event, context)
+        invocations.append((started, time.monotonic()))
+        return response
+
+    mapping = consumer.mapping(slow_handler, BatchSize=50)
+    consumer.drain(mapping)
+    assert len(invocations) > 2
+    during = [any(start < read < end for read in reads) for start, end in invocations]
+    # Every invocation but the last of each shard has the next read going on while it runs.
+    assert sum(during) >= len(invocations) - len(list_shard_ids(consumer.clients.kinesis, consumer.name))
+    assert mapping.stats.records_delivered == mapping.stats.records_done == len(trips)
+    assert consumer.tables() == as_lists(consumer.expected(trips))

@@ -7,6 +7,7 @@ errors, bounded retries, record age, and the on-failure SQS destination.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -198,37 +199,12 @@ class EventSourceMapping:
         self._stop.wait(min(1.0, self._poll_interval * 2 ** min(failures, 6)))
 
     def _poll(self, shard_id: str) -> None:
-        kinesis = self._clients.kinesis
-        batch_size = self._settings["BatchSize"]
-        window = self._settings["MaximumBatchingWindowInSeconds"]
         iterator = self._open(shard_id)
         failures = idle = 0
+        ahead: _ReadAhead | None = None
         while not self._stop.is_set() and iterator is not None:
-            read_started = time.monotonic()
-            producer_done = self._producer_done.is_set()
-            batch: list[dict[str, Any]] = []
-            window_ends = time.monotonic() + window
-            behind = 0
             try:
-                while iterator is not None and len(batch) < batch_size:
-                    page = get_records(kinesis, iterator, batch_size - len(batch))
-                    iterator = page.next_iterator
-                    batch.extend(page.records)
-                    behind = page.millis_behind_latest
-                    self._behind[shard_id] = behind
-                    if (
-                        page.records
-                        and len(batch) < batch_size
-                        and not producer_done
-                        and time.monotonic() < window_ends
-                    ):
-                        continue
-                    if not page.records and not batch and not producer_done and time.monotonic() < window_ends:
-                        idle += 1
-                        self._stop.wait(self._idle_wait(idle))
-                        producer_done = self._producer_done.is_set()
-                        continue
-                    break
+                read = ahead.result() if ahead is not None else self._read(shard_id, iterator, idle)
             except Exception as error:
                 # Like Lambda's pollers: a throttled/failed read or an expired iterator is retried, from the
                 # checkpoint (the records read so far were not delivered yet, so nothing is skipped).
@@ -236,56 +212,86 @@ class EventSourceMapping:
                 if not (is_transient(error) or error_code(error) == "ExpiredIteratorException"):
                     raise
                 self._pause_after_read_error(shard_id, error, failures)
+                ahead = None
                 iterator = self._open(shard_id)
                 continue
-            failures = 0
-            if batch:
+            failures, idle, iterator, ahead = 0, read.idle, read.next_iterator, None
+            if read.records:
                 idle = 0
-                self._deliver(shard_id, batch)
-                # Re-read from the checkpoint: after a partial failure Lambda re-delivers from there.
-                iterator = self._open(shard_id)
-            elif producer_done and behind == 0:
+                if iterator is not None:
+                    # Like Lambda's pollers, the next batch is read while this one is delivered: the function
+                    # does not wait for a read, and the endpoint has work while the function computes.
+                    ahead = _ReadAhead(functools.partial(self._read, shard_id, iterator, 0), f"esm-read-{shard_id}")
+                if not self._deliver(shard_id, read.records):
+                    return  # stopping: not checkpointed, delivered again at the next start
+            elif read.producer_done and read.behind == 0:
                 return
             else:
-                if behind == 0:
-                    self._caught_up[shard_id] = read_started
+                if read.behind == 0:
+                    self._caught_up[shard_id] = read.started
                 idle += 1
                 self._stop.wait(self._idle_wait(idle))
+
+    def _read(self, shard_id: str, iterator: str, idle: int) -> _Read:
+        """One batch from `iterator`: up to BatchSize records, gathered for up to the batching window while the
+        producer is still sending (`idle`: the empty reads so far, for the back-off between them)."""
+        started = time.monotonic()
+        producer_done = self._producer_done.is_set()
+        batch_size = self._settings["BatchSize"]
+        window_ends = started + self._settings["MaximumBatchingWindowInSeconds"]
+        batch: list[dict[str, Any]] = []
+        next_iterator: str | None = iterator
+        behind = 0
+        while next_iterator is not None and len(batch) < batch_size:
+            page = get_records(self._clients.kinesis, next_iterator, batch_size - len(batch))
+            next_iterator = page.next_iterator
+            batch.extend(page.records)
+            behind = page.millis_behind_latest
+            self._behind[shard_id] = behind
+            if page.records and len(batch) < batch_size and not producer_done and time.monotonic() < window_ends:
+                continue
+            if not page.records and not batch and not producer_done and time.monotonic() < window_ends:
+                idle += 1
+                self._stop.wait(self._idle_wait(idle))
+                producer_done = self._producer_done.is_set()
+                continue
+            break
+        return _Read(batch, next_iterator, behind, started, producer_done, idle)
 
     def _idle_wait(self, idle_reads: int) -> float:
         return float(min(self._idle_poll_interval, self._poll_interval * 2 ** min(idle_reads, 10)))
 
-    def _deliver(self, shard_id: str, records: list[dict[str, Any]]) -> None:
-        """Deliver one batch until done, retried/bisected/sent to the on-failure destination as configured."""
+    def _deliver(self, shard_id: str, records: list[dict[str, Any]]) -> bool:
+        """Deliver one batch until done, retried/bisected/sent to the on-failure destination as configured. True
+        when the batch is checkpointed through its last record; False when stopping left it unfinished."""
         max_retries = self._settings["MaximumRetryAttempts"]
         max_age = self._settings["MaximumRecordAgeInSeconds"]
         retries = invocations = 0
         while records:
             if self._stop.is_set():
-                return  # not done, not checkpointed: delivered again at the next start
+                return False  # not done, not checkpointed: delivered again at the next start
             if max_age >= 0 and self._age_seconds(records[0]) > max_age:
                 self._to_on_failure(shard_id, records, "RecordAgeExceeded", invocations)
-                return
+                return True
             failed_from = self._invoke(shard_id, records)
             invocations += 1
             if failed_from == len(records):
                 self._done(shard_id, records)
-                return
+                return True
             if failed_from > 0:
                 self._done(shard_id, records[:failed_from])
                 records = records[failed_from:]
             if self._stop.is_set():
-                return  # a failure while stopping is no retry and no on-failure destination: delivered again
+                return False  # a failure while stopping is no retry and no on-failure destination: delivered again
             retries += 1
             if max_retries >= 0 and retries > max_retries:
                 self._to_on_failure(shard_id, records, "RetryAttemptsExhausted", invocations)
-                return
+                return True
             if failed_from < 0 and self._settings["BisectBatchOnFunctionError"] and len(records) > 1:
                 middle = len(records) // 2
-                self._deliver(shard_id, records[:middle])
-                self._deliver(shard_id, records[middle:])
-                return
+                return self._deliver(shard_id, records[:middle]) and self._deliver(shard_id, records[middle:])
             self._stop.wait(self._retry_delay * min(retries, 20))
+        return True
 
     def _invoke(self, shard_id: str, records: list[dict[str, Any]]) -> int:
         """Returns how many leading records are done: len(records) all, -1 on a function error."""
@@ -374,6 +380,44 @@ class EventSourceMapping:
         if isinstance(arrived, datetime):
             return (datetime.now(arrived.tzinfo or UTC) - arrived).total_seconds()
         return 0.0
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One read of a shard: its records (empty when the shard had none) and what the poller decides on."""
+
+    records: list[dict[str, Any]]
+    next_iterator: str | None
+    behind: int  # MillisBehindLatest of the last page
+    started: float  # monotonic
+    producer_done: bool  # the producer had finished when the read started (or during its waits)
+    idle: int  # the empty reads so far
+
+
+class _ReadAhead:
+    """A read running on its own thread while the poller delivers; `result` waits for it (or raises its error).
+    A daemon thread: a read left behind by a stop ends with the process."""
+
+    def __init__(self, read: Callable[[], _Read], name: str) -> None:
+        self._read = read
+        self._outcome: _Read | BaseException | None = None
+        self._finished = threading.Event()
+        threading.Thread(target=self._run, name=name, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self._outcome = self._read()
+        except BaseException as error:
+            self._outcome = error
+        finally:
+            self._finished.set()
+
+    def result(self) -> _Read:
+        self._finished.wait()
+        if isinstance(self._outcome, BaseException):
+            raise self._outcome
+        assert self._outcome is not None
+        return self._outcome
 
 
 def _iso(value: Any) -> str | None:
