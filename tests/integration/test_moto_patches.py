@@ -607,6 +607,56 @@ def test_patched_put_and_get_records_answer_what_moto_answers(
     assert patched["got"]["Records"][3]["Data"] == bytes([3, 0, 255]) + "é3".encode()
 
 
+def _put_records_outcomes(endpoint: str) -> list[Any]:
+    """PutRecords on a stream of three shards: a batch spread over them (the answers, then each shard's records in
+    order), and each of moto's limits broken once (the error code and message)."""
+    kinesis = _kinesis(endpoint)
+    kinesis.create_stream(StreamName="spread", ShardCount=3)
+    outcomes: list[Any] = []
+    for tag in ("a", "b"):
+        answer = kinesis.put_records(StreamName="spread", Records=_batch(tag, 200))
+        outcomes.append([(entry["ShardId"], entry["SequenceNumber"]) for entry in answer["Records"]])
+    for shard in kinesis.list_shards(StreamName="spread")["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName="spread", ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        got = kinesis.get_records(ShardIterator=iterator)["Records"]
+        outcomes.append([(r["SequenceNumber"], r["PartitionKey"], r["Data"]) for r in got])
+    too_big = [{"Data": b"x" * (1024 * 1024), "PartitionKey": "k"}]
+    for records in (
+        _batch("many", 501),
+        [{"Data": b"x", "PartitionKey": "ok"}, *too_big],
+        [{"Data": b"x" * (900 * 1024), "PartitionKey": f"k{n}"} for n in range(6)],
+        [{"Data": b"x", "PartitionKey": "k" * 257}],
+    ):
+        with pytest.raises(kinesis.exceptions.ClientError) as raised:
+            kinesis.put_records(StreamName="spread", Records=records)
+        outcomes.append((raised.value.response["Error"]["Code"], raised.value.response["Error"].get("Message")))
+    # A refused call stores nothing: the shards hold the two batches only.
+    outcomes.append(sum(len(_shard_records(kinesis, "spread", s["ShardId"])) for s in _shards(kinesis, "spread")))
+    return outcomes
+
+
+def _shards(kinesis: Any, stream: str) -> list[dict[str, Any]]:
+    return list(kinesis.list_shards(StreamName=stream)["Shards"])
+
+
+def _shard_records(kinesis: Any, stream: str, shard_id: str) -> list[dict[str, Any]]:
+    iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")
+    return list(kinesis.get_records(ShardIterator=iterator["ShardIterator"])["Records"])
+
+
+def test_patched_put_records_spreads_and_refuses_as_moto_does(
+    patched_endpoint: str, unpatched_endpoint: str, aws_env: None
+) -> None:
+    """The patched PutRecords (each shard's records inserted at once) gives every record the shard and sequence
+    number moto gives it, and refuses what moto refuses with moto's error, storing nothing of a refused call."""
+    patched = _put_records_outcomes(patched_endpoint)
+    assert patched == _put_records_outcomes(unpatched_endpoint)
+    assert len({shard for shard, _ in patched[0]}) == 3  # the batch did spread over the three shards
+    assert patched[-1] == 400
+
+
 def _write_answers(endpoint: str) -> list[dict[str, Any]]:
     dynamodb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1")
     table = "write-answers"
@@ -671,6 +721,31 @@ def test_handler_method_names_are_moto_s_and_listed_once(
         for handler, names in expected.items():
             assert responses.method_names_from_class(handler) == names
     assert listings == [DynamoHandler, KinesisResponse]  # once per class, not once per request
+
+
+def test_a_kinesis_request_body_is_parsed_once_and_read_as_moto_reads_it(
+    moto_methods: dict[str, ShardMethod], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.core import responses
+    from moto.kinesis.responses import KinesisResponse
+
+    def handler(body: str) -> Any:
+        response = KinesisResponse()
+        response.body, response.querystring, response.uri_match = body, {}, None
+        return response
+
+    body = '{"StreamName": "s", "Records": [{"Data": "eA==", "PartitionKey": "k"}], "Big": 123456789012345678901234}'
+    questions = [("StreamName", None), ("Records", None), ("StreamARN", None), ("Absent", "default"), ("Big", None)]
+    dispatch_patches.revert()
+    expected = [handler(body)._get_param(name, default) for name, default in questions]
+    dispatch_patches.apply()
+    parses: list[object] = []
+    monkeypatch.setattr(responses.json, "loads", _counting(responses.json.loads, parses))
+    patched = handler(body)
+    assert [patched._get_param(name, default) for name, default in questions] == expected
+    assert expected[4] == 123456789012345678901234  # read as json reads it (orjson would give a float)
+    assert len(parses) == 1  # moto parsed the body for each question
+    assert handler("not json")._get_param("StreamName", "none") == "none"
 
 
 def _counting(function: Callable[..., Any], calls: list[object]) -> Callable[..., Any]:

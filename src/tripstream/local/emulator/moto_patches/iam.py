@@ -34,6 +34,7 @@ from moto.iam import models as iam_models
 from moto.kinesis import utils as kinesis_utils
 from moto.utilities.utils import get_partition
 
+from tripstream.local.emulator.moto_patches.dispatch import json_body
 from tripstream.local.emulator.moto_patches.version import parameter_names, shape_error
 
 ADMIN_ACCESS_KEY: Final = "testing"
@@ -90,12 +91,7 @@ def _check_shapes() -> None:
 
 
 def _json_body(response: Any) -> dict[str, Any]:
-    if isinstance(response.body, dict):  # already parsed (moto_patches.dynamodb)
-        return response.body
-    try:
-        body = json.loads(response.body or "{}")
-    except (TypeError, ValueError):
-        return {}
+    body = json_body(response)  # parsed once for the request, shared with moto's _get_param
     return body if isinstance(body, dict) else {}
 
 

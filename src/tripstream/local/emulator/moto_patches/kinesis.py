@@ -16,7 +16,8 @@ tripstream puts on it:
 record, its data as bytes, under the store's lock:
 
 * ``put_record``: assigning ``max + 1`` and inserting happen under the lock; O(log n). A PutRecords call's
-  records are one SQLite transaction (one commit per call).
+  records are one SQLite transaction (one commit per call), each record's data decoded from base64 once and a
+  shard's records inserted by one statement, with moto's limits and answer.
 * ``get_max_sequence_number``: O(1) (kept beside the shard); ``get_min_sequence_number``: O(log n).
 * ``get_records``: one range read from the iterator's position; O(log n + limit). Its return value is unchanged:
   ``(records, last sequence number, millis behind latest)``; a returned record's ``to_json`` gives the bytes.
@@ -43,11 +44,12 @@ import json
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import moto
+from moto.kinesis import exceptions as kinesis_exceptions
 from moto.kinesis import models as kinesis_models
 from moto.kinesis import responses as kinesis_responses
 
@@ -73,6 +75,11 @@ _MARKER: Final = "_tripstream_original_methods"  # set on the Shard class while 
 _BACKEND_MARKER: Final = "_tripstream_original_wrapped"  # set on KinesisBackend while patched: the wrapped methods
 _PLAIN_ANSWERS: Final = ("put_records", "get_records")
 _CONTENT_TYPE: Final = "application/x-amz-json-1.1"
+
+# moto 5.2.1's PutRecords limits (as Kinesis's): records per call, bytes per call and per record (data + key).
+_MAX_RECORDS: Final = 500
+_MAX_CALL_BYTES: Final = 5 * 1024 * 1024
+_MAX_RECORD_BYTES: Final = 1024 * 1024
 
 _apply_lock = threading.Lock()
 _records_creation_lock = threading.Lock()
@@ -120,10 +127,16 @@ def _payload(data: Any) -> bytes:
     """The bytes a record carries: moto holds them as base64 text (anything else is kept as its UTF-8 text)."""
     if isinstance(data, bytes):
         return data
+    decoded = _decoded(data)
+    return str(data).encode() if decoded is None else decoded
+
+
+def _decoded(data: Any) -> bytes | None:
+    """``data`` decoded from strict base64 (RFC 4648: its alphabet, padding only at the end), None if it is not."""
     try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return str(data).encode()
+        return binascii.a2b_base64(data, strict_mode=True)
+    except (binascii.Error, ValueError, TypeError):
+        return None
 
 
 class DiskRecords(MutableMapping[int, Any]):
@@ -137,14 +150,18 @@ class DiskRecords(MutableMapping[int, Any]):
         self.last = int(row[0] or 0)
 
     def append(self, partition_key: str, data: Any, explicit_hash_key: str | None) -> int:
+        return self.append_many([(partition_key, explicit_hash_key, _payload(data))])[0]
+
+    def append_many(self, records: Sequence[tuple[str, str | None, bytes]]) -> range:
+        """Append (partition key, explicit hash key, data) records with one statement; their sequence numbers."""
         with self.store.lock:
-            number = self.last + 1
-            self.store.connection.execute(
+            first, created = self.last + 1, _clock()
+            self.store.connection.executemany(
                 "INSERT INTO records (s, n, k, x, d, c) VALUES (?, ?, ?, ?, ?, ?)",
-                (self.owner, number, partition_key, explicit_hash_key, _payload(data), _clock()),
+                [(self.owner, first + offset, *record, created) for offset, record in enumerate(records)],
             )
-            self.last = number
-        return number
+            self.last = first + len(records) - 1
+        return range(first, first + len(records))
 
     def after(self, number: int, limit: int) -> list[_StoredRecord]:
         with self.store.lock:
@@ -375,12 +392,42 @@ def _get_sequence_number_at(self: Any, at_timestamp: float) -> int:
     return _records_of(self).number_before(at_timestamp)
 
 
-def _put_records_in_one_commit(original: Callable[..., Any]) -> Callable[..., Any]:
-    """A PutRecords call's records written in one SQLite transaction (one WAL commit per call, not per record)."""
+def _put_records_at_once(original: Callable[..., Any]) -> Callable[..., Any]:
+    """PutRecords with moto's limits and answer, in one SQLite transaction (one WAL commit per call, not per record),
+    each record's data decoded once (moto decodes it twice) and a shard's records inserted by one statement (moto: one
+    by one). Data that is not base64 (botocore never sends any), a key no shard covers, or a stream with moto's own
+    event source mappings (which see each record) go moto's way, in one transaction too."""
 
-    def put_records(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def put_records(self: Any, stream_arn: str | None, stream_name: str | None, records: list[dict[str, Any]]) -> Any:
+        stream = self.describe_stream(stream_arn=stream_arn, stream_name=stream_name)
+        if len(records) > _MAX_RECORDS:
+            raise kinesis_exceptions.TooManyRecords
+        payloads = [_decoded(record.get("Data", "")) for record in records]
+        if stream.lambda_event_source_mappings or None in payloads:
+            with store().transaction():
+                return original(self, stream_arn, stream_name, records)
+        sizes = [
+            len(payload) + len(record.get("PartitionKey", ""))  # type: ignore[arg-type]
+            for payload, record in zip(payloads, records, strict=True)
+        ]
+        if sum(sizes) > _MAX_CALL_BYTES:
+            raise kinesis_exceptions.TotalRecordsSizeExceedsLimit
+        if (over := next((index for index, size in enumerate(sizes) if size > _MAX_RECORD_BYTES), None)) is not None:
+            raise kinesis_exceptions.RecordSizeExceedsLimit(position=over + 1)
+        by_shard: dict[Any, list[int]] = {}
+        for index, record in enumerate(records):
+            shard = stream.get_shard_for_key(record.get("PartitionKey"), record.get("ExplicitHashKey"))
+            if shard is None:
+                with store().transaction():
+                    return original(self, stream_arn, stream_name, records)
+            by_shard.setdefault(shard, []).append(index)
+        answers: list[dict[str, str]] = [{}] * len(records)
         with store().transaction():
-            return original(self, *args, **kwargs)
+            for shard, indexes in by_shard.items():
+                rows = [(records[i]["PartitionKey"], records[i].get("ExplicitHashKey"), payloads[i]) for i in indexes]
+                for index, number in zip(indexes, _records_of(shard).append_many(rows), strict=True):  # type: ignore[arg-type]
+                    answers[index] = {"SequenceNumber": str(number), "ShardId": shard.shard_id}
+        return {"FailedRecordCount": 0, "Records": answers}
 
     put_records.__wrapped__ = original  # type: ignore[attr-defined]
     return put_records
@@ -397,7 +444,7 @@ _REPLACEMENTS: Final[Mapping[str, Callable[..., Any]]] = {
 
 # Methods of moto's stream and backend wrapped (the original still runs): (class, name, wrapper).
 _WRAPPERS: Final = (
-    (kinesis_models.KinesisBackend, "put_records", _put_records_in_one_commit),
+    (kinesis_models.KinesisBackend, "put_records", _put_records_at_once),
     (kinesis_models.KinesisBackend, "delete_stream", _delete_stream),
     (kinesis_models.Stream, "init_shards", _init_shards),
     *(
@@ -433,17 +480,30 @@ def _check_moto_shape(shard_class: Any, record_class: Any) -> None:
         problems.append("Stream.init_shards does not take (self, shard_count)")
     if parameter_names(backend_class.delete_stream) != ("self", "stream_arn", "stream_name"):
         problems.append("KinesisBackend.delete_stream does not take (self, stream_arn, stream_name)")
+    if parameter_names(backend_class.put_records) != ("self", "stream_arn", "stream_name", "records"):
+        problems.append("KinesisBackend.put_records does not take (self, stream_arn, stream_name, records)")
+    if parameter_names(stream_class.get_shard_for_key) != ("self", "partition_key", "explicit_hash_key"):
+        problems.append("Stream.get_shard_for_key does not take (self, partition_key, explicit_hash_key)")
+    missing = [
+        name
+        for name in ("TooManyRecords", "TotalRecordsSizeExceedsLimit", "RecordSizeExceedsLimit")
+        if not hasattr(kinesis_exceptions, name)
+    ]
+    if missing:
+        problems.append(f"moto.kinesis.exceptions has no {', '.join(missing)}")
     # init_shards (patched) reads the stream's name, account, region and creation time: set before it is called.
     set_before = ("self.stream_name", "self.creation_datetime", "self.account_id", "self.region")
     try:
         stream_init = inspect.getsource(stream_class.__init__)
     except (OSError, TypeError):  # no source shipped: checked on first use instead
-        stream_init = " ".join(set_before) + " self.init_shards("
+        stream_init = " ".join(set_before) + " self.init_shards( self.lambda_event_source_mappings"
     if "self.init_shards(" not in stream_init or any(
         stream_init.find(name) < 0 or stream_init.find(name) > stream_init.find("self.init_shards(")
         for name in set_before
     ):
         problems.append(f"Stream.__init__ no longer sets {', '.join(set_before)} before self.init_shards(...)")
+    if "self.lambda_event_source_mappings" not in stream_init:  # read by put_records (patched)
+        problems.append("Stream.__init__ no longer sets self.lambda_event_source_mappings")
     if problems:
         raise shape_error("Kinesis Shard", problems)
 
