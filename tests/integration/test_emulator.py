@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import boto3
 import pytest
 
-from tripstream.local.emulator.server import Emulator, EmulatorError
+from tripstream.local.emulator.server import MALLOC_ARENA_MAX_VARIABLE, MALLOC_ARENAS, Emulator, EmulatorError
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +94,21 @@ def test_start_stop_and_stop_again(tmp_path: Path, capfd: pytest.CaptureFixture[
     assert "Fatal Python error" not in log  # the child exited, it did not abort
     captured = capfd.readouterr()
     assert (captured.out, captured.err) == ("", "")  # nothing from the child on the terminal
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads Linux's /proc/<pid>/environ")
+@pytest.mark.parametrize(("outside", "expected"), [(None, MALLOC_ARENAS), ("4", "4")])
+def test_the_emulator_runs_with_few_malloc_arenas_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, outside: str | None, expected: str
+) -> None:
+    if outside is None:
+        monkeypatch.delenv(MALLOC_ARENA_MAX_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(MALLOC_ARENA_MAX_VARIABLE, outside)
+    with Emulator() as emulator:
+        pid = emulator._child.pid  # type: ignore[union-attr]  # the child process the emulator started
+        environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert f"{MALLOC_ARENA_MAX_VARIABLE}={expected}".encode() in environment
 
 
 def test_context_manager_and_free_ports() -> None:

@@ -49,6 +49,8 @@ HOST: Final = "127.0.0.1"
 _HEALTH_PATH: Final = "/moto-api/"  # moto's dashboard: answers without touching any AWS backend
 # What this server answers, beside moto: who it is (moto's own /moto-api/ namespace, where no AWS request goes).
 IDENTITY_PATH: Final = "/moto-api/tripstream-emulator"
+MALLOC_ARENA_MAX_VARIABLE: Final = "MALLOC_ARENA_MAX"  # glibc's; ignored by other C libraries
+MALLOC_ARENAS: Final = "2"  # unless the environment says otherwise
 ServerKind = Literal["patched", "moto"]
 
 
@@ -118,6 +120,9 @@ class Emulator(LocalServer):
                 {
                     "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
                     "PYTHONUNBUFFERED": "1",
+                    # glibc gives each of the server's threads (one per connection) a malloc arena of its own, up
+                    # to 8 per core, each holding the high-water mark of the large bodies its thread handled
+                    MALLOC_ARENA_MAX_VARIABLE: os.environ.get(MALLOC_ARENA_MAX_VARIABLE, MALLOC_ARENAS),
                     # tables' items and stream records: on disk, in the scratch folder (moto_patches.storage)...
                     STORE_DIR_VARIABLE: str(port_file.parent / "store"),
                 }
