@@ -76,14 +76,17 @@ def test_start_stop_and_stop_again(tmp_path: Path, capfd: pytest.CaptureFixture[
     emulator = Emulator(log_path=log_path)
     with pytest.raises(EmulatorError, match="not running"):
         _ = emulator.endpoint_url
+    assert emulator.pid is None
 
     endpoint_url = emulator.start()
     assert endpoint_url == emulator.endpoint_url
     assert emulator.start() == endpoint_url  # already running: no second server
     assert _accepts_connections("127.0.0.1", _port(endpoint_url))
 
+    assert emulator.pid is not None
     emulator.stop()
     emulator.stop()
+    assert emulator.pid is None
     assert not _accepts_connections("127.0.0.1", _port(endpoint_url))
     with pytest.raises(EmulatorError, match="not running"):
         _ = emulator.endpoint_url
@@ -106,8 +109,8 @@ def test_the_emulator_runs_with_few_malloc_arenas_unless_told_otherwise(
     else:
         monkeypatch.setenv(MALLOC_ARENA_MAX_VARIABLE, outside)
     with Emulator() as emulator:
-        pid = emulator._child.pid  # type: ignore[union-attr]  # the child process the emulator started
-        environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert emulator.pid is not None
+        environment = Path(f"/proc/{emulator.pid}/environ").read_bytes().split(b"\0")
     assert f"{MALLOC_ARENA_MAX_VARIABLE}={expected}".encode() in environment
 
 

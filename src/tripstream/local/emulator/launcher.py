@@ -200,6 +200,11 @@ class LocalServer(ABC):
         """Where the child's output goes (``None`` before :meth:`start`)."""
         return self._log_path
 
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (``None`` otherwise)."""
+        return self._child.pid if self._child is not None and self._child.running else None
+
     @abstractmethod
     def start(self, timeout: float = 30.0) -> str:
         """Start the child and return its endpoint URL once it answers. No-op if running."""

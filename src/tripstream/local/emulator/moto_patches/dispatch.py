@@ -47,6 +47,13 @@ _GET_PARAM_MARKER: Final = "_tripstream_params_parsed_once"  # on a handler clas
 _PARSED_BODY: Final = "_tripstream_parsed_body"  # on a response object (one per request): its body, parsed
 _UNPARSEABLE: Final = object()
 _PARAMS_PARSED_ONCE: Final = (kinesis_responses.KinesisResponse,)
+# What moto's _get_param does, in this order (_params_parsed_once answers the same way): checked in its source.
+_GET_PARAM_STEPS: Final = (
+    "self.automated_parameter_parsing",
+    "self.querystring.get(param_name)",
+    "json.loads(self.body)[param_name]",
+    "self.uri_match.group(param_name)",
+)
 
 
 def _cached(original: Callable[[], Iterable[str]]) -> Callable[[], tuple[str, ...]]:
@@ -145,7 +152,6 @@ def _check_response_helpers() -> None:
     if not callable(get_param) or parameter_names(get_param) != ("self", "param_name", "if_none"):
         problems.append(f"BaseResponse._get_param takes {parameter_names(get_param)}")
     else:
-        # The copy in _params_parsed_once answers as this does: query string, JSON body, URI match, if_none.
         try:
             source = inspect.getsource(get_param)
         except (OSError, TypeError):
@@ -154,14 +160,6 @@ def _check_response_helpers() -> None:
             problems.append("BaseResponse._get_param no longer reads query string, json.loads(self.body), uri_match")
     if problems:
         raise shape_error("moto.core.responses", problems)
-
-
-_GET_PARAM_STEPS: Final = (
-    "self.automated_parameter_parsing",
-    "self.querystring.get(param_name)",
-    "json.loads(self.body)[param_name]",
-    "self.uri_match.group(param_name)",
-)
 
 
 def apply() -> None:
