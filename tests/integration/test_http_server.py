@@ -143,3 +143,39 @@ def test_a_bad_content_length_is_a_400_and_a_closed_connection(address: tuple[st
         raw.settimeout(5)
         while answer:
             answer = raw.recv(65536)  # then the server closes it
+
+
+def test_a_werkzeug_request_leaves_no_cycle_holding_its_body() -> None:
+    """werkzeug's Request keeps itself in its environ; the server drops that link once it answered, so a request's
+    body is freed when the request ends, not at the collector's next pass."""
+    import gc
+
+    from werkzeug.wrappers import Request
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        data = Request(environ).get_data()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(len(data)).encode()]
+
+    server = KeepAliveServer(("127.0.0.1", 0), app)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    collecting = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port)
+        for _ in range(3):
+            connection.request("POST", "/", body=b"x" * 200_000)
+            assert connection.getresponse().read() == b"200000"
+        connection.close()
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, Request)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if collecting:
+            gc.enable()
+        server.shutdown()
+        server.server_close()
+    assert left == []
