@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -201,7 +202,7 @@ class EventSourceMapping:
     def _poll(self, shard_id: str) -> None:
         iterator = self._open(shard_id)
         failures = idle = 0
-        ahead: _ReadAhead | None = None
+        ahead: Future[_Read] | None = None
         while not self._stop.is_set() and iterator is not None:
             try:
                 read = ahead.result() if ahead is not None else self._read(shard_id, iterator, idle)
@@ -221,7 +222,7 @@ class EventSourceMapping:
                 if iterator is not None:
                     # Like Lambda's pollers, the next batch is read while this one is delivered: the function
                     # does not wait for a read, and the endpoint has work while the function computes.
-                    ahead = _ReadAhead(functools.partial(self._read, shard_id, iterator, 0), f"esm-read-{shard_id}")
+                    ahead = _read_ahead(functools.partial(self._read, shard_id, iterator, 0), f"esm-read-{shard_id}")
                 if not self._deliver(shard_id, read.records):
                     return  # stopping: not checkpointed, delivered again at the next start
             elif read.producer_done and read.behind == 0:
@@ -394,30 +395,19 @@ class _Read:
     idle: int  # the empty reads so far
 
 
-class _ReadAhead:
-    """A read running on its own thread while the poller delivers; `result` waits for it (or raises its error).
-    A daemon thread: a read left behind by a stop ends with the process."""
+def _read_ahead(read: Callable[[], _Read], name: str) -> Future[_Read]:
+    """`read` run on a thread of its own while the poller delivers. A daemon thread, not an executor's: a read left
+    behind by a stop ends with the process."""
+    future: Future[_Read] = Future()
 
-    def __init__(self, read: Callable[[], _Read], name: str) -> None:
-        self._read = read
-        self._outcome: _Read | BaseException | None = None
-        self._finished = threading.Event()
-        threading.Thread(target=self._run, name=name, daemon=True).start()
-
-    def _run(self) -> None:
+    def run() -> None:
         try:
-            self._outcome = self._read()
+            future.set_result(read())
         except BaseException as error:
-            self._outcome = error
-        finally:
-            self._finished.set()
+            future.set_exception(error)
 
-    def result(self) -> _Read:
-        self._finished.wait()
-        if isinstance(self._outcome, BaseException):
-            raise self._outcome
-        assert self._outcome is not None
-        return self._outcome
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 def _iso(value: Any) -> str | None:
