@@ -38,24 +38,35 @@ def put(up: Up, rows: list[LabRow], **extra: Any) -> None:
         kinesis.put_record(StreamName=STREAM, Data=row.data, PartitionKey=row.partition_key, **extra)
 
 
-def put_and_drain(up: Up, rows: list[LabRow], marker_file: Path) -> None:
-    """`rows`, then every row of `marker_file` (trips of their own) on every shard, then wait until the markers'
-    trips are in their tables: the mapping reads a shard in order, so everything put before is consumed by then."""
+def put_and_drain(up: Up, rows: list[LabRow], folder: Path, seed: int) -> list[Path]:
+    """`rows`, then markers (generated trips of their own, other ones on each shard), then wait until every marker is
+    in its tables: the mapping reads a shard in order, so everything put before on that shard is consumed by then.
+    Distinct markers per shard and per round: the same trips on two shards would be found once the faster shard
+    consumed them, while the other shard still has rows to deliver. Returns the marker files (part of the reference).
+    """
     put(up, rows)
     kinesis = up.client("kinesis")
-    for shard in kinesis.list_shards(StreamName=STREAM)["Shards"]:
-        start = shard["HashKeyRange"]["StartingHashKey"]
-        put(up, list(lab_rows(marker_file)), ExplicitHashKey=start)
-    tables = expected_for(marker_file).tables
-    assert tables["distance_to_fare_ratio"] or tables["trip_duration_analysis"]
-    wait_for(lambda: all(set(tables[name]) <= set(up.items(name)) for name in TABLES), "the markers", 120)
+    markers: list[Path] = []
+    for index, shard in enumerate(kinesis.list_shards(StreamName=STREAM)["Shards"]):
+        marker_rows = list(lab_rows(trips_file(folder / f"markers-{seed}-{index}.csv", 8, seed=seed + index)))
+        marker_file = write_as_sent(marker_rows, folder / f"markers-{seed}-{index}-as-sent.csv")
+        tables = expected_for(marker_file).tables
+        assert tables["distance_to_fare_ratio"] or tables["trip_duration_analysis"]
+        put(up, marker_rows, ExplicitHashKey=shard["HashKeyRange"]["StartingHashKey"])
+        markers.append(marker_file)
+    assert len(markers) > 1  # the race these markers rule out needs two shards
+
+    def all_markers_in() -> bool:
+        found = {name: set(up.items(name)) for name in TABLES}
+        return all(set(expected_for(m).tables[name]) <= found[name] for m in markers for name in TABLES)
+
+    wait_for(all_markers_in, "the markers", 120)
+    return markers
 
 
 def test_the_labs_producer_is_stored_and_counted_once(up: Up, tmp_path: Path) -> None:
     first = trips_file(tmp_path / "taxi_trips.csv", 150, seed=31)
     second = trips_file(tmp_path / "other.csv", 90, seed=32)
-    # Markers: trips of their own, sent after each round; part of the reference.
-    markers = trips_file(tmp_path / "markers.csv", 8, seed=33)
     first_rows, second_rows = list(lab_rows(first)), list(lab_rows(second))
     # The trips the lab's records carry: its conversions change a few rows (an empty passenger_count sent as 0).
     sent_first = write_as_sent(first_rows, tmp_path / "first-as-sent.csv")
@@ -65,8 +76,8 @@ def test_the_labs_producer_is_stored_and_counted_once(up: Up, tmp_path: Path) ->
     # Two files interleaved, and a row sent twice (far apart, so in other batches).
     interleaved = [r for pair in itertools.zip_longest(first_rows, second_rows) for r in pair if r is not None]
     interleaved.append(first_rows[3])
-    put_and_drain(up, interleaved, markers)
-    assert_reference_holds(up, sent_first, sent_second, markers)
+    markers = put_and_drain(up, interleaved, tmp_path, seed=40)
+    assert_reference_holds(up, sent_first, sent_second, *markers)
 
     # The same file through tripstream's own producer: the same trip_ids, so nothing added but the trips of the
     # rows the lab changed (the file's own values: other trips).
@@ -74,13 +85,13 @@ def test_the_labs_producer_is_stored_and_counted_once(up: Up, tmp_path: Path) ->
     result = wait_for(lambda: up.result("taxi_trips.csv"), "the upload's result", 120)
     assert result["drained"] and not result["gave_up"]
     assert "taxi_trips.csv: 150 rows read, 150 sent, 0 rejected" in up.output()
-    assert_reference_holds(up, sent_first, first, sent_second, markers)
+    assert_reference_holds(up, sent_first, first, sent_second, *markers)
     added = set(expected_for(first).trips) - set(expected_for(sent_first).trips)
     assert len(added) == len(changed)
 
-    # The lab's producer run again: nothing added.
-    put_and_drain(up, first_rows + second_rows, markers)
-    assert_reference_holds(up, sent_first, first, sent_second, markers)
+    # The lab's producer run again: nothing added (but the new round's markers).
+    markers += put_and_drain(up, first_rows + second_rows, tmp_path, seed=50)
+    assert_reference_holds(up, sent_first, first, sent_second, *markers)
 
 
 def test_the_labs_malformed_rows_are_rejects_with_reasons(up: Up, tmp_path: Path) -> None:
