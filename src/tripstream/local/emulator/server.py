@@ -3,7 +3,8 @@
 :class:`Emulator` (used by the CLI and the tests) starts ``python -m tripstream.local.emulator.server``
 as a child process and waits until it answers HTTP. The child (:func:`main`) applies
 :mod:`tripstream.local.emulator.moto_patches`, binds 127.0.0.1 and serves moto's own WSGI application
-(``DomainDispatcherApplication(create_backend_app)``, exactly what ``moto_server`` serves) over HTTP/1.1 with
+(``DomainDispatcherApplication(create_backend_app)``, what ``moto_server`` serves, less a debug helper of Flask's that
+kept request bodies alive: :mod:`.backend_app`) over HTTP/1.1 with
 keep-alive (:mod:`.http_server`; moto's own werkzeug server closes the connection after every answer, which was a
 third of the emulator's fixed cost per request).
 
@@ -241,13 +242,11 @@ def main(argv: list[str] | None = None) -> None:
 
     # Imported here, in the child only: importing moto costs the parent half a second for nothing.
     import moto
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        create_backend_app,
-    )
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
     from tripstream import gc_policy
     from tripstream.local.emulator import diagnostics, http_server, moto_patches
+    from tripstream.local.emulator.backend_app import backend_app
     from tripstream.local.emulator.json_lane import json_lane
     from tripstream.local.emulator.moto_patches import kinesis, storage, stream_mode
 
@@ -268,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     # in a thread and waits forever if binding fails, and moto.server.main cannot report the port
     # it bound when asked for port 0 (and then advertises MOTO_PORT=0 to the services that build
     # URLs from it).
-    moto_app: http_server.WsgiApp = DomainDispatcherApplication(create_backend_app)
+    moto_app: http_server.WsgiApp = DomainDispatcherApplication(backend_app)
     app = _identified(
         json_lane(moto_app) if moto_patches.is_applied() else moto_app,
         {"server": "tripstream emulator", "moto": moto.__version__, "patched": moto_patches.is_applied()},
