@@ -157,17 +157,18 @@ def _a_moment(**_: Any) -> None:
 
 
 def send_all(sender: KinesisSender, batch: list[tuple[bytes, str]]) -> int:
-    """Add every entry and flush; returns how many entries the sender took before it raised (or all)."""
-    added = 0
+    """Add every entry and flush; returns how many entries were handed to the sender before it raised (the one
+    whose `add` raised too), or all."""
+    handed = 0
     try:
         for data, key in batch:
+            handed += 1
             sender.add(data, key)
-            added += 1
         sender.flush()
     finally:
         sender.close()
-        sender.added = added  # type: ignore[attr-defined]
-    return added
+        sender.handed = handed  # type: ignore[attr-defined]
+    return handed
 
 
 # ---------------------------------------------------------------- put_records
@@ -260,9 +261,10 @@ def test_the_sender_counts_every_record_not_sent_across_failing_calls(loops: Loo
     )
     with pytest.raises(RecordsNotSent) as raised:
         send_all(sender, entries(1200))
-    added: int = sender.added  # type: ignore[attr-defined]
-    # Every record handed over is accounted for (the first failure may stop the sender before the last add).
-    assert raised.value.count == added >= 1000
+    handed: int = sender.handed  # type: ignore[attr-defined]
+    # Every record handed over is accounted for, the one being added when the failure was seen too (the first
+    # failure may stop the sender before the last add).
+    assert raised.value.count == handed >= 1000
     assert sum(loops.stored().values()) == 0
 
 
@@ -278,10 +280,35 @@ def test_the_sender_counts_exactly_what_is_missing_when_some_calls_got_through(l
     with pytest.raises(RecordsNotSent) as raised:
         send_all(sender, entries(2500))
     stored = loops.stored()
-    added: int = sender.added  # type: ignore[attr-defined]
-    assert max(stored.values()) == 1 and set(stored) <= set(keys_of(added))
-    assert raised.value.count + sum(stored.values()) == added
+    handed: int = sender.handed  # type: ignore[attr-defined]
+    assert max(stored.values()) == 1 and set(stored) <= set(keys_of(handed))
+    assert raised.value.count + sum(stored.values()) == handed
     assert len(loops.observer.put_calls) >= 2  # several calls, each with failures, in one count
+
+
+def test_the_entry_being_added_when_a_failure_is_seen_is_counted_not_sent(loops: Loops) -> None:
+    """The first call fails (no retry left) and has answered before the second batch is full: the `add` that
+    would start a third batch raises, and its entry, never handed to Kinesis, is counted with the rest, so that
+    `count + sent` is every record the producer read."""
+    loops.inject(seed=3, put_entry_failure=1.0)
+    sender = KinesisSender(
+        loops.handler_clients.kinesis, loops.name, lambda: loops.backoff(retry_max_attempts=1), max_in_flight=1
+    )
+    batch = entries(1001)
+    for data, key in batch[:501]:  # the 501st sends the first 500
+        sender.add(data, key)
+    deadline = time.monotonic() + 30
+    while sender.stats.calls < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # the failed call's future is set just after its count
+    for data, key in batch[501:1000]:
+        sender.add(data, key)
+    with pytest.raises(RecordsNotSent) as raised:
+        sender.add(*batch[1000])
+    sender.close()
+    assert len(loops.observer.put_calls) == 1
+    assert raised.value.count == 1001
+    assert sum(loops.stored().values()) == 0
 
 
 def test_the_sender_batches_by_500_records_and_by_5_mib(loops: Loops) -> None:

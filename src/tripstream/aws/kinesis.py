@@ -26,9 +26,11 @@ Entry = tuple[bytes, str]  # (data, partition key)
 class RecordsNotSent(RuntimeError):
     """Records that still failed after every retry: the invocation must fail so that it is retried.
 
-    `count` is how many records were handed to Kinesis and not accepted (the producer stops reading at the first
-    failure, so rows after that are not counted); `sent` (set by the producer) how many records the failed
-    invocation did get into the stream before it gave up (its retry sends them again).
+    `count` is how many records the sender was given and did not get into the stream: those Kinesis did not
+    accept, those not yet sent, and the one being added when the failure was seen (the producer stops reading
+    there, so rows after it are not counted). `sent` (set by the producer) is how many records the failed
+    invocation did get into the stream before it gave up (its retry sends them again): `count + sent` is every
+    record the invocation read.
     """
 
     def __init__(self, count: int, reason: str, *, sent: int = 0) -> None:
@@ -128,7 +130,7 @@ class KinesisSender:
         if size > MAX_BYTES_PER_RECORD:
             raise ValueError(f"a record of {size} bytes exceeds Kinesis' 1 MiB limit")
         if len(self._batch) >= MAX_RECORDS_PER_CALL or self._batch_bytes + size > MAX_BYTES_PER_CALL:
-            self._submit()
+            self._submit(adding=(data, partition_key))
         self._batch.append((data, partition_key))
         self._batch_bytes += size
 
@@ -136,12 +138,13 @@ class KinesisSender:
         # The backoff is made here, in the worker: its time bound starts with the call's first attempt.
         put_records(self._kinesis, self._stream, batch, self._new_backoff(), self.stats)
 
-    def _submit(self) -> None:
+    def _submit(self, adding: Entry | None = None) -> None:
+        """Send the batch; `adding`, the entry `add` holds for the next one, is counted too if a call failed."""
         if not self._batch:
             return
         batch, self._batch, self._batch_bytes = self._batch, [], 0
         if any(future.done() and future.exception() is not None for future, _ in self._futures):
-            self._batch = batch  # counted as not sent by _raise_failures
+            self._batch = batch + ([adding] if adding is not None else [])  # counted as not sent by _raise_failures
             self._raise_failures()
         self._slots.acquire()
         future = self._pool.submit(self._send, batch)
