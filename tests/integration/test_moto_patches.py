@@ -823,3 +823,79 @@ def test_json_answers_are_what_json_dumps_writes() -> None:
     )
     with pytest.raises(TypeError, match="cannot write set"):
         json_text({"Set": {1, 2}})
+
+
+_FIRST_PART = bytes(range(256)) * 20_480  # 5 MiB: the least a part may be but the last
+_LAST_PART = b"the last part, shorter" * 1_000
+_CHECKSUMS: dict[str, dict[str, str]] = {
+    "default": {},  # moto's default: a full-object CRC64NVME
+    "crc32": {"ChecksumAlgorithm": "CRC32"},
+    "crc32-full-object": {"ChecksumAlgorithm": "CRC32", "ChecksumType": "FULL_OBJECT"},
+    "sha1": {"ChecksumAlgorithm": "SHA1"},
+    "sha256": {"ChecksumAlgorithm": "SHA256"},
+    "crc32c": {"ChecksumAlgorithm": "CRC32C"},
+    "crc64nvme": {"ChecksumAlgorithm": "CRC64NVME"},
+}
+
+
+def _multipart_outcomes(endpoint: str) -> list[Any]:
+    """Multipart uploads of two parts under each checksum setting (the completion's answer, the object's head with
+    its checksum, its content), and each of moto's refusals (the error code)."""
+    s3 = boto3.client("s3", endpoint_url=endpoint, config=Config(s3={"addressing_style": "path"}))
+    s3.create_bucket(Bucket="parts")
+    outcomes: list[Any] = []
+
+    def upload(key: str, parts: list[bytes], **checksum: str) -> tuple[str, list[dict[str, Any]]]:
+        upload_id = s3.create_multipart_upload(Bucket="parts", Key=key, **checksum)["UploadId"]
+        sent = []
+        for number, data in enumerate(parts, start=1):
+            answer = s3.upload_part(Bucket="parts", Key=key, UploadId=upload_id, PartNumber=number, Body=data)
+            sent.append({"PartNumber": number, "ETag": answer["ETag"]})
+        return upload_id, sent
+
+    for key, checksum in _CHECKSUMS.items():
+        upload_id, sent = upload(key, [_FIRST_PART, _LAST_PART], **checksum)
+        answer = s3.complete_multipart_upload(
+            Bucket="parts", Key=key, UploadId=upload_id, MultipartUpload={"Parts": sent}
+        )
+        head = s3.head_object(Bucket="parts", Key=key, ChecksumMode="ENABLED")
+        body = s3.get_object(Bucket="parts", Key=key)["Body"].read()
+        assert body == _FIRST_PART + _LAST_PART, key
+        named = ("ETag", "Checksum", "ContentLength")
+        outcomes.append(
+            (
+                key,
+                {name: value for name, value in answer.items() if name.startswith(named)},
+                {name: value for name, value in head.items() if name.startswith(named)},
+                s3.get_object(Bucket="parts", Key=key, Range="bytes=5242870-5242889")["Body"].read(),
+            )
+        )
+    refusals = {
+        "a part's ETag that is not its own": ([_FIRST_PART, _LAST_PART], lambda sent: [{**sent[0], "ETag": '"0"'}]),
+        "a part missing": ([_FIRST_PART, _LAST_PART], lambda sent: [sent[0], {**sent[1], "PartNumber": 3}]),
+        "a small part before the last": ([_LAST_PART, _LAST_PART], lambda sent: sent),
+    }
+    for key, (parts, listed) in refusals.items():
+        upload_id, sent = upload(key, parts)
+        with pytest.raises(s3.exceptions.ClientError) as raised:
+            s3.complete_multipart_upload(
+                Bucket="parts", Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed(sent)}
+            )
+        outcomes.append((key, raised.value.response["Error"]["Code"]))
+    # A refused completion stores nothing.
+    outcomes.append(sorted(entry["Key"] for entry in s3.list_objects_v2(Bucket="parts").get("Contents", [])))
+    return outcomes
+
+
+def test_patched_multipart_completion_answers_and_stores_what_moto_does(
+    patched_endpoint: str, unpatched_endpoint: str, aws_env: None
+) -> None:
+    """The patched completion (the parts copied into the object's file a block at a time, a full-object checksum
+    summed block by block) stores the same content and answers the same ETag, checksum and errors as moto's own."""
+    patched = _multipart_outcomes(patched_endpoint)
+    assert patched == _multipart_outcomes(unpatched_endpoint)
+    assert [outcome[1] for outcome in patched[len(_CHECKSUMS) :] if isinstance(outcome, tuple)] == [
+        "InvalidPart",
+        "InvalidPart",
+        "EntityTooSmall",
+    ]

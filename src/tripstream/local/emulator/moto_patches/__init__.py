@@ -16,6 +16,7 @@
 - :mod:`.iam`: IAM enforcement (once switched on) against real resource ARNs, per-item transaction actions,
   `lambda:InvokeFunction`, a role's `ManagedPolicyArns`, service principals; the emulator's key an administrator;
   a permitted (key, action, resource) judged once until IAM or CloudFormation changes.
+- :mod:`.s3`: a multipart upload completed a block at a time, not with the whole object in memory several times over.
 - :mod:`.awslambda`: an asynchronous Invoke queued for the local Lambda service (not run in Docker); a synchronous
   one refused.
 
@@ -36,6 +37,7 @@ from tripstream.local.emulator.moto_patches import (
     instances,
     kinesis,
     plain_items,
+    s3,
     stream_mode,
     transactions,
 )
@@ -59,6 +61,7 @@ def apply() -> None:
         stream_mode.apply()
         iam.apply()
         awslambda.apply()
+        s3.apply()
 
 
 def revert() -> None:
@@ -73,6 +76,7 @@ def revert() -> None:
         transactions.revert()
         iam.revert()
         awslambda.revert()
+        s3.revert()
 
 
 def is_applied() -> bool:
