@@ -320,6 +320,32 @@ def test_apply_refuses_a_different_moto_shard(monkeypatch: pytest.MonkeyPatch) -
         moto_patches.apply()
 
 
+def test_the_s3_patch_refuses_a_moto_whose_completion_differs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A completion that no longer hands its value to put_object, or takes other parameters, is refused."""
+    from moto.s3 import models as s3_models
+
+    from tripstream.local.emulator.moto_patches import s3 as s3_patches
+
+    was_applied = hasattr(s3_models.FakeMultipart, "_tripstream_original_complete")
+    s3_patches.revert()
+    try:
+
+        def reshaped(self: Any, body: Any, checksums: Any = None) -> Any:
+            return None
+
+        monkeypatch.setattr(s3_models.FakeMultipart, "complete", reshaped)
+        with pytest.raises(moto_patches.MotoVersionError, match=r"FakeMultipart\.complete does not take"):
+            s3_patches.apply()
+        monkeypatch.undo()
+        monkeypatch.setattr(s3_models.S3Backend, "put_object", lambda self, *args, **kwargs: None)
+        with pytest.raises(moto_patches.MotoVersionError, match="put_object no longer hands its value"):
+            s3_patches.apply()
+    finally:
+        monkeypatch.undo()
+        if was_applied:
+            s3_patches.apply()
+
+
 # --- DynamoDB Item: the size check summed as it goes ----------------------------------------------
 
 _ITEMS: list[dict[str, Any]] = [
