@@ -145,6 +145,31 @@ def test_a_bad_content_length_is_a_400_and_a_closed_connection(address: tuple[st
             answer = raw.recv(65536)  # then the server closes it
 
 
+def test_werkzeug_reads_the_body_as_the_server_read_it() -> None:
+    """The server says its input ends with the body (wsgi.input_terminated): werkzeug reads the stream it was given,
+    not a LimitedStream copying it into a bytearray and then into bytes."""
+    from werkzeug.wrappers import Request
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        same = request.stream is environ["wsgi.input"]
+        data = request.get_data()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{same} {len(data)} {data[:5].decode()}".encode()]
+
+    server = KeepAliveServer(("127.0.0.1", 0), app)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port)
+        for body in (b"hello" * 40_000, b""):
+            connection.request("PUT", "/", body=body)
+            assert connection.getresponse().read() == f"True {len(body)} {body[:5].decode()}".encode()
+        connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def _requests_left_in_cycles(app: Callable[..., Iterable[bytes]], send: Callable[[int], None]) -> list[object]:
     """The werkzeug requests (Flask's too) that only the cycle collector would free after `send(port)` made its
     requests to `app`, served by KeepAliveServer."""
