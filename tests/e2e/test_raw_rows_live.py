@@ -47,18 +47,20 @@ def put_and_drain(up: Up, rows: list[LabRow], folder: Path, seed: int) -> list[P
     put(up, rows)
     kinesis = up.client("kinesis")
     markers: list[Path] = []
+    expected = {name: set[str]() for name in TABLES}  # every marker's trip_ids, per table
     for index, shard in enumerate(kinesis.list_shards(StreamName=STREAM)["Shards"]):
         marker_rows = list(lab_rows(trips_file(folder / f"markers-{seed}-{index}.csv", 8, seed=seed + index)))
         marker_file = write_as_sent(marker_rows, folder / f"markers-{seed}-{index}-as-sent.csv")
         tables = expected_for(marker_file).tables
         assert tables["distance_to_fare_ratio"] or tables["trip_duration_analysis"]
+        for name in TABLES:
+            expected[name] |= set(tables[name])
         put(up, marker_rows, ExplicitHashKey=shard["HashKeyRange"]["StartingHashKey"])
         markers.append(marker_file)
     assert len(markers) > 1  # the race these markers rule out needs two shards
 
     def all_markers_in() -> bool:
-        found = {name: set(up.items(name)) for name in TABLES}
-        return all(set(expected_for(m).tables[name]) <= found[name] for m in markers for name in TABLES)
+        return all(expected[name] <= set(up.items(name)) for name in TABLES)
 
     wait_for(all_markers_in, "the markers", 120)
     return markers

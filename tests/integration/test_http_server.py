@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -36,14 +37,22 @@ def _echo(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterab
     return [answer]
 
 
+@contextlib.contextmanager
+def _serving(app: Callable[..., Iterable[bytes]]) -> Iterator[int]:
+    """`app` served by KeepAliveServer on a free port of 127.0.0.1 (the port), stopped after."""
+    server = KeepAliveServer(("127.0.0.1", 0), app)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope="module")
 def address() -> Iterator[tuple[str, int]]:
-    server = KeepAliveServer(("127.0.0.1", 0), _echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield "127.0.0.1", int(server.server_address[1])
-    server.shutdown()
-    server.server_close()
+    with _serving(_echo) as port:
+        yield "127.0.0.1", port
 
 
 def _json(response: http.client.HTTPResponse) -> dict[str, Any]:
@@ -157,17 +166,12 @@ def test_werkzeug_reads_the_body_as_the_server_read_it() -> None:
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [f"{same} {len(data)} {data[:5].decode()}".encode()]
 
-    server = KeepAliveServer(("127.0.0.1", 0), app)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        connection = http.client.HTTPConnection("127.0.0.1", server.server_port)
+    with _serving(app) as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port)
         for body in (b"hello" * 40_000, b""):
             connection.request("PUT", "/", body=body)
             assert connection.getresponse().read() == f"True {len(body)} {body[:5].decode()}".encode()
         connection.close()
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _requests_left_in_cycles(app: Callable[..., Iterable[bytes]], send: Callable[[int], None]) -> list[object]:
@@ -177,23 +181,20 @@ def _requests_left_in_cycles(app: Callable[..., Iterable[bytes]], send: Callable
 
     from werkzeug.wrappers import Request
 
-    server = KeepAliveServer(("127.0.0.1", 0), app)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    collecting = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
-        send(server.server_port)
+    with _serving(app) as port:
+        collecting = gc.isenabled()
         gc.collect()
-        return [o for o in gc.garbage if isinstance(o, Request)]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        if collecting:
-            gc.enable()
-        server.shutdown()
-        server.server_close()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            send(port)
+            gc.collect()
+            return [o for o in gc.garbage if isinstance(o, Request)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            if collecting:
+                gc.enable()
 
 
 def test_a_werkzeug_request_leaves_no_cycle_holding_its_body() -> None:

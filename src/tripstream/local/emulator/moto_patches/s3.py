@@ -87,10 +87,9 @@ def _complete_in_blocks(original: Callable[[Any, Iterator[tuple[int, str]]], Com
         builder = models.MultipartChecksumBuilder(
             self.metadata.get("x-amz-checksum-algorithm"), self.metadata.get("x-amz-checksum-type")
         )
-        full_object = builder.checksum_type != "COMPOSITE"
         if not _streamable(builder.checksum_algorithm):
             return original(self, body)
-        whole = _FullObjectSum(builder.checksum_algorithm) if full_object else None
+        whole = _FullObjectSum(builder.checksum_algorithm) if builder.checksum_type != "COMPOSITE" else None
         buffer: IO[bytes] = tempfile.SpooledTemporaryFile(settings.get_s3_default_key_buffer_size())  # noqa: SIM115
         try:
             md5s = bytearray()
@@ -106,9 +105,13 @@ def _complete_in_blocks(original: Callable[[Any, Iterator[tuple[int, str]]], Com
                 if last is not None and last.contentsize < settings.S3_UPLOAD_PART_MIN_SIZE:
                     raise EntityTooSmall()
                 md5s.extend(bytes.fromhex(part_etag))
-                size += _copy_part(part, buffer, whole)
-                if not full_object:
-                    builder.addPart(part.value)  # one part's sum, as moto sums it
+                if whole is not None:
+                    size += _copy_part(part, buffer, whole)
+                else:  # a composite checksum sums each part whole, as moto does: the part is read once for both
+                    data = part.value
+                    buffer.write(data)
+                    builder.addPart(data)
+                    size += len(data)
                 last = part
                 count += 1
             if count == 0:
@@ -124,15 +127,15 @@ def _complete_in_blocks(original: Callable[[Any, Iterator[tuple[int, str]]], Com
     return complete
 
 
-def _copy_part(part: Any, buffer: IO[bytes], whole: _FullObjectSum | None) -> int:
-    """Append `part`'s content to `buffer` a block at a time (under the part's lock, as moto reads it)."""
+def _copy_part(part: Any, buffer: IO[bytes], whole: _FullObjectSum) -> int:
+    """Append `part`'s content to `buffer` and to `whole`'s sum a block at a time (under the part's lock, as moto
+    reads it)."""
     copied = 0
     with part.lock:
         part._value_buffer.seek(0)
         while block := part._value_buffer.read(_BLOCK):
             buffer.write(block)
-            if whole is not None:
-                whole.update(block)
+            whole.update(block)
             copied += len(block)
     return copied
 
